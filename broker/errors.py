@@ -1,0 +1,54 @@
+"""Errors the broker's services raise. Each has a stable machine-readable `code`; the front ends
+turn them into an HTTP status and `{"error": {...}}` body, or a websocket `error` event."""
+
+
+class BrokerError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+    def as_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class InvalidInput(BrokerError):
+    code = "invalid"
+
+
+class AuthenticationFailed(BrokerError):
+    code = "authentication_failed"
+
+
+class NotFound(BrokerError):
+    code = "not_found"
+
+
+class Forbidden(BrokerError):
+    code = "forbidden"
+
+
+class Blocked(Forbidden):
+    code = "blocked"
+
+
+class Conflict(BrokerError):
+    code = "conflict"
+
+
+class RateLimited(BrokerError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "retry_after": self.retry_after}

@@ -1,0 +1,100 @@
+"""Every server-to-client event of the websocket protocol, and the payloads they carry.
+
+This module is the single definition of the wire shapes; docs/protocol.md describes them and the
+REST API returns the same `message_payload` and `user_payload`.
+"""
+
+from datetime import datetime
+
+from storage.models import Membership, Message, User
+
+MESSAGE_NEW = "message.new"
+MESSAGE_SENT = "message.sent"
+MESSAGE_STATUS = "message.status"
+TYPING = "typing"
+PRESENCE = "presence"
+ERROR = "error"
+SESSION_REVOKED = "session.revoked"
+
+
+def timestamp(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def user_payload(user: User) -> dict:
+    return {"id": user.pk, "phone_number": user.phone_number, "display_name": user.display_name, "about": user.about}
+
+
+class Watermarks:
+    """Members' delivered/read watermarks of one conversation, to derive each message's status.
+
+    A message is delivered (read) once every member other than its sender has a delivered (read)
+    watermark at or past its seq. Members added later start at their join point, so they never
+    hold a message back.
+    """
+
+    def __init__(self, memberships: list[Membership]):
+        self._delivered = sorted((m.delivered_seq, m.user_id) for m in memberships)
+        self._read = sorted((m.read_seq, m.user_id) for m in memberships)
+
+    @staticmethod
+    def _lowest_excluding(ordered: list[tuple[int, int]], sender_id: int | None) -> int:
+        for seq, user_id in ordered:
+            if user_id != sender_id:
+                return seq
+        return 2**62  # nobody else to wait for
+
+    def status_of(self, message: Message) -> str:
+        if self._lowest_excluding(self._read, message.sender_id) >= message.seq:
+            return "read"
+        if self._lowest_excluding(self._delivered, message.sender_id) >= message.seq:
+            return "delivered"
+        return "sent"
+
+
+def message_payload(message: Message, *, status: str = "sent") -> dict:
+    return {
+        "id": message.pk,
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "sender": message.sender_id,
+        "kind": message.kind,
+        "text": message.text,
+        "event": message.event,
+        "client_id": message.client_id,
+        "created_at": timestamp(message.created_at),
+        "status": status,
+    }
+
+
+def message_new(message: Message) -> dict:
+    return {"type": MESSAGE_NEW, "message": message_payload(message)}
+
+
+def message_sent(client_id: str, message: Message, *, status: str = "sent") -> dict:
+    return {"type": MESSAGE_SENT, "client_id": client_id, "message": message_payload(message, status=status)}
+
+
+def message_status(*, conversation_id: int, seq: int, status: str, user_id: int) -> dict:
+    """`user_id` has now received (status "delivered") or read everything up to `seq`."""
+    return {"type": MESSAGE_STATUS, "conversation": conversation_id, "seq": seq, "status": status, "user": user_id}
+
+
+def typing(*, conversation_id: int, user_id: int) -> dict:
+    return {"type": TYPING, "conversation": conversation_id, "user": user_id}
+
+
+def presence(*, user_id: int, online: bool, last_seen: datetime | None) -> dict:
+    return {"type": PRESENCE, "user": user_id, "online": online, "last_seen": timestamp(last_seen)}
+
+
+def error(*, code: str, message: str, frame: str | None = None, ref: object = None, field: str | None = None, **extra) -> dict:
+    event = {"type": ERROR, "code": code, "message": message, "frame": frame, "ref": ref}
+    if field:
+        event["field"] = field
+    event.update(extra)
+    return event
+
+
+def session_revoked() -> dict:
+    return {"type": SESSION_REVOKED}

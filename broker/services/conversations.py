@@ -1,0 +1,153 @@
+"""Starting conversations and changing who is in them.
+
+Membership changes are written into the conversation as system messages, through the same
+`append_message` as user messages, so every member sees them in order and offline members catch up.
+"""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from broker.errors import Forbidden, InvalidInput, NotFound
+from broker.services.people import find_user, parse_id
+from broker.services.send import append_message
+from storage import selectors
+from storage.models import Conversation, Membership, Message, User
+
+MAX_TITLE = 100
+
+
+def _direct_key(a: int, b: int) -> str:
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
+def get_or_create_direct(*, user: User, phone_number: object = None, user_id: object = None) -> tuple[Conversation, bool]:
+    """The one direct conversation between the user and another person; made on first ask."""
+    peer = find_user(phone_number=phone_number, user_id=user_id)
+    if peer.pk == user.pk:
+        raise InvalidInput("A direct conversation needs another person.", field="phone_number" if phone_number else "user_id")
+    key = _direct_key(user.pk, peer.pk)
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(kind=Conversation.Kind.DIRECT, direct_key=key, created_by=user)
+            Membership.objects.bulk_create(
+                [Membership(conversation=conversation, user_id=uid, role=Membership.Role.MEMBER) for uid in (user.pk, peer.pk)]
+            )
+    except IntegrityError:  # someone created it at the same moment: theirs is the one
+        return Conversation.objects.get(direct_key=key), False
+    return conversation, True
+
+
+def _clean_title(title: object) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidInput("A group needs a title.", field="title")
+    if len(title.strip()) > MAX_TITLE:
+        raise InvalidInput(f"title is longer than {MAX_TITLE} characters.", field="title")
+    return title.strip()
+
+
+def _existing_users(user_ids: object, *, field: str) -> list[User]:
+    if not isinstance(user_ids, list):
+        raise InvalidInput(f"{field} must be a list of user ids.", field=field)
+    ids = list(dict.fromkeys(parse_id(uid, field=field) for uid in user_ids))
+    users = {u.pk: u for u in User.objects.filter(pk__in=ids, is_active=True)}
+    missing = [uid for uid in ids if uid not in users]
+    if missing:
+        raise NotFound(f"There is no user {missing[0]}.", field=field)
+    return [users[uid] for uid in ids]
+
+
+def _check_size(count: int, field: str) -> None:
+    limit = settings.MESSENGER["MAX_GROUP_MEMBERS"]
+    if count > limit:
+        raise InvalidInput(f"A group holds at most {limit} members.", field=field)
+
+
+def create_group(*, creator: User, title: object, member_ids: object) -> Conversation:
+    title = _clean_title(title)
+    invited = [u for u in _existing_users(member_ids, field="member_ids") if u.pk != creator.pk]
+    _check_size(len(invited) + 1, "member_ids")
+    with transaction.atomic():
+        conversation = Conversation.objects.create(kind=Conversation.Kind.GROUP, title=title, created_by=creator)
+        Membership.objects.bulk_create(
+            [Membership(conversation=conversation, user=creator, role=Membership.Role.ADMIN)]
+            + [Membership(conversation=conversation, user=u, role=Membership.Role.MEMBER) for u in invited]
+        )
+        append_message(
+            conversation_id=conversation.pk, sender=None, kind=Message.Kind.SYSTEM,
+            text=f"{creator.display_name} created the group \u201c{title}\u201d",
+            event={"action": "group_created", "by": creator.pk, "title": title, "members": [u.pk for u in invited]},
+        )
+        conversation.refresh_from_db()
+    return conversation
+
+
+def _admin_membership(*, actor: User, conversation_id: object) -> Membership:
+    conversation_id = parse_id(conversation_id, field="conversation")
+    member = selectors.membership(user_id=actor.pk, conversation_id=conversation_id)
+    if member is None:
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    if member.conversation.kind != Conversation.Kind.GROUP:
+        raise InvalidInput("Members can be changed only in a group.", field="conversation")
+    return member
+
+
+def add_members(*, actor: User, conversation_id: object, user_ids: object) -> list[Message]:
+    """Admins add people; each addition is a system message. Already-present people are skipped."""
+    member = _admin_membership(actor=actor, conversation_id=conversation_id)
+    if member.role != Membership.Role.ADMIN:
+        raise Forbidden("Only group admins can add members.", field="user_ids")
+    people = _existing_users(user_ids, field="user_ids")
+    conversation_id = member.conversation_id
+    notices = []
+    with transaction.atomic():
+        present = set(selectors.member_ids(conversation_id=conversation_id))
+        newcomers = [u for u in people if u.pk not in present]
+        _check_size(len(present) + len(newcomers), "user_ids")
+        for person in newcomers:
+            # The newcomer joins first so they hear of their own arrival, then history starts there.
+            joined = Membership.objects.create(conversation_id=conversation_id, user=person)
+            notice = append_message(
+                conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM,
+                text=f"{actor.display_name} added {person.display_name}",
+                event={"action": "member_added", "by": actor.pk, "user": person.pk},
+            )
+            Membership.objects.filter(pk=joined.pk).update(
+                joined_after_seq=notice.seq - 1, delivered_seq=notice.seq - 1, read_seq=notice.seq - 1
+            )
+            notices.append(notice)
+    return notices
+
+
+def remove_member(*, actor: User, conversation_id: object, user_id: object) -> Message:
+    """Admins remove members; anyone may remove themselves (leave). Announced before they go."""
+    member = _admin_membership(actor=actor, conversation_id=conversation_id)
+    target_id = parse_id(user_id, field="user_id")
+    leaving = target_id == actor.pk
+    if not leaving and member.role != Membership.Role.ADMIN:
+        raise Forbidden("Only group admins can remove members.", field="user_id")
+    conversation_id = member.conversation_id
+    with transaction.atomic():
+        target = selectors.membership(user_id=target_id, conversation_id=conversation_id)
+        if target is None:
+            raise NotFound(f"User {target_id} is not in this group.", field="user_id")
+        name = target.user.display_name
+        text = f"{name} left" if leaving else f"{actor.display_name} removed {name}"
+        notice = append_message(
+            conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=text,
+            event={"action": "member_left" if leaving else "member_removed", "by": actor.pk, "user": target_id},
+        )
+        target.delete()
+        _keep_an_admin(conversation_id)
+    return notice
+
+
+def _keep_an_admin(conversation_id: int) -> None:
+    remaining = Membership.objects.filter(conversation_id=conversation_id).order_by("joined_at", "pk")
+    if remaining.exists() and not remaining.filter(role=Membership.Role.ADMIN).exists():
+        oldest = remaining.first()
+        oldest.role = Membership.Role.ADMIN
+        oldest.save(update_fields=["role"])

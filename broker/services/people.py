@@ -1,0 +1,74 @@
+"""Finding people, and the contacts and blocks a user keeps."""
+
+from django.db import IntegrityError, transaction
+
+from broker.errors import InvalidInput, NotFound
+from broker.phone import normalize_phone_number
+from storage import selectors
+from storage.models import Block, Contact, User
+
+
+def parse_id(value: object, *, field: str) -> int:
+    """A positive integer id from JSON or a URL, or InvalidInput naming `field`."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be an integer id.", field=field)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value <= 0 or value > 2**62:
+        raise InvalidInput(f"{field} must be a positive integer id.", field=field)
+    return value
+
+
+def find_user(*, phone_number: object = None, user_id: object = None) -> User:
+    """The active user named by exactly one of a phone number or an id."""
+    if (phone_number is None) == (user_id is None):
+        raise InvalidInput("Give exactly one of phone_number or user_id.", field="phone_number")
+    if phone_number is not None:
+        phone = normalize_phone_number(phone_number)
+        user = selectors.user_by_phone(phone_number=phone)
+        if user is None:
+            raise NotFound(f"Nobody with the phone number {phone} uses messenger.", field="phone_number")
+        return user
+    user = selectors.active_user(user_id=parse_id(user_id, field="user_id"))
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.", field="user_id")
+    return user
+
+
+def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = "") -> Contact:
+    person = find_user(phone_number=phone_number, user_id=user_id)
+    if person.pk == owner.pk:
+        raise InvalidInput("You cannot add yourself as a contact.", field="phone_number" if phone_number else "user_id")
+    if name is None:
+        name = ""
+    if not isinstance(name, str) or len(name) > 64:
+        raise InvalidInput("name must be a string of at most 64 characters.", field="name")
+    contact, created = Contact.objects.get_or_create(owner=owner, contact=person, defaults={"name": name.strip()})
+    if not created and name and contact.name != name.strip():
+        contact.name = name.strip()
+        contact.save(update_fields=["name"])
+    return contact
+
+
+def remove_contact(*, owner: User, contact_id: object) -> None:
+    deleted, _ = Contact.objects.filter(owner=owner, pk=parse_id(contact_id, field="id")).delete()
+    if not deleted:
+        raise NotFound("You have no such contact.", field="id")
+
+
+def block_user(*, blocker: User, user_id: object) -> Block:
+    person = find_user(user_id=user_id)
+    if person.pk == blocker.pk:
+        raise InvalidInput("You cannot block yourself.", field="user_id")
+    try:
+        with transaction.atomic():
+            block, _ = Block.objects.get_or_create(blocker=blocker, blocked=person)
+    except IntegrityError:  # a concurrent identical request won
+        block = Block.objects.get(blocker=blocker, blocked=person)
+    return block
+
+
+def unblock_user(*, blocker: User, user_id: object) -> None:
+    deleted, _ = Block.objects.filter(blocker=blocker, blocked_id=parse_id(user_id, field="user_id")).delete()
+    if not deleted:
+        raise NotFound("You have not blocked this user.", field="user_id")

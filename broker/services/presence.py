@@ -1,0 +1,81 @@
+"""Presence (online, last seen) and typing: ephemeral, carried by the channel layer only.
+
+Online is "at least one open connection", counted in the shared cache so that connections held by
+different server processes add up. Only `last_seen` is stored.
+"""
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from broker import events
+from broker.errors import NotFound
+from broker.publish import user_group
+from broker.services.people import parse_id
+from storage import selectors
+from storage.models import User
+
+# A crashed process cannot decrement its count; the key expiring bounds how long a ghost lingers.
+CONNECTION_COUNT_TTL = 6 * 3600
+
+
+def _key(user_id: int) -> str:
+    return f"presence:connections:{user_id}"
+
+
+def is_online(user_id: int) -> bool:
+    return (cache.get(_key(user_id)) or 0) > 0
+
+
+def online_user_ids(user_ids: list[int]) -> set[int]:
+    counts = cache.get_many([_key(uid) for uid in user_ids])
+    return {uid for uid in user_ids if (counts.get(_key(uid)) or 0) > 0}
+
+
+def connection_opened(*, user_id: int) -> bool:
+    """Count a new connection; True if the user just came online."""
+    key = _key(user_id)
+    cache.add(key, 0, timeout=CONNECTION_COUNT_TTL)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=CONNECTION_COUNT_TTL)
+        count = 1
+    cache.touch(key, CONNECTION_COUNT_TTL)
+    return count == 1
+
+
+def connection_closed(*, user_id: int) -> tuple[bool, object]:
+    """Uncount a connection; (True, last_seen) if that was the user's last one."""
+    key = _key(user_id)
+    try:
+        count = cache.decr(key)
+    except ValueError:
+        count = 0
+    if count > 0:
+        return False, None
+    cache.delete(key)
+    now = timezone.now()
+    User.objects.filter(pk=user_id).update(last_seen=now)
+    return True, now
+
+
+def presence_audience(*, user_id: int) -> list[str]:
+    """The groups that hear a user's presence: people they share a direct chat with, less blocks."""
+    peers = set(selectors.direct_peer_ids(user_id=user_id))
+    if not peers:
+        return []
+    hidden = selectors.block_partner_ids(user_id=user_id)
+    return [user_group(uid) for uid in peers - hidden]
+
+
+def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:
+    return events.presence(user_id=user_id, online=online, last_seen=last_seen)
+
+
+def typing_audience(*, user: User, conversation_id: object) -> tuple[int, list[str]]:
+    """(conversation id, groups of the other members) for a typing notice; NotFound for outsiders."""
+    conversation_id = parse_id(conversation_id, field="conversation")
+    others = selectors.member_ids(conversation_id=conversation_id)
+    if user.pk not in others:
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    return conversation_id, [user_group(uid) for uid in others if uid != user.pk]

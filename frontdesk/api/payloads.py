@@ -1,0 +1,50 @@
+"""REST response bodies that only the REST API needs (messages and users come from broker.events)."""
+
+from broker import events
+from broker.services import presence
+from storage.models import Contact
+from storage.selectors import ConversationSummary
+
+
+def contact_payload(contact: Contact) -> dict:
+    return {"id": contact.pk, "name": contact.name, "user": events.user_payload(contact.contact)}
+
+
+def conversation_payload(summary: ConversationSummary, *, viewer_id: int, online_ids: set[int]) -> dict:
+    conversation = summary.conversation
+    title = conversation.title
+    if conversation.kind == "direct":
+        peer = next((m.user for m in summary.members if m.user_id != viewer_id), None)
+        title = (peer.display_name or peer.phone_number) if peer else ""
+    watermarks = events.Watermarks(summary.members)
+    last = summary.last_message
+    return {
+        "id": conversation.pk,
+        "kind": conversation.kind,
+        "title": title,
+        "created_at": events.timestamp(conversation.created_at),
+        "last_activity_at": events.timestamp(conversation.last_activity_at),
+        "last_seq": conversation.last_seq,
+        "unread_count": summary.unread_count,
+        "role": summary.membership.role,
+        "delivered_seq": summary.membership.delivered_seq,
+        "read_seq": summary.membership.read_seq,
+        "last_message": events.message_payload(last, status=watermarks.status_of(last)) if last else None,
+        "members": [
+            {
+                "user": events.user_payload(m.user),
+                "role": m.role,
+                "delivered_seq": m.delivered_seq,
+                "read_seq": m.read_seq,
+                "online": m.user_id in online_ids,
+                "last_seen": events.timestamp(m.user.last_seen),
+            }
+            for m in summary.members
+        ],
+    }
+
+
+def conversation_payloads(summaries: list[ConversationSummary], *, viewer_id: int) -> list[dict]:
+    everyone = sorted({m.user_id for s in summaries for m in s.members})
+    online_ids = presence.online_user_ids(everyone) if everyone else set()
+    return [conversation_payload(s, viewer_id=viewer_id, online_ids=online_ids) for s in summaries]

@@ -1,0 +1,140 @@
+"""Request shapes (validated here, then handed to broker services) and response shapes (declared
+for the OpenAPI schema; the tests validate real responses against it, so the two cannot drift)."""
+
+from rest_framework import serializers
+
+
+# --- Requests -------------------------------------------------------------------------------
+class RegisterRequest(serializers.Serializer):
+    phone_number = serializers.CharField(max_length=32, help_text="International form, e.g. +12025550123.")
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    display_name = serializers.CharField(max_length=64)
+    device_name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class LoginRequest(serializers.Serializer):
+    phone_number = serializers.CharField(max_length=32)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    device_name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class ProfileUpdateRequest(serializers.Serializer):
+    display_name = serializers.CharField(max_length=64, required=False)
+    about = serializers.CharField(max_length=140, required=False, allow_blank=True)
+
+
+class ContactRequest(serializers.Serializer):
+    phone_number = serializers.CharField(max_length=32, required=False)
+    user_id = serializers.IntegerField(min_value=1, required=False)
+    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class ConversationRequest(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["direct", "group"])
+    phone_number = serializers.CharField(max_length=32, required=False, help_text="direct: the other person")
+    user_id = serializers.IntegerField(min_value=1, required=False, help_text="direct: the other person")
+    title = serializers.CharField(max_length=100, required=False, help_text="group: its title")
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=1000, help_text="group: members to add"
+    )
+
+
+class MembersAddRequest(serializers.Serializer):
+    user_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+
+
+class MemberRemoveRequest(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1)
+
+
+class MessageSendRequest(serializers.Serializer):
+    client_id = serializers.CharField(max_length=64, trim_whitespace=False,
+                                      help_text="Unique per message; a retry with the same id returns the same message.")
+    text = serializers.CharField(trim_whitespace=False)
+
+
+class WatermarkRequest(serializers.Serializer):
+    seq = serializers.IntegerField(min_value=0)
+
+
+class HistoryQuery(serializers.Serializer):
+    before_seq = serializers.IntegerField(min_value=1, required=False)
+    after_seq = serializers.IntegerField(min_value=0, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=50)
+
+
+# --- Responses (documentation of the shapes built in broker.events and api.payloads) ----------
+class UserSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    phone_number = serializers.CharField()
+    display_name = serializers.CharField()
+    about = serializers.CharField()
+
+
+class AuthResponse(serializers.Serializer):
+    user = UserSchema()
+    token = serializers.CharField(help_text="Bearer token of this device; shown only now.")
+
+
+class MessageSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    sender = serializers.IntegerField(allow_null=True, help_text="null for system messages")
+    kind = serializers.ChoiceField(choices=["text", "system"])
+    text = serializers.CharField()
+    event = serializers.JSONField(allow_null=True, help_text="system messages: what happened")
+    client_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["sent", "delivered", "read"])
+
+
+class MessagePageSchema(serializers.Serializer):
+    results = MessageSchema(many=True)
+    has_more = serializers.BooleanField()
+
+
+class ContactSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    user = UserSchema()
+
+
+class MemberSchema(serializers.Serializer):
+    user = UserSchema()
+    role = serializers.ChoiceField(choices=["admin", "member"])
+    delivered_seq = serializers.IntegerField()
+    read_seq = serializers.IntegerField()
+    online = serializers.BooleanField()
+    last_seen = serializers.DateTimeField(allow_null=True)
+
+
+class ConversationSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["direct", "group"])
+    title = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_activity_at = serializers.DateTimeField()
+    last_seq = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=["admin", "member"])
+    delivered_seq = serializers.IntegerField()
+    read_seq = serializers.IntegerField()
+    last_message = MessageSchema(allow_null=True)
+    members = MemberSchema(many=True)
+
+
+class ErrorDetailSchema(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(required=False)
+    retry_after = serializers.IntegerField(required=False)
+
+
+class ErrorSchema(serializers.Serializer):
+    error = ErrorDetailSchema()
+
+
+class HealthSchema(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"])
+    database = serializers.DictField()

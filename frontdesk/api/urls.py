@@ -1,0 +1,20 @@
+from django.urls import path
+
+from frontdesk.api import views
+
+urlpatterns = [
+    path("auth/register", views.RegisterView.as_view(), name="api-register"),
+    path("auth/login", views.LoginView.as_view(), name="api-login"),
+    path("auth/logout", views.LogoutView.as_view(), name="api-logout"),
+    path("me", views.MeView.as_view(), name="api-me"),
+    path("contacts", views.ContactsView.as_view(), name="api-contacts"),
+    path("contacts/<int:contact_id>", views.ContactDetailView.as_view(), name="api-contact"),
+    path("blocks/<int:user_id>", views.BlockView.as_view(), name="api-block"),
+    path("conversations", views.ConversationsView.as_view(), name="api-conversations"),
+    path("conversations/<int:conversation_id>", views.ConversationDetailView.as_view(), name="api-conversation"),
+    path("conversations/<int:conversation_id>/members", views.MembersView.as_view(), name="api-members"),
+    path("conversations/<int:conversation_id>/members/<int:user_id>", views.MembersView.as_view(), name="api-member"),
+    path("conversations/<int:conversation_id>/messages", views.MessagesView.as_view(), name="api-messages"),
+    path("conversations/<int:conversation_id>/read", views.ReadView.as_view(), name="api-read"),
+    path("conversations/<int:conversation_id>/delivered", views.DeliveredView.as_view(), name="api-delivered"),
+]

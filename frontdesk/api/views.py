@@ -1,0 +1,214 @@
+"""The client REST API: each view parses the request, calls one broker service or storage selector,
+and returns JSON. Errors are raised as broker errors and shaped by `api.errors`."""
+
+from django.conf import settings
+from django.contrib.auth import logout as session_logout
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from broker import events
+from broker.errors import NotFound
+from broker.services import accounts, conversations, people, receipts, send
+from frontdesk.api import serializers as s
+from frontdesk.api.payloads import contact_payload, conversation_payloads
+from storage import selectors
+
+ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429)}
+
+
+def validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def member_of(request, conversation_id: int):
+    member = selectors.membership(user_id=request.user.pk, conversation_id=conversation_id)
+    if member is None:
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    return member
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(tags=["auth"], request=s.RegisterRequest, responses={201: s.AuthResponse, **ERRORS})
+    def post(self, request):
+        data = validated(s.RegisterRequest, request.data)
+        user, token = accounts.register(**data)
+        return Response({"user": events.user_payload(user), "token": token}, status=status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(tags=["auth"], request=s.LoginRequest, responses={200: s.AuthResponse, **ERRORS})
+    def post(self, request):
+        data = validated(s.LoginRequest, request.data)
+        user, token = accounts.login(**data)
+        return Response({"user": events.user_payload(user), "token": token})
+
+
+class LogoutView(APIView):
+    @extend_schema(tags=["auth"], request=None, responses={204: None, **ERRORS})
+    def post(self, request):
+        if request.auth is not None:
+            accounts.logout(device=request.auth)
+        else:
+            session_logout(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(tags=["profile"], responses={200: s.UserSchema, **ERRORS})
+    def get(self, request):
+        return Response(events.user_payload(request.user))
+
+    @extend_schema(tags=["profile"], request=s.ProfileUpdateRequest, responses={200: s.UserSchema, **ERRORS})
+    def patch(self, request):
+        data = validated(s.ProfileUpdateRequest, request.data)
+        user = accounts.update_profile(user=request.user, **data)
+        return Response(events.user_payload(user))
+
+
+class ContactsView(APIView):
+    @extend_schema(tags=["contacts"], responses={200: s.ContactSchema(many=True), **ERRORS})
+    def get(self, request):
+        return Response([contact_payload(c) for c in selectors.contact_list(owner=request.user)])
+
+    @extend_schema(tags=["contacts"], request=s.ContactRequest, responses={201: s.ContactSchema, **ERRORS})
+    def post(self, request):
+        data = validated(s.ContactRequest, request.data)
+        contact = people.add_contact(owner=request.user, **data)
+        return Response(contact_payload(contact), status=status.HTTP_201_CREATED)
+
+
+class ContactDetailView(APIView):
+    @extend_schema(tags=["contacts"], responses={204: None, **ERRORS})
+    def delete(self, request, contact_id: int):
+        people.remove_contact(owner=request.user, contact_id=contact_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockView(APIView):
+    @extend_schema(tags=["contacts"], request=None, responses={204: None, **ERRORS})
+    def post(self, request, user_id: int):
+        people.block_user(blocker=request.user, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["contacts"], responses={204: None, **ERRORS})
+    def delete(self, request, user_id: int):
+        people.unblock_user(blocker=request.user, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationsView(APIView):
+    @extend_schema(tags=["conversations"], responses={200: s.ConversationSchema(many=True), **ERRORS})
+    def get(self, request):
+        summaries = selectors.conversation_summaries(user=request.user)
+        return Response(conversation_payloads(summaries, viewer_id=request.user.pk))
+
+    @extend_schema(
+        tags=["conversations"], request=s.ConversationRequest,
+        responses={200: s.ConversationSchema, 201: s.ConversationSchema, **ERRORS},
+        description="A direct conversation is made once per pair: asking again answers 200 with the same one.",
+    )
+    def post(self, request):
+        data = validated(s.ConversationRequest, request.data)
+        if data["kind"] == "direct":
+            conversation, created = conversations.get_or_create_direct(
+                user=request.user, phone_number=data.get("phone_number"), user_id=data.get("user_id")
+            )
+        else:
+            conversation = conversations.create_group(
+                creator=request.user, title=data.get("title"), member_ids=data.get("member_ids", [])
+            )
+            created = True
+        return self._one(request, conversation.pk, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @staticmethod
+    def _one(request, conversation_id: int, code: int = status.HTTP_200_OK):
+        summaries = selectors.conversation_summaries(user=request.user, conversation_id=conversation_id)
+        if not summaries:
+            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        return Response(conversation_payloads(summaries, viewer_id=request.user.pk)[0], status=code)
+
+
+class ConversationDetailView(APIView):
+    @extend_schema(tags=["conversations"], responses={200: s.ConversationSchema, **ERRORS})
+    def get(self, request, conversation_id: int):
+        return ConversationsView._one(request, conversation_id)
+
+
+class MembersView(APIView):
+    @extend_schema(tags=["conversations"], request=s.MembersAddRequest, responses={200: s.ConversationSchema, **ERRORS})
+    def post(self, request, conversation_id: int):
+        data = validated(s.MembersAddRequest, request.data)
+        conversations.add_members(actor=request.user, conversation_id=conversation_id, user_ids=data["user_ids"])
+        return ConversationsView._one(request, conversation_id)
+
+    @extend_schema(tags=["conversations"], request=s.MemberRemoveRequest, responses={204: None, **ERRORS})
+    def delete(self, request, conversation_id: int, user_id: int | None = None):
+        if user_id is None:
+            user_id = validated(s.MemberRemoveRequest, request.data)["user_id"]
+        conversations.remove_member(actor=request.user, conversation_id=conversation_id, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessagesView(APIView):
+    @extend_schema(
+        tags=["messages"],
+        parameters=[
+            OpenApiParameter("before_seq", int, description="Page back: messages with a smaller seq."),
+            OpenApiParameter("after_seq", int, description="Catch up: messages with a larger seq."),
+            OpenApiParameter("limit", int, description="At most this many (1-200, default 50)."),
+        ],
+        responses={200: s.MessagePageSchema, **ERRORS},
+    )
+    def get(self, request, conversation_id: int):
+        query = validated(s.HistoryQuery, request.query_params)
+        member = member_of(request, conversation_id)
+        page, has_more = selectors.history_page(
+            membership=member, before_seq=query.get("before_seq"), after_seq=query.get("after_seq"),
+            limit=min(query["limit"], settings.MESSENGER["HISTORY_PAGE_MAX"]),
+        )
+        watermarks = events.Watermarks(list(selectors.members(conversation_id=conversation_id)))
+        results = [events.message_payload(m, status=watermarks.status_of(m)) for m in page]
+        return Response({"results": results, "has_more": has_more})
+
+    @extend_schema(
+        tags=["messages"], request=s.MessageSendRequest,
+        responses={201: s.MessageSchema, 200: s.MessageSchema, **ERRORS},
+        description="201 for a new message; 200 with the earlier message when its client_id was sent before.",
+    )
+    def post(self, request, conversation_id: int):
+        data = validated(s.MessageSendRequest, request.data)
+        message, created = send.send_message(
+            sender=request.user, conversation_id=conversation_id, client_id=data["client_id"], text=data["text"]
+        )
+        if created:
+            return Response(events.message_payload(message), status=status.HTTP_201_CREATED)
+        return Response(events.message_payload(message, status=send.current_status(message)))
+
+
+class ReadView(APIView):
+    @extend_schema(tags=["messages"], request=s.WatermarkRequest, responses={204: None, **ERRORS},
+                   description="Everything up to seq has been read (and so delivered). Never moves backwards.")
+    def post(self, request, conversation_id: int):
+        data = validated(s.WatermarkRequest, request.data)
+        receipts.mark_read(user=request.user, conversation_id=conversation_id, seq=data["seq"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeliveredView(APIView):
+    @extend_schema(tags=["messages"], request=s.WatermarkRequest, responses={204: None, **ERRORS},
+                   description="Everything up to seq has reached this user's device (the REST form of `ack`).")
+    def post(self, request, conversation_id: int):
+        data = validated(s.WatermarkRequest, request.data)
+        receipts.mark_delivered(user=request.user, conversation_id=conversation_id, seq=data["seq"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,149 @@
+"""The data messenger keeps: people, their devices, contacts, conversations and messages.
+
+Delivery state is kept as per-member watermarks (`Membership.delivered_seq` / `read_seq`) rather
+than one row per message and recipient, so receipts cost O(members) in any group size.
+"""
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, phone_number, password=None, **extra_fields):
+        if not phone_number:
+            raise ValueError("A user needs a phone number.")
+        user = self.model(phone_number=phone_number, **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, phone_number, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self.create_user(phone_number, password, **extra_fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person, identified by a phone number in E.164 form."""
+
+    phone_number = models.CharField(max_length=16, unique=True)
+    display_name = models.CharField(max_length=64, blank=True)
+    about = models.CharField(max_length=140, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "phone_number"
+    REQUIRED_FIELDS = ["display_name"]
+
+    def __str__(self):
+        return f"{self.display_name or 'user'} ({self.phone_number})"
+
+
+class Device(models.Model):
+    """One logged-in device of a user; its bearer token is stored only as a SHA-256 hash."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=64, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name or 'device'} of {self.user_id}"
+
+
+class Contact(models.Model):
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="contacts")
+    contact = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "contact"], name="unique_contact")]
+
+
+class Block(models.Model):
+    blocker = models.ForeignKey(User, on_delete=models.CASCADE, related_name="blocks")
+    blocked = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blocker", "blocked"], name="unique_block")]
+
+
+class Conversation(models.Model):
+    class Kind(models.TextChoices):
+        DIRECT = "direct"
+        GROUP = "group"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    title = models.CharField(max_length=100, blank=True)
+    # "<low id>:<high id>" for direct conversations, so asking twice finds the same one.
+    direct_key = models.CharField(max_length=41, unique=True, null=True, blank=True)
+    # The seq of the newest message; the next message takes last_seq + 1 under a row lock.
+    last_seq = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return self.title or f"{self.kind} #{self.pk}"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    # History starts after this seq: a member added later does not see what came before.
+    joined_after_seq = models.BigIntegerField(default=0)
+    delivered_seq = models.BigIntegerField(default=0)
+    read_seq = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="unique_membership"),
+            models.CheckConstraint(condition=Q(read_seq__lte=models.F("delivered_seq")), name="read_not_past_delivered"),
+        ]
+        indexes = [models.Index(fields=["user", "conversation"])]
+
+
+class Message(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        SYSTEM = "system"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    seq = models.BigIntegerField()
+    # Null for system messages (membership changes), which the server writes itself.
+    sender = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    text = models.TextField(blank=True)
+    # For system messages: {"action": "member_added", "user": id, "by": id} and the like.
+    event = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="unique_message_seq"),
+            models.UniqueConstraint(
+                fields=["sender", "client_id"], condition=Q(client_id__isnull=False), name="unique_sender_client_id"
+            ),
+        ]
+        ordering = ["conversation", "seq"]
+
+    def __str__(self):
+        return f"{self.conversation_id}#{self.seq}"

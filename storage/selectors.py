@@ -1,0 +1,152 @@
+"""Read queries over the stored data. Nothing here writes, and nothing knows about HTTP or events."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import F, Q, QuerySet
+
+from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
+
+
+def user_by_phone(*, phone_number: str) -> User | None:
+    return User.objects.filter(phone_number=phone_number, is_active=True).first()
+
+
+def active_user(*, user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id, is_active=True).first()
+
+
+def device_by_token_hash(*, token_hash: str) -> Device | None:
+    return Device.objects.select_related("user").filter(token_hash=token_hash, user__is_active=True).first()
+
+
+def contact_list(*, owner: User) -> QuerySet[Contact]:
+    return Contact.objects.filter(owner=owner).select_related("contact").order_by("contact__display_name", "pk")
+
+
+def is_blocked_by(*, blocker_id: int, blocked_id: int) -> bool:
+    return Block.objects.filter(blocker_id=blocker_id, blocked_id=blocked_id).exists()
+
+
+def block_partner_ids(*, user_id: int) -> set[int]:
+    """Everyone the user has blocked or is blocked by."""
+    pairs = Block.objects.filter(Q(blocker_id=user_id) | Q(blocked_id=user_id)).values_list("blocker_id", "blocked_id")
+    return {a if b == user_id else b for a, b in pairs}
+
+
+def membership(*, user_id: int, conversation_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("conversation")
+        .filter(user_id=user_id, conversation_id=conversation_id)
+        .first()
+    )
+
+
+def member_ids(*, conversation_id: int) -> list[int]:
+    return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
+
+
+def members(*, conversation_id: int) -> QuerySet[Membership]:
+    return Membership.objects.filter(conversation_id=conversation_id).select_related("user").order_by("joined_at", "pk")
+
+
+def direct_peer_ids(*, user_id: int) -> list[int]:
+    """Users who share a direct conversation with `user_id`: the people who see their presence."""
+    conversation_ids = Membership.objects.filter(
+        user_id=user_id, conversation__kind=Conversation.Kind.DIRECT
+    ).values("conversation_id")
+    return list(
+        Membership.objects.filter(conversation_id__in=conversation_ids)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    membership: Membership
+    conversation: Conversation
+    members: list[Membership]
+    last_message: Message | None
+
+    @property
+    def unread_count(self) -> int:
+        # Sending moves the sender's own read watermark to the new message, so everything above
+        # read_seq was written by someone else (or is a system message): the count is exact.
+        return max(0, self.conversation.last_seq - self.membership.read_seq)
+
+
+def conversation_summaries(*, user: User, conversation_id: int | None = None) -> list[ConversationSummary]:
+    """The user's conversations, newest activity first, with members and last message, in 3 queries."""
+    own = Membership.objects.filter(user=user).select_related("conversation")
+    if conversation_id is not None:
+        own = own.filter(conversation_id=conversation_id)
+    own = list(own.order_by("-conversation__last_activity_at", "-conversation_id"))
+    if not own:
+        return []
+    ids = [m.conversation_id for m in own]
+    members_by_conversation: dict[int, list[Membership]] = {cid: [] for cid in ids}
+    for member in Membership.objects.filter(conversation_id__in=ids).select_related("user").order_by("joined_at", "pk"):
+        members_by_conversation[member.conversation_id].append(member)
+    last_keys = Q(pk__in=[])
+    for m in own:
+        if m.conversation.last_seq > m.joined_after_seq:
+            last_keys |= Q(conversation_id=m.conversation_id, seq=m.conversation.last_seq)
+    last_messages = {msg.conversation_id: msg for msg in Message.objects.filter(last_keys)}
+    return [
+        ConversationSummary(
+            membership=m,
+            conversation=m.conversation,
+            members=members_by_conversation[m.conversation_id],
+            last_message=last_messages.get(m.conversation_id),
+        )
+        for m in own
+    ]
+
+
+def history_page(
+    *, membership: Membership, before_seq: int | None = None, after_seq: int | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """A page of messages the member may see, in seq order, and whether more lie beyond it.
+
+    With `after_seq`, the page starts just after it (catching up forward); otherwise it ends just
+    before `before_seq` (or at the newest message) and the caller pages backwards.
+    """
+    visible = Message.objects.filter(conversation_id=membership.conversation_id, seq__gt=membership.joined_after_seq)
+    if after_seq is not None:
+        visible = visible.filter(seq__gt=after_seq)
+        if before_seq is not None:
+            visible = visible.filter(seq__lt=before_seq)
+        page = list(visible.order_by("seq")[: limit + 1])
+        return page[:limit], len(page) > limit
+    if before_seq is not None:
+        visible = visible.filter(seq__lt=before_seq)
+    page = list(visible.order_by("-seq")[: limit + 1])
+    has_more = len(page) > limit
+    return list(reversed(page[:limit])), has_more
+
+
+def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Message]:
+    """Every message above the user's delivered watermark, conversation by conversation, in seq order."""
+    behind = Membership.objects.filter(user=user, delivered_seq__lt=F("conversation__last_seq")).order_by("conversation_id")
+    for member in behind.values("conversation_id", "delivered_seq"):
+        after = member["delivered_seq"]
+        while True:
+            batch = list(
+                Message.objects.filter(conversation_id=member["conversation_id"], seq__gt=after).order_by("seq")[
+                    :batch_size
+                ]
+            )
+            yield from batch
+            if len(batch) < batch_size:
+                break
+            after = batch[-1].seq
+
+
+def messages_in_range(*, conversation_id: int, after_seq: int, up_to_seq: int) -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq, seq__lte=up_to_seq).order_by("seq")
+
+
+def message_by_client_id(*, sender_id: int, client_id: str) -> Message | None:
+    return Message.objects.filter(sender_id=sender_id, client_id=client_id).first()

@@ -1,0 +1,51 @@
+"""Factories for test data: real rows through the same services users go through where it matters."""
+
+import itertools
+
+import factory
+
+from broker.services import accounts
+from storage.models import Conversation, Membership, User
+
+_numbers = itertools.count(100)
+
+PASSWORD = "correct horse battery"
+
+
+def next_phone_number() -> str:
+    # +1 202 555 01xx-style fictional numbers, valid for libphonenumber, unique per test run.
+    n = next(_numbers)
+    return f"+1202555{n:04d}"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    phone_number = factory.LazyFunction(next_phone_number)
+    display_name = factory.Sequence(lambda n: f"Person {n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+def user_with_token(**kwargs) -> tuple[User, str]:
+    """A user logged in on one device, as through POST auth/login."""
+    user = UserFactory(**kwargs)
+    _, token = accounts.login(phone_number=user.phone_number, password=PASSWORD, device_name="test")
+    return user, token
+
+
+def direct_conversation(a: User, b: User) -> Conversation:
+    from broker.services.conversations import get_or_create_direct
+
+    conversation, _ = get_or_create_direct(user=a, user_id=b.pk)
+    return conversation
+
+
+def membership(user: User, conversation: Conversation) -> Membership:
+    return Membership.objects.get(user=user, conversation=conversation)
