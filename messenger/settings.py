@@ -165,6 +165,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "OAS_VERSION": "3.1.0",
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationKind": ["direct", "group"],
+        "MessageKind": ["text", "system"],
+        "MessageStatus": ["sent", "delivered", "read"],
+        "MemberRole": ["admin", "member"],
+    },
 }
 
 # --- Messaging limits -------------------------------------------------------------------------

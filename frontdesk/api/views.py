@@ -152,10 +152,18 @@ class MembersView(APIView):
         conversations.add_members(actor=request.user, conversation_id=conversation_id, user_ids=data["user_ids"])
         return ConversationsView._one(request, conversation_id)
 
-    @extend_schema(tags=["conversations"], request=s.MemberRemoveRequest, responses={204: None, **ERRORS})
-    def delete(self, request, conversation_id: int, user_id: int | None = None):
-        if user_id is None:
-            user_id = validated(s.MemberRemoveRequest, request.data)["user_id"]
+    @extend_schema(tags=["conversations"], request=s.MemberRemoveRequest, responses={204: None, **ERRORS},
+                   description="Admins remove a member; anyone may remove themselves to leave.")
+    def delete(self, request, conversation_id: int):
+        user_id = validated(s.MemberRemoveRequest, request.data)["user_id"]
+        conversations.remove_member(actor=request.user, conversation_id=conversation_id, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberDetailView(APIView):
+    @extend_schema(tags=["conversations"], responses={204: None, **ERRORS}, operation_id="v1_conversations_member_destroy",
+                   description="The same as DELETE members with {user_id} in the body.")
+    def delete(self, request, conversation_id: int, user_id: int):
         conversations.remove_member(actor=request.user, conversation_id=conversation_id, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
