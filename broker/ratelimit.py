@@ -1,5 +1,9 @@
 """Per-user rate limits, counted in the Django cache so every server process shares them
-(local memory in the embedded setup, Redis when scaled out)."""
+(local memory in the embedded setup, Redis when scaled out).
+
+Written here rather than taken from django-ratelimit because that library limits HTTP requests
+(it needs a request object), while sends also arrive as websocket frames.
+"""
 
 import time
 
