@@ -66,12 +66,33 @@ def pytest_configure(config):
 
     # Each run gets its own channel-layer namespace on a shared Redis.
     if settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
-        settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{uuid.uuid4().hex[:8]}"
+        run_prefix = f"test-{uuid.uuid4().hex[:8]}"
+        settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = run_prefix
+        settings.CACHES["default"]["KEY_PREFIX"] = run_prefix
     # Persistent connections in the websocket worker thread would keep PostgreSQL's test database
     # busy at teardown; tests open them per call instead.
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A test database of this run's own, so two runs on one machine never share one.
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(settings.DATA_DIR / f"test_db_{os.getpid()}.sqlite3")
+    else:
+        database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
     settings.MESSENGER["SEND_RATE"] = 1000
+    # The default hasher costs ~0.2 s a password on purpose; tests register and log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _clear_this_runs_cache(cache) -> None:
+    # RedisCache.clear() is FLUSHDB, which would also wipe other runs sharing the Redis database.
+    if hasattr(cache, "_cache") and hasattr(cache._cache, "get_client"):
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +101,7 @@ def fresh_cache_and_layer():
     from channels.layers import channel_layers
     from django.core.cache import cache
 
-    cache.clear()
+    _clear_this_runs_cache(cache)
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
@@ -88,6 +109,7 @@ def fresh_cache_and_layer():
 
 @pytest.fixture
 def api_client():
-    from rest_framework.test import APIClient
+    """A JSON client whose every /api/ response is validated against the OpenAPI document."""
+    from tests.openapi import SchemaCheckedClient
 
-    return APIClient()
+    return SchemaCheckedClient()

@@ -5,7 +5,7 @@ import itertools
 import factory
 
 from broker.services import accounts
-from storage.models import Conversation, Membership, User
+from storage.models import Conversation, Membership, Message, User
 
 _numbers = itertools.count(100)
 
@@ -14,6 +14,7 @@ PASSWORD = "correct horse battery"
 
 def next_phone_number() -> str:
     # +1 202 555 01xx-style fictional numbers, valid for libphonenumber, unique per test run.
+    # Tests that spell out a number of their own use area code 212, so the two never collide.
     n = next(_numbers)
     return f"+1202555{n:04d}"
 
@@ -49,3 +50,31 @@ def direct_conversation(a: User, b: User) -> Conversation:
 
 def membership(user: User, conversation: Conversation) -> Membership:
     return Membership.objects.get(user=user, conversation=conversation)
+
+
+def group_conversation(creator: User, *others: User, title: str = "Team") -> Conversation:
+    """A group made through the broker, as through POST conversations: `creator` is its admin."""
+    from broker.services.conversations import create_group
+
+    return create_group(creator=creator, title=title, member_ids=[u.pk for u in others])
+
+
+_client_ids = itertools.count(1)
+
+
+def sent_message(sender: User, conversation: Conversation, text: str = "hello") -> Message:
+    """A text message sent through the broker, as through POST messages, with a fresh client_id."""
+    from broker.services.send import send_message
+
+    message, _ = send_message(
+        sender=sender, conversation_id=conversation.pk, client_id=f"factory-{next(_client_ids)}", text=text
+    )
+    return message
+
+
+def api_user(**kwargs):
+    """A logged-in user and a schema-checked REST client that sends their token: (user, client)."""
+    from tests.openapi import SchemaCheckedClient
+
+    user, token = user_with_token(**kwargs)
+    return user, SchemaCheckedClient(token)

@@ -3,6 +3,7 @@
 import logging
 
 from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -59,6 +60,8 @@ def exception_handler(exc, context):
         response = Response(error_body(**exc.as_dict()), status=code)
         if isinstance(exc, errors.RateLimited):
             response["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, errors.AuthenticationFailed):
+            response["WWW-Authenticate"] = "Bearer"
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -77,6 +80,9 @@ def exception_handler(exc, context):
 
 
 def json_not_found(request, exception=None):
+    """JSON under /api/ (clients parse it), Django's page everywhere else (people read it)."""
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
     return JsonResponse(error_body("not_found", f"Nothing at {request.path}."), status=404)
 
 

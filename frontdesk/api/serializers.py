@@ -83,7 +83,9 @@ class MessageSchema(serializers.Serializer):
     sender = serializers.IntegerField(allow_null=True, help_text="null for system messages")
     kind = serializers.ChoiceField(choices=["text", "system"])
     text = serializers.CharField()
-    event = serializers.JSONField(allow_null=True, help_text="system messages: what happened")
+    # A DictField, not a JSONField: drf-spectacular documents a nullable JSONField as
+    # oneOf [{}, null], which a null (every text message) matches twice and so fails.
+    event = serializers.DictField(allow_null=True, help_text="system messages: what happened")
     client_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])

@@ -25,7 +25,14 @@ def validated(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
+def conversation_id_of(value: int) -> int:
+    # The URL's <int:...> takes any number of digits; one past the database's integer range would
+    # fail inside SQLite (a 500), so it is refused as the services refuse it.
+    return people.parse_id(value, field="conversation")
+
+
 def member_of(request, conversation_id: int):
+    conversation_id = conversation_id_of(conversation_id)
     member = selectors.membership(user_id=request.user.pk, conversation_id=conversation_id)
     if member is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
@@ -133,6 +140,7 @@ class ConversationsView(APIView):
 
     @staticmethod
     def _one(request, conversation_id: int, code: int = status.HTTP_200_OK):
+        conversation_id = conversation_id_of(conversation_id)
         summaries = selectors.conversation_summaries(user=request.user, conversation_id=conversation_id)
         if not summaries:
             raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")

@@ -1,0 +1,424 @@
+"""Starting direct chats and groups, listing them, and changing who is in a group."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from storage.models import Conversation, Membership, Message
+from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
+
+pytestmark = pytest.mark.django_db
+
+CONVERSATIONS = "/api/v1/conversations"
+
+
+def detail(conversation_id: int) -> str:
+    return f"{CONVERSATIONS}/{conversation_id}"
+
+
+def members_url(conversation_id: int) -> str:
+    return f"{CONVERSATIONS}/{conversation_id}/members"
+
+
+def history(client, conversation_id: int, **query) -> list[dict]:
+    response = client.get(f"{CONVERSATIONS}/{conversation_id}/messages", query)
+    assert response.status_code == 200
+    return response.json()["results"]
+
+
+def system_events(client, conversation_id: int) -> list[dict]:
+    return [m["event"] for m in history(client, conversation_id) if m["kind"] == "system"]
+
+
+# --- Direct conversations ---------------------------------------------------------------------
+def test_starting_a_direct_conversation_by_phone_number():
+    alice, client = api_user()
+    bob = UserFactory(phone_number="+12125550142", display_name="Bob")
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "phone_number": "+1 212 555 0142"})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["kind"] == "direct"
+    assert body["title"] == "Bob"  # a direct chat is called after the other person
+    assert sorted(m["user"]["id"] for m in body["members"]) == sorted([alice.pk, bob.pk])
+    assert body["last_message"] is None and body["last_seq"] == 0 and body["unread_count"] == 0
+
+
+def test_starting_a_direct_conversation_by_user_id():
+    _, client = api_user()
+    bob = UserFactory()
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
+
+    assert response.status_code == 201
+    assert Conversation.objects.get().kind == "direct"
+
+
+def test_asking_for_the_same_direct_conversation_again_from_either_side_returns_it_with_200():
+    alice, alice_client = api_user()
+    bob, bob_client = api_user()
+    first = alice_client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
+
+    again = alice_client.post(CONVERSATIONS, {"kind": "direct", "phone_number": bob.phone_number})
+    from_bob = bob_client.post(CONVERSATIONS, {"kind": "direct", "user_id": alice.pk})
+
+    assert first.status_code == 201
+    assert again.status_code == from_bob.status_code == 200
+    assert first.json()["id"] == again.json()["id"] == from_bob.json()["id"]
+    assert from_bob.json()["title"] == alice.display_name
+    assert Conversation.objects.count() == 1
+    assert Membership.objects.count() == 2
+
+
+def test_a_direct_conversation_with_yourself_is_refused():
+    me, client = api_user()
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "user_id": me.pk})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "user_id"
+    assert Conversation.objects.count() == 0
+
+
+def test_a_direct_conversation_with_a_number_nobody_uses_is_404_naming_the_field():
+    _, client = api_user()
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "phone_number": "+12125550199"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["field"] == "phone_number"
+    assert Conversation.objects.count() == 0
+
+
+def test_a_direct_conversation_needs_exactly_one_of_phone_number_or_user_id():
+    _, client = api_user()
+    bob = UserFactory()
+
+    neither = client.post(CONVERSATIONS, {"kind": "direct"})
+    both = client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk, "phone_number": bob.phone_number})
+
+    assert neither.status_code == both.status_code == 400
+    assert Conversation.objects.count() == 0
+
+
+def test_an_unknown_conversation_kind_is_refused_naming_the_field():
+    _, client = api_user()
+
+    response = client.post(CONVERSATIONS, {"kind": "channel", "title": "News"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "kind"
+    assert Conversation.objects.count() == 0
+
+
+# --- Groups -----------------------------------------------------------------------------------
+def test_creating_a_group_makes_the_creator_admin_and_announces_it_in_history():
+    creator, client = api_user()
+    bob, carol = UserFactory(), UserFactory()
+
+    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Book club", "member_ids": [bob.pk, carol.pk]})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["kind"] == "group" and body["title"] == "Book club" and body["role"] == "admin"
+    roles = {m["user"]["id"]: m["role"] for m in body["members"]}
+    assert roles == {creator.pk: "admin", bob.pk: "member", carol.pk: "member"}
+    [created] = history(client, body["id"])
+    assert created["kind"] == "system" and created["sender"] is None and created["seq"] == 1
+    assert created["event"] == {
+        "action": "group_created", "by": creator.pk, "title": "Book club", "members": [bob.pk, carol.pk]
+    }
+
+
+def test_a_group_needs_a_title():
+    _, client = api_user()
+
+    response = client.post(CONVERSATIONS, {"kind": "group", "member_ids": [UserFactory().pk]})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "title"
+    assert Conversation.objects.count() == 0
+
+
+def test_a_group_cannot_start_with_more_members_than_the_limit(settings):
+    _, client = api_user()
+    settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
+    others = [UserFactory().pk for _ in range(3)]
+
+    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Crowd", "member_ids": others})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "member_ids"
+    assert Conversation.objects.count() == 0
+
+
+def test_a_group_with_a_member_who_does_not_exist_is_refused_and_not_created():
+    _, client = api_user()
+    member_ids = [UserFactory().pk, 999999]
+
+    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Ghosts", "member_ids": member_ids})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["field"] == "member_ids"
+    assert Conversation.objects.count() == 0 and Message.objects.count() == 0
+
+
+# --- Listing and reading conversations ----------------------------------------------------------
+def test_the_conversation_list_puts_the_latest_activity_first():
+    me, client = api_user()
+    old, middle, new = (direct_conversation(me, UserFactory()) for _ in range(3))
+    sent_message(me, old, "wakes the oldest conversation up")
+
+    response = client.get(CONVERSATIONS)
+
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()] == [old.pk, new.pk, middle.pk]
+
+
+def test_the_conversation_list_shows_the_last_message_and_how_many_are_unread():
+    me, client = api_user()
+    friend = UserFactory()
+    conversation = direct_conversation(me, friend)
+    for text in ("one", "two", "three"):
+        sent_message(friend, conversation, text)
+
+    [summary] = client.get(CONVERSATIONS).json()
+
+    assert summary["last_message"]["text"] == "three"
+    assert summary["last_message"]["sender"] == friend.pk
+    assert summary["unread_count"] == 3
+
+
+def test_the_conversation_list_shows_only_my_conversations():
+    me, client = api_user()
+    mine = direct_conversation(me, UserFactory())
+    direct_conversation(UserFactory(), UserFactory())
+    group_conversation(UserFactory(), UserFactory())
+
+    assert [c["id"] for c in client.get(CONVERSATIONS).json()] == [mine.pk]
+
+
+def test_listing_conversations_takes_the_same_number_of_queries_however_many_there_are():
+    me, client = api_user()
+
+    def queries_for_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(CONVERSATIONS).status_code == 200
+        return len(queries)
+
+    group = group_conversation(me, UserFactory())
+    sent_message(me, group)
+    client.get(CONVERSATIONS)  # the token's first use records last_used_at: one write, not counted
+    with_one = queries_for_list()
+    for _ in range(5):
+        sent_message(me, group_conversation(me, UserFactory(), UserFactory()))
+        direct_conversation(me, UserFactory())
+
+    assert len(client.get(CONVERSATIONS).json()) == 11
+    assert queries_for_list() == with_one
+
+
+def test_a_conversation_can_be_fetched_by_id():
+    me, client = api_user()
+    group = group_conversation(me, UserFactory(), title="Family")
+
+    response = client.get(detail(group.pk))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == group.pk
+    assert response.json()["title"] == "Family"
+    assert response.json()["last_message"]["event"]["action"] == "group_created"
+
+
+def test_outsiders_get_404_for_a_conversation_and_never_its_data():
+    alice, alice_client = api_user()
+    group = group_conversation(alice, UserFactory(), title="Secret plans")
+    sent_message(alice, group, "the secret")
+    _, outsider = api_user()
+
+    answers = [
+        outsider.get(detail(group.pk)),
+        outsider.get(f"{detail(group.pk)}/messages"),
+        outsider.post(f"{detail(group.pk)}/messages", {"client_id": "x1", "text": "let me in"}),
+        outsider.post(f"{detail(group.pk)}/read", {"seq": 1}),
+        outsider.post(f"{detail(group.pk)}/delivered", {"seq": 1}),
+        outsider.post(members_url(group.pk), {"user_ids": [UserFactory().pk]}),
+        outsider.delete(members_url(group.pk), {"user_id": alice.pk}),
+    ]
+
+    for response in answers:
+        assert response.status_code == 404
+        assert b"Secret plans" not in response.content and b"the secret" not in response.content
+    # ... and exactly what a conversation that does not exist at all answers.
+    missing = outsider.get(detail(group.pk + 1000))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == answers[0].json()["error"]["code"]
+    assert Message.objects.count() == 2 and Membership.objects.filter(conversation=group).count() == 2
+
+
+# --- Group membership -------------------------------------------------------------------------
+def test_an_admin_adds_members_and_history_records_it():
+    admin, client = api_user()
+    group = group_conversation(admin, UserFactory())
+    newcomer = UserFactory(display_name="Dana")
+
+    response = client.post(members_url(group.pk), {"user_ids": [newcomer.pk]})
+
+    assert response.status_code == 200
+    assert newcomer.pk in {m["user"]["id"] for m in response.json()["members"]}
+    added = history(client, group.pk)[-1]
+    assert added["kind"] == "system" and added["sender"] is None
+    assert added["event"] == {"action": "member_added", "by": admin.pk, "user": newcomer.pk}
+    assert "Dana" in added["text"]
+
+
+def test_a_member_who_is_not_admin_cannot_add_members():
+    admin = UserFactory()
+    member, member_client = api_user()
+    group = group_conversation(admin, member)
+    messages_before = Message.objects.count()
+
+    response = member_client.post(members_url(group.pk), {"user_ids": [UserFactory().pk]})
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert Membership.objects.filter(conversation=group).count() == 2
+    assert Message.objects.count() == messages_before
+
+
+def test_a_member_added_later_does_not_see_earlier_history():
+    admin, admin_client = api_user()
+    group = group_conversation(admin, UserFactory())
+    sent_message(admin, group, "before you came")
+    newcomer, newcomer_client = api_user()
+    admin_client.post(members_url(group.pk), {"user_ids": [newcomer.pk]})
+    sent_message(admin, group, "welcome")
+
+    seen = history(newcomer_client, group.pk)
+    caught_up = history(newcomer_client, group.pk, after_seq=0)
+
+    assert [m["text"] for m in seen if m["kind"] == "text"] == ["welcome"]
+    assert [m["event"]["action"] for m in seen if m["kind"] == "system"] == ["member_added"]
+    assert caught_up == seen
+    [summary] = newcomer_client.get(CONVERSATIONS).json()
+    assert summary["last_message"]["text"] == "welcome"
+    assert summary["unread_count"] == 2  # their own arrival and the welcome
+
+
+def test_adding_someone_who_is_already_in_the_group_changes_nothing():
+    admin, client = api_user()
+    member = UserFactory()
+    group = group_conversation(admin, member)
+
+    response = client.post(members_url(group.pk), {"user_ids": [member.pk]})
+
+    assert response.status_code == 200
+    assert Membership.objects.filter(conversation=group).count() == 2
+    assert [e["action"] for e in system_events(client, group.pk)] == ["group_created"]
+
+
+def test_a_full_group_takes_nobody_more(settings):
+    admin, client = api_user()
+    group = group_conversation(admin, UserFactory(), UserFactory())
+    settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
+
+    response = client.post(members_url(group.pk), {"user_ids": [UserFactory().pk]})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "user_ids"
+    assert Membership.objects.filter(conversation=group).count() == 3
+
+
+def test_members_cannot_be_added_to_a_direct_conversation():
+    me, client = api_user()
+    conversation = direct_conversation(me, UserFactory())
+
+    response = client.post(members_url(conversation.pk), {"user_ids": [UserFactory().pk]})
+
+    assert response.status_code == 400
+    assert Membership.objects.filter(conversation=conversation).count() == 2
+
+
+def test_an_admin_removes_a_member_who_then_loses_the_conversation():
+    admin, admin_client = api_user()
+    member, member_client = api_user()
+    group = group_conversation(admin, member, UserFactory())
+
+    response = admin_client.delete(members_url(group.pk), {"user_id": member.pk})
+
+    assert response.status_code == 204
+    assert system_events(admin_client, group.pk)[-1] == {"action": "member_removed", "by": admin.pk, "user": member.pk}
+    assert member_client.get(detail(group.pk)).status_code == 404
+    assert member_client.get(CONVERSATIONS).json() == []
+    refused = member_client.post(f"{detail(group.pk)}/messages", {"client_id": "after", "text": "still here?"})
+    assert refused.status_code == 404
+    assert not Message.objects.filter(sender=member).exists()
+
+
+def test_an_admin_can_also_remove_a_member_by_path():
+    admin, admin_client = api_user()
+    member = UserFactory()
+    group = group_conversation(admin, member)
+
+    response = admin_client.delete(f"{members_url(group.pk)}/{member.pk}")
+
+    assert response.status_code == 204
+    assert not Membership.objects.filter(conversation=group, user=member).exists()
+    assert system_events(admin_client, group.pk)[-1]["action"] == "member_removed"
+
+
+def test_any_member_may_leave_a_group():
+    admin, admin_client = api_user()
+    member, member_client = api_user(display_name="Eve")
+    group = group_conversation(admin, member)
+
+    response = member_client.delete(f"{members_url(group.pk)}/{member.pk}")
+
+    assert response.status_code == 204
+    left = history(admin_client, group.pk)[-1]
+    assert left["event"] == {"action": "member_left", "by": member.pk, "user": member.pk}
+    assert left["text"] == "Eve left"
+
+
+def test_a_member_who_is_not_admin_cannot_remove_someone_else():
+    admin = UserFactory()
+    member, member_client = api_user()
+    group = group_conversation(admin, member)
+    messages_before = Message.objects.count()
+
+    response = member_client.delete(members_url(group.pk), {"user_id": admin.pk})
+
+    assert response.status_code == 403
+    assert Membership.objects.filter(conversation=group).count() == 2
+    assert Message.objects.count() == messages_before
+
+
+def test_removing_someone_who_is_not_in_the_group_is_404_naming_the_field():
+    admin, client = api_user()
+    group = group_conversation(admin, UserFactory())
+
+    response = client.delete(members_url(group.pk), {"user_id": UserFactory().pk})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["field"] == "user_id"
+
+
+def test_when_the_last_admin_leaves_the_longest_standing_member_becomes_admin():
+    admin, admin_client = api_user()
+    first, first_client = api_user()
+    group = group_conversation(admin, first)
+    admin_client.post(members_url(group.pk), {"user_ids": [UserFactory().pk]})
+
+    admin_client.delete(f"{members_url(group.pk)}/{admin.pk}")
+
+    assert first_client.get(detail(group.pk)).json()["role"] == "admin"
+
+
+def test_a_conversation_id_too_large_to_exist_is_refused_not_a_server_error():
+    _, client = api_user()
+    huge = 10**20  # past every database's integer range
+
+    for response in (client.get(detail(huge)), client.get(f"{detail(huge)}/messages")):
+        assert response.status_code == 400
+        assert response.json()["error"]["field"] == "conversation"
