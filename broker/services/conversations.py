@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.services.people import find_user, parse_id
-from broker.services.send import append_message
+from broker.services.send import append_message, author_has_seen
 from storage import selectors
 from storage.models import Conversation, Membership, Message, User
 
@@ -76,11 +76,12 @@ def create_group(*, creator: User, title: object, member_ids: object) -> Convers
             [Membership(conversation=conversation, user=creator, role=Membership.Role.ADMIN)]
             + [Membership(conversation=conversation, user=u, role=Membership.Role.MEMBER) for u in invited]
         )
-        append_message(
+        notice = append_message(
             conversation_id=conversation.pk, sender=None, kind=Message.Kind.SYSTEM,
             text=f"{creator.display_name} created the group \u201c{title}\u201d",
             event={"action": "group_created", "by": creator.pk, "title": title, "members": [u.pk for u in invited]},
         )
+        author_has_seen(author=creator, conversation_id=conversation.pk, seq=notice.seq)
         conversation.refresh_from_db()
     return conversation
 
@@ -119,6 +120,8 @@ def add_members(*, actor: User, conversation_id: object, user_ids: object) -> li
                 joined_after_seq=notice.seq - 1, delivered_seq=notice.seq - 1, read_seq=notice.seq - 1
             )
             notices.append(notice)
+        if notices:
+            author_has_seen(author=actor, conversation_id=conversation_id, seq=notices[-1].seq)
     return notices
 
 
@@ -141,6 +144,7 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
             event={"action": "member_left" if leaving else "member_removed", "by": actor.pk, "user": target_id},
         )
         target.delete()
+        author_has_seen(author=actor, conversation_id=conversation_id, seq=notice.seq)
         _keep_an_admin(conversation_id)
     return notice
 

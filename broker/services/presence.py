@@ -78,4 +78,7 @@ def typing_audience(*, user: User, conversation_id: object) -> tuple[int, list[s
     others = selectors.member_ids(conversation_id=conversation_id)
     if user.pk not in others:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    return conversation_id, [user_group(uid) for uid in others if uid != user.pk]
+    # As with presence, a block hides the signal both ways: someone who cannot message you (or
+    # whom you blocked) must not be seen "typing..." either.
+    hidden = selectors.block_partner_ids(user_id=user.pk) | {user.pk}
+    return conversation_id, [user_group(uid) for uid in others if uid not in hidden]

@@ -37,12 +37,22 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     return message
 
 
+def _check_encodable(value: str, *, field: str) -> None:
+    # JSON may spell unpaired surrogates ("\ud800"); no database can store them, so they are the
+    # client's error (invalid), not a server error at insert time.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{field} contains an unpaired surrogate, which is not valid Unicode.", field=field) from exc
+
+
 def _clean_client_id(value: object) -> str:
     limit = settings.MESSENGER["MAX_CLIENT_ID_LENGTH"]
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("client_id is required: a unique string the client picks for each message.", field="client_id")
     if len(value) > limit:
         raise InvalidInput(f"client_id is longer than {limit} characters.", field="client_id")
+    _check_encodable(value, field="client_id")
     return value
 
 
@@ -56,6 +66,7 @@ def _clean_text(value: object) -> str:
         raise InvalidInput(f"text is longer than {limit} characters.", field="text")
     if "\x00" in value:
         raise InvalidInput("text must not contain NUL characters.", field="text")
+    _check_encodable(value, field="text")
     return value
 
 
@@ -97,7 +108,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
                 conversation_id=conversation_id, sender=sender, text=text, client_id=client_id,
                 origin_channel=origin_channel,
             )
-            _sender_has_seen(sender=sender, conversation_id=conversation_id, seq=message.seq)
+            author_has_seen(author=sender, conversation_id=conversation_id, seq=message.seq)
     except IntegrityError:
         existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
         if existing is None:
@@ -112,17 +123,19 @@ def _retried(existing: Message, conversation_id: int) -> Message:
     return existing
 
 
-def _sender_has_seen(*, sender: User, conversation_id: int, seq: int) -> None:
-    """Writing in a conversation means having seen it: the sender's watermarks move to the new seq.
+def author_has_seen(*, author: User, conversation_id: int, seq: int) -> None:
+    """Writing in a conversation (a message, or a change that makes a notice) means having seen it:
+    the author's watermarks move to the new seq.
 
     If that reads messages of others that were still unread, the other members hear of it.
     """
-    before = Membership.objects.filter(conversation_id=conversation_id, user=sender).values_list("read_seq", flat=True).get()
-    Membership.objects.filter(conversation_id=conversation_id, user=sender).update(
-        delivered_seq=Greatest(F("delivered_seq"), seq), read_seq=Greatest(F("read_seq"), seq)
-    )
+    mine = Membership.objects.filter(conversation_id=conversation_id, user=author)
+    before = mine.values_list("read_seq", flat=True).first()
+    if before is None:  # the author has just left the conversation
+        return
+    mine.update(delivered_seq=Greatest(F("delivered_seq"), seq), read_seq=Greatest(F("read_seq"), seq))
     if before < seq - 1:
-        announce_watermark(conversation_id=conversation_id, user_id=sender.pk, seq=seq, status="read")
+        announce_watermark(conversation_id=conversation_id, user_id=author.pk, seq=seq, status="read")
 
 
 def current_status(message: Message) -> str:

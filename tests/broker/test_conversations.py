@@ -1,0 +1,177 @@
+"""broker.services.conversations: direct chats, groups, and who may change their members."""
+
+import pytest
+
+from broker.errors import Forbidden, InvalidInput, NotFound
+from broker.services import conversations
+from storage.models import Conversation, Membership, Message
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+
+pytestmark = pytest.mark.django_db
+
+
+def system_events(conversation) -> list[dict]:
+    notices = Message.objects.filter(conversation=conversation, kind=Message.Kind.SYSTEM).order_by("seq")
+    return list(notices.values_list("event", flat=True))
+
+
+def roles(conversation) -> dict[int, str]:
+    return dict(Membership.objects.filter(conversation=conversation).values_list("user_id", "role"))
+
+
+def test_a_direct_chat_is_made_once_whoever_asks():
+    alice, bob = UserFactory(), UserFactory()
+
+    first, created = conversations.get_or_create_direct(user=alice, user_id=bob.pk)
+    again, created_again = conversations.get_or_create_direct(user=bob, phone_number=alice.phone_number)
+
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk and first.kind == Conversation.Kind.DIRECT
+    assert set(roles(first)) == {alice.pk, bob.pk}
+    assert Message.objects.filter(conversation=first).count() == 0  # a direct chat starts silent
+
+
+def test_a_direct_chat_needs_another_existing_person():
+    alice = UserFactory()
+
+    with pytest.raises(InvalidInput):
+        conversations.get_or_create_direct(user=alice, user_id=alice.pk)
+    with pytest.raises(NotFound):
+        conversations.get_or_create_direct(user=alice, user_id=alice.pk + 1000)
+    with pytest.raises(NotFound):
+        conversations.get_or_create_direct(user=alice, phone_number="+12125550199")
+
+
+def test_a_new_group_has_its_creator_as_admin_and_a_creation_notice():
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+
+    group = conversations.create_group(creator=alice, title="  Climbing  ", member_ids=[bob.pk, carol.pk, bob.pk, alice.pk])
+
+    assert (group.kind, group.title, group.last_seq) == (Conversation.Kind.GROUP, "Climbing", 1)
+    assert roles(group) == {alice.pk: "admin", bob.pk: "member", carol.pk: "member"}
+    assert system_events(group) == [
+        {"action": "group_created", "by": alice.pk, "title": "Climbing", "members": [bob.pk, carol.pk]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("title", "member_ids", "error", "field"),
+    [
+        ("", [], InvalidInput, "title"),
+        ("x" * 101, [], InvalidInput, "title"),
+        (None, [], InvalidInput, "title"),
+        ("Team", "not a list", InvalidInput, "member_ids"),
+        ("Team", ["abc"], InvalidInput, "member_ids"),
+        ("Team", [10**9], NotFound, "member_ids"),
+    ],
+)
+def test_a_group_needs_a_title_and_real_members(title, member_ids, error, field):
+    alice = UserFactory()
+
+    with pytest.raises(error) as refused:
+        conversations.create_group(creator=alice, title=title, member_ids=member_ids)
+
+    assert refused.value.field == field
+    assert not Conversation.objects.exists()
+
+
+def test_groups_have_a_size_limit(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
+    alice, *others = UserFactory.create_batch(4)
+
+    with pytest.raises(InvalidInput):
+        conversations.create_group(creator=alice, title="Too many", member_ids=[u.pk for u in others])
+    group = conversations.create_group(creator=alice, title="Just right", member_ids=[u.pk for u in others[:2]])
+    with pytest.raises(InvalidInput):
+        conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[others[2].pk])
+
+
+def test_admins_add_members_who_see_history_from_their_arrival():
+    alice, bob, carol, dave = UserFactory.create_batch(4)
+    group = group_conversation(alice, bob)
+    sent_message(bob, group)
+
+    notices = conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[bob.pk, carol.pk, dave.pk])
+
+    assert [n.event for n in notices] == [
+        {"action": "member_added", "by": alice.pk, "user": carol.pk},
+        {"action": "member_added", "by": alice.pk, "user": dave.pk},
+    ]
+    carol_member = membership(carol, group)
+    assert carol_member.joined_after_seq == carol_member.delivered_seq == carol_member.read_seq == notices[0].seq - 1
+    assert roles(group)[carol.pk] == "member"
+
+
+def test_only_admins_add_members():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob)
+
+    with pytest.raises(Forbidden):
+        conversations.add_members(actor=bob, conversation_id=group.pk, user_ids=[carol.pk])
+    with pytest.raises(NotFound):
+        conversations.add_members(actor=carol, conversation_id=group.pk, user_ids=[carol.pk])
+
+    assert set(roles(group)) == {alice.pk, bob.pk}
+
+
+def test_members_of_a_direct_chat_cannot_be_changed():
+    alice, bob, carol = UserFactory.create_batch(3)
+    conversation = direct_conversation(alice, bob)
+
+    with pytest.raises(InvalidInput):
+        conversations.add_members(actor=alice, conversation_id=conversation.pk, user_ids=[carol.pk])
+    with pytest.raises(InvalidInput):
+        conversations.remove_member(actor=alice, conversation_id=conversation.pk, user_id=bob.pk)
+
+
+def test_admins_remove_members_with_a_notice_written_before_they_go():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+
+    notice = conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=carol.pk)
+
+    assert notice.event == {"action": "member_removed", "by": alice.pk, "user": carol.pk}
+    assert notice.seq == 2
+    assert set(roles(group)) == {alice.pk, bob.pk}
+
+
+def test_members_may_leave_but_not_remove_others():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+
+    with pytest.raises(Forbidden):
+        conversations.remove_member(actor=bob, conversation_id=group.pk, user_id=carol.pk)
+    notice = conversations.remove_member(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+
+    assert notice.event == {"action": "member_left", "by": bob.pk, "user": bob.pk}
+    assert set(roles(group)) == {alice.pk, carol.pk}
+
+
+def test_removing_someone_not_in_the_group_is_not_found():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob)
+
+    with pytest.raises(NotFound):
+        conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=carol.pk)
+
+    assert Conversation.objects.get(pk=group.pk).last_seq == 1  # no notice was written
+
+
+def test_when_the_last_admin_leaves_the_longest_member_becomes_admin():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+
+    conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=alice.pk)
+
+    assert roles(group) == {bob.pk: "admin", carol.pk: "member"}
+
+
+def test_the_author_of_a_membership_change_does_not_see_its_notice_as_unread():
+    from storage.selectors import conversation_summaries
+
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    group = conversations.create_group(creator=alice, title="Trip", member_ids=[bob.pk])
+    conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
+
+    unread = {u.pk: conversation_summaries(user=u)[0].unread_count for u in (alice, bob, carol)}
+    assert unread == {alice.pk: 0, bob.pk: 2, carol.pk: 1}

@@ -1,0 +1,230 @@
+"""broker.services.send: the one door every message goes through."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from broker import signals
+from broker.errors import Blocked, Conflict, InvalidInput, NotFound, RateLimited
+from broker.services import people
+from broker.services.send import send_message
+from storage.models import Conversation, Message
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+
+
+def seqs(conversation: Conversation) -> list[int]:
+    return list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("seq", flat=True))
+
+
+def in_threads(count: int, work) -> list:
+    """Run `work(index)` in `count` threads that start together, each on its own connection."""
+    start = threading.Barrier(count)
+
+    def run(index):
+        try:
+            start.wait()
+            return work(index)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+@pytest.mark.django_db
+def test_messages_are_numbered_from_one_without_gaps():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    numbers = [sent_message(sender, conversation).seq for sender in (alice, bob, alice)]
+
+    assert numbers == [1, 2, 3]
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_get_gapless_seqs():
+    senders = UserFactory.create_batch(4)
+    group = group_conversation(*senders)
+    per_sender = 5
+
+    def send_several(index):
+        return [
+            send_message(sender=senders[index], conversation_id=group.pk, client_id=f"t{index}-{n}", text="hi")[0].seq
+            for n in range(per_sender)
+        ]
+
+    results = in_threads(len(senders), send_several)
+
+    total = per_sender * len(senders)
+    assert sorted(seq for result in results for seq in result) == list(range(2, 2 + total))
+    assert seqs(group) == list(range(1, 2 + total))
+    group.refresh_from_db()
+    assert group.last_seq == 1 + total
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_client_id_sent_concurrently_makes_one_message():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    results = in_threads(4, lambda _: send_message(sender=alice, conversation_id=conversation.pk, client_id="once", text="hi"))
+
+    assert len({message.pk for message, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert seqs(conversation) == [1]
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 1  # the losers' seqs were rolled back, leaving no gap
+
+
+@pytest.mark.django_db
+def test_a_retried_client_id_returns_the_first_message():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    first, created = send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hello")
+
+    again, created_again = send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hello")
+
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk
+    assert seqs(conversation) == [1]
+
+
+@pytest.mark.django_db
+def test_client_ids_belong_to_their_sender():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    send_message(sender=alice, conversation_id=conversation.pk, client_id="same", text="from alice")
+    _, created = send_message(sender=bob, conversation_id=conversation.pk, client_id="same", text="from bob")
+
+    assert created
+    assert seqs(conversation) == [1, 2]
+
+
+@pytest.mark.django_db
+def test_a_client_id_reused_in_another_conversation_is_a_conflict():
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    with_bob, with_carol = direct_conversation(alice, bob), direct_conversation(alice, carol)
+    send_message(sender=alice, conversation_id=with_bob.pk, client_id="c1", text="for bob")
+
+    with pytest.raises(Conflict) as refused:
+        send_message(sender=alice, conversation_id=with_carol.pk, client_id="c1", text="for carol")
+
+    assert refused.value.field == "client_id"
+    assert seqs(with_carol) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("conversation", ["abc", 0, -1, True, 1.0, None, 2**63]),
+        ("client_id", [None, "", "   ", 7, "x" * 65, "\udfff"]),
+        ("text", [None, "", " \n\t", 42, "x" * 4097, "nul\x00byte", "half a pair \ud83d"]),
+    ],
+)
+def test_invalid_input_is_refused_naming_the_field(field, values):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    good = {"conversation_id": conversation.pk, "client_id": "c1", "text": "hello"}
+
+    for value in values:
+        with pytest.raises(InvalidInput) as refused:
+            send_message(sender=alice, **{**good, ("conversation_id" if field == "conversation" else field): value})
+        assert refused.value.field == field, value
+
+    assert seqs(conversation) == []
+
+
+@pytest.mark.django_db
+def test_the_longest_allowed_text_and_client_id_are_accepted():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    message, created = send_message(sender=alice, conversation_id=conversation.pk, client_id="c" * 64, text="x" * 4096)
+
+    assert created and len(message.text) == 4096
+
+
+@pytest.mark.django_db
+def test_sending_to_a_conversation_you_are_not_in_is_not_found():
+    alice, bob, mallory = UserFactory(), UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    for target in (conversation.pk, conversation.pk + 1000):
+        with pytest.raises(NotFound):
+            send_message(sender=mallory, conversation_id=target, client_id=f"c{target}", text="hi")
+
+    assert seqs(conversation) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who_blocks", ["recipient", "sender"])
+def test_a_block_stops_direct_messages_both_ways(who_blocks):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    blocker, blocked = (bob, alice) if who_blocks == "recipient" else (alice, bob)
+    people.block_user(blocker=blocker, user_id=blocked.pk)
+
+    with pytest.raises(Blocked):
+        send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")
+
+    people.unblock_user(blocker=blocker, user_id=blocked.pk)
+    assert send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")[0].seq == 1
+
+
+@pytest.mark.django_db
+def test_the_rate_limit_counts_each_sender_separately(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 3600}
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    sent_message(alice, conversation)
+    sent_message(alice, conversation)
+
+    with pytest.raises(RateLimited) as refused:
+        sent_message(alice, conversation)
+
+    assert 1 <= refused.value.retry_after <= 3600
+    assert refused.value.as_dict()["retry_after"] == refused.value.retry_after
+    assert sent_message(bob, conversation).seq == 3  # Bob has his own allowance
+    assert seqs(conversation) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_sending_marks_the_conversation_seen_by_the_sender():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    sent_message(alice, conversation)
+    sent_message(alice, conversation)
+
+    sent_message(bob, conversation)
+
+    bob_member, alice_member = membership(bob, conversation), membership(alice, conversation)
+    assert (bob_member.delivered_seq, bob_member.read_seq) == (3, 3)
+    assert (alice_member.delivered_seq, alice_member.read_seq) == (2, 2)
+
+
+@pytest.mark.django_db
+def test_other_apps_hear_of_each_stored_message_once_after_commit(django_capture_on_commit_callbacks):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    heard = []
+
+    def receiver(sender, message, **kwargs):
+        heard.append(message.pk)
+
+    signals.message_stored.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            message, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")
+            assert heard == []  # not before the commit
+        with django_capture_on_commit_callbacks(execute=True):
+            send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")
+    finally:
+        signals.message_stored.disconnect(receiver)
+
+    assert heard == [message.pk]

@@ -1,0 +1,77 @@
+"""Who may open /ws/v1/: a device token, or the browser session from one of our own pages."""
+
+import pytest
+from django.conf import settings
+from django.test import Client as HttpClient
+
+from broker.services import accounts
+from storage import selectors
+from tests.factories import direct_conversation
+from tests.ws import another_device, db, people, sockets  # noqa: F401  (sockets is a fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(user) -> bytes:
+    """The Cookie header of a browser logged in as `user`."""
+    browser = HttpClient()
+    browser.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+def logout_device(token: str) -> None:
+    accounts.logout(device=selectors.device_by_token_hash(token_hash=accounts.hash_token(token)))
+
+
+async def assert_refused(client) -> None:
+    error = await client.receive()
+    assert (error["type"], error["code"]) == ("error", "authentication_failed")
+    assert error["message"]
+    assert await client.receive_close() == 4001
+
+
+@pytest.mark.parametrize("path", ["/ws/v1/", "/ws/v1/?token=", "/ws/v1/?token=not-a-real-token"])
+async def test_a_socket_without_a_valid_token_is_refused(sockets, path):
+    client = await sockets(path=path)
+
+    await assert_refused(client)
+
+
+@pytest.mark.parametrize("origin", [None, b"https://evil.example", b"null"])
+async def test_a_session_cookie_without_one_of_our_origins_is_refused(sockets, origin):
+    ((alice, _),) = await people(1)
+    headers = [(b"cookie", await db(session_cookie)(alice))]
+    if origin:
+        headers.append((b"origin", origin))
+
+    client = await sockets(headers=headers)
+
+    await assert_refused(client)
+
+
+async def test_a_browser_page_of_ours_connects_with_its_session(sockets):
+    (alice, _), (bob, bob_token) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    b = await sockets(bob_token)
+    cookie = await db(session_cookie)(alice)
+
+    page = await sockets(headers=[(b"cookie", cookie), (b"origin", b"http://localhost:8000")])
+    message = await page.send_message(conversation.pk, "from the browser")
+
+    assert message["sender"] == alice.pk
+    assert (await b.receive_type("message.new"))["message"] == message
+
+
+async def test_logging_out_a_device_closes_its_socket_but_not_the_other_devices(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    phone, laptop = await sockets(alice_token), await sockets(await another_device(alice))
+    b = await sockets(bob_token)
+
+    await db(logout_device)(alice_token)
+
+    assert await phone.receive_type("session.revoked") == {"type": "session.revoked"}
+    assert await phone.receive_close() == 4001
+    message = await laptop.send_message(conversation.pk, "still logged in here")
+    assert (await b.receive_type("message.new"))["message"] == message
+    await assert_refused(await sockets(alice_token))

@@ -1,0 +1,158 @@
+"""storage.selectors: history pages, conversation summaries and the catch-up backlog."""
+
+import pytest
+
+from broker.services import conversations, receipts
+from storage import selectors
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def chat():
+    """Alice and Bob with five messages, alternating from Alice."""
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    for n in range(1, 6):
+        sent_message(alice if n % 2 else bob, conversation, f"m{n}")
+    return alice, bob, conversation
+
+
+def page_seqs(page: tuple[list, bool]) -> tuple[list[int], bool]:
+    messages, has_more = page
+    return [m.seq for m in messages], has_more
+
+
+# --- history_page --------------------------------------------------------------------------------
+
+def test_history_pages_backwards_from_the_newest(chat):
+    alice, _, conversation = chat
+    member = membership(alice, conversation)
+
+    assert page_seqs(selectors.history_page(membership=member, limit=2)) == ([4, 5], True)
+    assert page_seqs(selectors.history_page(membership=member, before_seq=4, limit=2)) == ([2, 3], True)
+    assert page_seqs(selectors.history_page(membership=member, before_seq=2, limit=2)) == ([1], False)
+    assert page_seqs(selectors.history_page(membership=member, limit=5)) == ([1, 2, 3, 4, 5], False)
+
+
+def test_history_pages_forwards_after_a_seq(chat):
+    alice, _, conversation = chat
+    member = membership(alice, conversation)
+
+    assert page_seqs(selectors.history_page(membership=member, after_seq=0, limit=2)) == ([1, 2], True)
+    assert page_seqs(selectors.history_page(membership=member, after_seq=2, limit=2)) == ([3, 4], True)
+    assert page_seqs(selectors.history_page(membership=member, after_seq=4, limit=2)) == ([5], False)
+    assert page_seqs(selectors.history_page(membership=member, after_seq=5, limit=2)) == ([], False)
+
+
+def test_history_between_two_seqs(chat):
+    alice, _, conversation = chat
+    member = membership(alice, conversation)
+
+    assert page_seqs(selectors.history_page(membership=member, after_seq=1, before_seq=5, limit=10)) == ([2, 3, 4], False)
+    assert page_seqs(selectors.history_page(membership=member, after_seq=1, before_seq=5, limit=2)) == ([2, 3], True)
+
+
+def test_history_of_a_late_member_starts_at_their_arrival():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob)
+    sent_message(alice, group, "before Carol")
+    [notice] = conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
+    sent_message(bob, group, "after Carol")
+    member = membership(carol, group)
+
+    assert [m.text for m in selectors.history_page(membership=member)[0]] == [notice.text, "after Carol"]
+    assert page_seqs(selectors.history_page(membership=member, before_seq=notice.seq)) == ([], False)
+    assert page_seqs(selectors.history_page(membership=member, after_seq=0)) == ([notice.seq, notice.seq + 1], False)
+
+
+# --- conversation_summaries ---------------------------------------------------------------------
+
+def test_summaries_list_the_most_recently_active_first():
+    alice, bob, carol, dave = UserFactory.create_batch(4)
+    with_bob = direct_conversation(alice, bob)
+    with_carol = direct_conversation(alice, carol)
+    group = group_conversation(dave, alice)
+    direct_conversation(bob, carol)  # not Alice's
+    sent_message(bob, with_bob)
+    sent_message(carol, with_carol)
+    sent_message(bob, with_bob)
+
+    summaries = selectors.conversation_summaries(user=alice)
+
+    assert [s.conversation.pk for s in summaries] == [with_bob.pk, with_carol.pk, group.pk]
+    assert summaries[0].last_message.seq == 2
+    assert sorted(m.user_id for m in summaries[0].members) == sorted([alice.pk, bob.pk])
+
+
+def test_unread_counts_what_others_wrote_after_the_read_watermark(chat):
+    alice, bob, conversation = chat  # Bob wrote m2 and m4, which read m1 and m3; m5 is Alice's
+
+    def unread(user):
+        [summary] = selectors.conversation_summaries(user=user, conversation_id=conversation.pk)
+        return summary.unread_count
+
+    assert (unread(alice), unread(bob)) == (0, 1)
+    sent_message(alice, conversation, "m6")
+    assert unread(bob) == 2
+    receipts.mark_delivered(user=bob, conversation_id=conversation.pk, seq=6)
+    assert unread(bob) == 2  # delivered is not read
+    receipts.mark_read(user=bob, conversation_id=conversation.pk, seq=5)
+    assert unread(bob) == 1
+
+
+def test_a_summary_of_a_silent_chat_has_no_last_message():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    [summary] = selectors.conversation_summaries(user=alice)
+
+    assert summary.conversation.pk == conversation.pk
+    assert summary.last_message is None and summary.unread_count == 0
+
+
+def test_summaries_of_someone_in_no_conversation_are_empty():
+    assert selectors.conversation_summaries(user=UserFactory()) == []
+
+
+# --- undelivered_messages ------------------------------------------------------------------------
+
+def texts(messages) -> list[tuple[int, str]]:
+    return [(m.conversation_id, m.text) for m in messages]
+
+
+def test_the_backlog_is_everything_above_the_delivered_watermark_in_order():
+    alice, bob, carol = UserFactory.create_batch(3)
+    with_alice = direct_conversation(alice, bob)
+    with_carol = direct_conversation(carol, bob)
+    sent_message(alice, with_alice, "a1")
+    sent_message(carol, with_carol, "c1")
+    sent_message(alice, with_alice, "a2")
+    sent_message(alice, with_alice, "a3")
+    receipts.mark_delivered(user=bob, conversation_id=with_alice.pk, seq=1)
+
+    backlog = texts(selectors.undelivered_messages(user=bob))
+
+    assert backlog == [(with_alice.pk, "a2"), (with_alice.pk, "a3"), (with_carol.pk, "c1")]
+    assert list(selectors.undelivered_messages(user=alice)) == []  # her own messages count as seen
+
+
+def test_the_backlog_is_read_in_batches_without_losing_or_repeating_any(chat):
+    _, bob, conversation = chat
+    for n in range(6, 12):
+        sent_message(chat[0], conversation, f"m{n}")
+    receipts.mark_delivered(user=bob, conversation_id=conversation.pk, seq=4)
+
+    backlog = [m.seq for m in selectors.undelivered_messages(user=bob, batch_size=2)]
+
+    assert backlog == list(range(5, 12))
+
+
+def test_a_late_member_backlog_starts_at_their_arrival():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob)
+    sent_message(alice, group, "before Carol")
+    conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
+
+    assert [m.event["action"] for m in selectors.undelivered_messages(user=carol)] == ["member_added"]
