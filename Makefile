@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/messenger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-embedded test-scaleout test-browser venv migrate clean
+.PHONY: run test test-embedded test-scaleout test-browser screenshots venv migrate clean
 
 venv: $(STAMP)
 
@@ -33,7 +33,16 @@ run: migrate
 test: test-embedded test-scaleout
 
 test-embedded: venv
+	@test -x /usr/bin/chromium || echo "NOTE: no Chromium at /usr/bin/chromium, so the browser tests (tests/browser) are skipped; install it with 'apt-get install chromium' (.ci/run does)."
 	$(PY) -m pytest
+
+# The end-to-end browser tests alone (headless Chromium against a live Daphne).
+test-browser: venv
+	$(PY) -m pytest -m browser
+
+# Retake docs/screenshots/*.png from the browser tests.
+screenshots: venv
+	MESSENGER_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser -q
 
 test-scaleout: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser"

@@ -1,6 +1,5 @@
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 
@@ -16,8 +15,3 @@ def healthz(request):
         database = {"status": "error", "vendor": connection.vendor, "error": exc.__class__.__name__}
         code = 503
     return JsonResponse({"status": "ok" if code == 200 else "error", "database": database}, status=code)
-
-
-@require_GET
-def home(request):
-    return render(request, "frontdesk/home.html")

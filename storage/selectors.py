@@ -28,6 +28,11 @@ def is_blocked_by(*, blocker_id: int, blocked_id: int) -> bool:
     return Block.objects.filter(blocker_id=blocker_id, blocked_id=blocked_id).exists()
 
 
+def blocked_user_ids(*, blocker_id: int) -> list[int]:
+    """Everyone the user has blocked."""
+    return list(Block.objects.filter(blocker_id=blocker_id).order_by("pk").values_list("blocked_id", flat=True))
+
+
 def block_partner_ids(*, user_id: int) -> set[int]:
     """Everyone the user has blocked or is blocked by."""
     pairs = Block.objects.filter(Q(blocker_id=user_id) | Q(blocked_id=user_id)).values_list("blocker_id", "blocked_id")

@@ -44,11 +44,10 @@ def _issue_device(user: User, device_name: str) -> tuple[Device, str]:
     return device, token
 
 
-def register(*, phone_number: object, password: object, display_name: object, device_name: object = "") -> tuple[User, str]:
-    """Create an account and log its first device in; returns the user and the device's token."""
+def create_account(*, phone_number: object, password: object, display_name: object) -> User:
+    """Create an account (no device, no token): the browser UI logs it in with a session instead."""
     phone = normalize_phone_number(phone_number)
     name = _text_field(display_name, field="display_name", max_length=MAX_DISPLAY_NAME, required=True)
-    device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
     if not isinstance(password, str) or not password:
         raise InvalidInput("password is required.", field="password")
     candidate = User(phone_number=phone, display_name=name)
@@ -58,21 +57,34 @@ def register(*, phone_number: object, password: object, display_name: object, de
         raise InvalidInput(" ".join(exc.messages), field="password") from exc
     try:
         with transaction.atomic():
-            user = User.objects.create_user(phone, password, display_name=name)
-            _, token = _issue_device(user, device)
+            return User.objects.create_user(phone, password, display_name=name)
     except IntegrityError as exc:
         raise Conflict("An account with this phone number already exists.", field="phone_number") from exc
+
+
+def register(*, phone_number: object, password: object, display_name: object, device_name: object = "") -> tuple[User, str]:
+    """Create an account and log its first device in; returns the user and the device's token."""
+    device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
+    with transaction.atomic():
+        user = create_account(phone_number=phone_number, password=password, display_name=display_name)
+        _, token = _issue_device(user, device)
     return user, token
 
 
-def login(*, phone_number: object, password: object, device_name: object = "") -> tuple[User, str]:
+def check_password(*, phone_number: object, password: object) -> User:
+    """The active user with this phone number and password, or AuthenticationFailed."""
     phone = normalize_phone_number(phone_number)
-    device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
     if not isinstance(password, str) or not password:
         raise InvalidInput("password is required.", field="password")
     user = authenticate(phone_number=phone, password=password)
     if user is None:
         raise AuthenticationFailed("Phone number or password is wrong.")
+    return user
+
+
+def login(*, phone_number: object, password: object, device_name: object = "") -> tuple[User, str]:
+    device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
+    user = check_password(phone_number=phone_number, password=password)
     _, token = _issue_device(user, device)
     return user, token
 

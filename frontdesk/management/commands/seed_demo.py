@@ -22,7 +22,7 @@ class Command(BaseCommand):
         for phone, name in DEMO_PEOPLE:
             user = selectors.user_by_phone(phone_number=phone)
             if user is None:
-                user, _ = accounts.register(phone_number=phone, password=DEMO_PASSWORD, display_name=name)
+                user = accounts.create_account(phone_number=phone, password=DEMO_PASSWORD, display_name=name)
             people.append(user)
         alice, bob = people
         conversation, created = conversations.get_or_create_direct(user=alice, user_id=bob.pk)

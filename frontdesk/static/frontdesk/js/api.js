@@ -1,0 +1,65 @@
+// The REST API of docs/protocol.md, called with the session cookie and Django's CSRF header.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = (body && body.error) || {};
+    super(detail.message || `The server answered ${status}.`);
+    this.status = status;
+    this.code = detail.code || "error";
+    this.field = detail.field || null;
+  }
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+export class Api {
+  constructor(base) {
+    this.base = base;
+  }
+
+  async request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") {
+      headers["X-CSRFToken"] = cookie("csrftoken");
+      headers["Content-Type"] = "application/json";
+    }
+    let response;
+    try {
+      response = await fetch(this.base + path, {
+        method, headers, credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (exc) {
+      throw new ApiError(0, { error: { code: "network", message: "The server cannot be reached." } });
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (exc) {
+      data = null;
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  get(path, query) {
+    const qs = query ? "?" + new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined && v !== null)) : "";
+    return this.request("GET", path + qs);
+  }
+  post(path, body = {}) { return this.request("POST", path, body); }
+  patch(path, body) { return this.request("PATCH", path, body); }
+  delete(path, body) { return this.request("DELETE", path, body); }
+
+  conversations() { return this.get("conversations"); }
+  conversation(id) { return this.get(`conversations/${id}`); }
+  messages(id, query) { return this.get(`conversations/${id}/messages`, query); }
+  send(id, clientId, text) { return this.post(`conversations/${id}/messages`, { client_id: clientId, text }); }
+  contacts() { return this.get("contacts"); }
+}

@@ -1,0 +1,1261 @@
+// The chat page: a client of the messenger protocol (docs/protocol.md) like any other, over REST
+// with the session cookie and the websocket /ws/v1/.
+//
+// Delivery, as the protocol asks: every message is kept by (conversation, seq), so a replay or a
+// duplicate changes nothing on screen; each conversation tracks `held`, the highest seq this page
+// holds with no gap below it, which is what it acknowledges (`ack`) and, while the conversation is
+// open and visible, marks read (`read`); a gap is filled from history (`after_seq`). Own messages
+// appear at once as pending under a client_id, settle on `message.sent`, and a failed one is
+// retried with the same client_id. After a reconnect the list is refetched and the open
+// conversation caught up with `after_seq`.
+
+import { Api, ApiError } from "./api.js";
+import { Connection } from "./connection.js";
+import { append, avatar, clear, h, hydrateIcons, icon, ticks } from "./dom.js";
+import * as fmt from "./format.js";
+
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const me = boot.me;
+const api = new Api(boot.api);
+const conn = new Connection(boot.websocket);
+
+const SEND_TIMEOUT_MS = 10000;
+const TYPING_SEND_EVERY_MS = 3000;
+const TYPING_SHOW_MS = 5000;
+const PAGE = 50;
+const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left"]);
+const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
+
+const state = {
+  conversations: new Map(),
+  fetching: new Map(), // conversation id -> promise of its first fetch
+  users: new Map(), // user id -> {id, phone_number, display_name, about, online, last_seen}
+  contacts: [],
+  blocked: new Set(boot.blocked),
+  openId: null,
+  filter: "",
+  lastTypingSent: 0,
+};
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  banner: $("connection-banner"),
+  chatList: $("chat-list"),
+  chatListEmpty: $("chat-list-empty"),
+  filter: $("chat-filter"),
+  welcome: $("chat-welcome"),
+  conversation: $("conversation"),
+  title: $("conversation-title"),
+  subtitle: $("conversation-subtitle"),
+  headerAvatar: $("conversation-avatar"),
+  messages: $("messages"),
+  messagesInner: $("messages-inner"),
+  composer: $("composer"),
+  input: $("composer-input"),
+  composerNotice: $("composer-notice"),
+  sideDrawer: $("side-drawer"),
+  infoDrawer: $("info-drawer"),
+  profileButton: $("open-profile"),
+};
+
+// --- small helpers ------------------------------------------------------------------------
+
+function uuid4() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const time = (iso) => (iso ? Date.parse(iso) : 0);
+const maxStatus = (a, b) => ((STATUS_RANK[a] ?? -1) >= (STATUS_RANK[b] ?? -1) ? a : b);
+
+function rememberUser(user, extra = {}) {
+  const known = state.users.get(user.id) || {};
+  const merged = { ...known, ...user, ...extra };
+  state.users.set(user.id, merged);
+  return merged;
+}
+
+function contactOf(userId) {
+  return state.contacts.find((c) => c.user.id === userId) || null;
+}
+
+function nameOf(userId) {
+  if (userId === me.id) return "You";
+  const contact = contactOf(userId);
+  if (contact && contact.name) return contact.name;
+  const user = state.users.get(userId);
+  return (user && (user.display_name || user.phone_number)) || "Someone";
+}
+
+function peerOf(c) {
+  if (c.kind !== "direct") return null;
+  const member = c.members.find((m) => m.user.id !== me.id);
+  return member ? state.users.get(member.user.id) || member.user : null;
+}
+
+function titleOf(c) {
+  if (c.kind === "direct") {
+    const peer = peerOf(c);
+    if (peer) return nameOf(peer.id);
+  }
+  return c.title || "Conversation";
+}
+
+function isVisible() {
+  return document.visibilityState === "visible";
+}
+
+function isOpen(c) {
+  return state.openId === c.id;
+}
+
+function unreadOf(c) {
+  return Math.max(0, c.last_seq - Math.max(c.read_seq, c.readSent));
+}
+
+function minKey(map) {
+  let low = Infinity;
+  for (const key of map.keys()) if (key < low) low = key;
+  return low;
+}
+
+function maxKey(map) {
+  let high = -Infinity;
+  for (const key of map.keys()) if (key > high) high = key;
+  return high;
+}
+
+function errorText(exc) {
+  return exc instanceof ApiError ? exc.message : "Something went wrong; please try again.";
+}
+
+// --- the model: conversations and messages ---------------------------------------------------
+
+function upsertConversation(p) {
+  let c = state.conversations.get(p.id);
+  if (!c) {
+    c = {
+      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(),
+      held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
+      last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
+      loaded: false, hasMoreBefore: true, left: false, draft: "", members: [],
+    };
+    state.conversations.set(p.id, c);
+  }
+  c.kind = p.kind;
+  c.title = p.title;
+  c.role = p.role;
+  c.left = false;
+  c.last_seq = Math.max(c.last_seq, p.last_seq);
+  c.read_seq = Math.max(c.read_seq, p.read_seq);
+  c.delivered_seq = Math.max(c.delivered_seq, p.delivered_seq);
+  if (p.last_message && (!c.last_message || p.last_message.seq >= c.last_message.seq)) c.last_message = p.last_message;
+  if (time(p.last_activity_at) > time(c.last_activity_at)) c.last_activity_at = p.last_activity_at;
+  const previous = new Map(c.members.map((m) => [m.user.id, m]));
+  c.members = p.members.map((m) => {
+    const old = previous.get(m.user.id);
+    rememberUser(m.user, { online: m.online, last_seen: m.last_seen });
+    return {
+      ...m,
+      delivered_seq: Math.max(m.delivered_seq, old ? old.delivered_seq : 0),
+      read_seq: Math.max(m.read_seq, old ? old.read_seq : 0),
+    };
+  });
+  return c;
+}
+
+/** The conversation, fetched once if this page has not seen it yet (e.g. someone just wrote). */
+function ensureConversation(id) {
+  const known = state.conversations.get(id);
+  if (known) return Promise.resolve(known);
+  if (!state.fetching.has(id)) {
+    const promise = api.conversation(id)
+      .then((p) => upsertConversation(p))
+      .catch(() => null)
+      .finally(() => state.fetching.delete(id));
+    state.fetching.set(id, promise);
+  }
+  return state.fetching.get(id);
+}
+
+async function refreshConversation(id) {
+  try {
+    upsertConversation(await api.conversation(id));
+  } catch (exc) {
+    const c = state.conversations.get(id);
+    if (c && exc instanceof ApiError && exc.status === 404) c.left = true;
+  }
+  const c = state.conversations.get(id);
+  if (c) renderConversationEverywhere(c);
+}
+
+/** Keep a message (deduplicated by seq); true if it is new to this page. */
+function addMessage(c, m) {
+  const existing = c.msgs.get(m.seq);
+  c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
+  if (m.sender === me.id) {
+    if (m.client_id && c.pending.has(m.client_id)) {
+      clearTimeout(c.pending.get(m.client_id).timer);
+      c.pending.delete(m.client_id);
+    }
+    // Writing moves the writer's own watermarks (docs/protocol.md).
+    c.read_seq = Math.max(c.read_seq, m.seq);
+    c.delivered_seq = Math.max(c.delivered_seq, m.seq);
+  }
+  c.last_seq = Math.max(c.last_seq, m.seq);
+  if (!c.last_message || m.seq >= c.last_message.seq) {
+    c.last_message = m;
+    if (time(m.created_at) > time(c.last_activity_at)) c.last_activity_at = m.created_at;
+  }
+  if (m.sender) c.typing.delete(m.sender);
+  return !existing;
+}
+
+function statusOf(c, m) {
+  const others = c.members.filter((x) => x.user.id !== m.sender);
+  const lowestRead = Math.min(...others.map((x) => x.read_seq));
+  const lowestDelivered = Math.min(...others.map((x) => x.delivered_seq));
+  const derived = lowestRead >= m.seq ? "read" : lowestDelivered >= m.seq ? "delivered" : "sent";
+  return maxStatus(derived, m.status || "sent");
+}
+
+/** Move `held` over every message now present, then acknowledge and read; fill any gap. */
+function advance(c) {
+  while (c.msgs.has(c.held + 1)) c.held += 1;
+  if (maxKey(c.msgs) > c.held) scheduleGapFill(c); // something above a missing seq: a gap
+  sendAck(c);
+  maybeRead(c);
+}
+
+function sendAck(c) {
+  if (c.left || c.held <= c.ackSent) return;
+  if (conn.send({ type: "ack", conversation: c.id, seq: c.held })) c.ackSent = c.held;
+}
+
+function maybeRead(c) {
+  if (c.left || !isOpen(c) || !isVisible() || !c.loaded) return;
+  const upTo = c.held;
+  if (upTo <= Math.max(c.read_seq, c.readSent)) return;
+  if (conn.send({ type: "read", conversation: c.id, seq: upTo })) {
+    c.readSent = upTo;
+    renderChatList();
+    renderTitleCount();
+  }
+}
+
+function scheduleGapFill(c) {
+  if (c.gapTimer) return;
+  // A moment's grace: the missing seq is often already on its way on the socket.
+  c.gapTimer = setTimeout(() => {
+    c.gapTimer = null;
+    if (!c.msgs.has(c.held + 1) && maxKey(c.msgs) > c.held) fillFrom(c, () => c.held);
+  }, 400);
+}
+
+/** Fetch history forward from `start()` until nothing more (the protocol's after_seq catch-up). */
+async function fillFrom(c, start) {
+  if (c.filling) return c.filling;
+  c.filling = (async () => {
+    try {
+      for (let round = 0; round < 50; round += 1) {
+        const after = start();
+        const page = await api.messages(c.id, { after_seq: after, limit: 200 });
+        for (const m of page.results) addMessage(c, m);
+        if (!page.has_more || !page.results.length) break;
+      }
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 404) c.left = true;
+    } finally {
+      c.filling = null;
+    }
+    advance(c);
+    renderConversationEverywhere(c);
+  })();
+  return c.filling;
+}
+
+/** The highest seq the open view shows with no gap, counting up from its oldest message. */
+function contiguousTop(c) {
+  if (!c.msgs.size) return c.held;
+  let top = minKey(c.msgs);
+  while (c.msgs.has(top + 1)) top += 1;
+  return Math.max(top, c.held);
+}
+
+async function loadLatest(c) {
+  const page = await api.messages(c.id, { limit: PAGE });
+  for (const m of page.results) addMessage(c, m);
+  if (page.results.length) {
+    // Keep older messages this page already holds only where they join up with the new page.
+    let floor = page.results[0].seq;
+    while (c.msgs.has(floor - 1)) floor -= 1;
+    for (const seq of [...c.msgs.keys()]) if (seq < floor) c.msgs.delete(seq);
+  }
+  c.hasMoreBefore = page.has_more;
+  c.loaded = true;
+  advance(c);
+}
+
+async function loadOlder(c) {
+  if (c.loadingOlder || !c.hasMoreBefore || !c.loaded) return;
+  c.loadingOlder = true;
+  try {
+    const before = minKey(c.msgs);
+    const page = await api.messages(c.id, before === Infinity ? { limit: PAGE } : { before_seq: before, limit: PAGE });
+    for (const m of page.results) addMessage(c, m);
+    c.hasMoreBefore = page.has_more;
+  } catch (exc) {
+    // Leave hasMoreBefore as it was: scrolling up again retries.
+  } finally {
+    c.loadingOlder = false;
+  }
+  if (isOpen(c)) renderMessages(c, { keepTop: true });
+}
+
+// --- sending ---------------------------------------------------------------------------------
+
+function sendText(c, text) {
+  const clientId = uuid4();
+  const pending = { client_id: clientId, text, created_at: new Date().toISOString(), state: "pending", error: null, timer: null };
+  c.pending.set(clientId, pending);
+  c.last_activity_at = pending.created_at;
+  transmit(c, pending);
+  renderMessages(c, { toBottom: true });
+  renderChatList();
+}
+
+function transmit(c, pending) {
+  pending.state = "pending";
+  pending.error = null;
+  clearTimeout(pending.timer);
+  // Not connected: it stays pending and goes out when the socket is back (see onOpen).
+  conn.send({ type: "message.send", client_id: pending.client_id, conversation: c.id, text: pending.text });
+  pending.timer = setTimeout(() => {
+    if (c.pending.get(pending.client_id) === pending && pending.state === "pending") fail(c, pending, "Not sent yet.");
+  }, SEND_TIMEOUT_MS);
+}
+
+function fail(c, pending, message) {
+  clearTimeout(pending.timer);
+  pending.state = "failed";
+  pending.error = message;
+  if (isOpen(c)) renderMessages(c);
+  renderChatList();
+}
+
+/** Retry a failed message with the same client_id: the server never stores it twice. */
+async function retry(c, clientId) {
+  const pending = c.pending.get(clientId);
+  if (!pending) return;
+  if (conn.isOpen) {
+    transmit(c, pending);
+    renderMessages(c);
+    return;
+  }
+  pending.state = "pending";
+  renderMessages(c);
+  try {
+    const message = await api.send(c.id, clientId, pending.text);
+    addMessage(c, message);
+    advance(c);
+    renderConversationEverywhere(c);
+  } catch (exc) {
+    fail(c, pending, errorText(exc));
+  }
+}
+
+// --- events from the server ------------------------------------------------------------------
+
+async function onMessageNew(m) {
+  const c = await ensureConversation(m.conversation);
+  if (!c) return;
+  const fresh = addMessage(c, m);
+  if (fresh && m.kind === "system" && m.event && MEMBER_ACTIONS.has(m.event.action)) refreshConversation(c.id);
+  advance(c);
+  renderConversationEverywhere(c);
+}
+
+function onMessageSent(clientId, m) {
+  const c = state.conversations.get(m.conversation);
+  if (!c) return;
+  addMessage(c, m);
+  advance(c);
+  renderConversationEverywhere(c);
+}
+
+function onStatus(ev) {
+  const c = state.conversations.get(ev.conversation);
+  if (!c) return;
+  const member = c.members.find((m) => m.user.id === ev.user);
+  if (member) {
+    member.delivered_seq = Math.max(member.delivered_seq, ev.seq);
+    if (ev.status === "read") member.read_seq = Math.max(member.read_seq, ev.seq);
+  } else {
+    refreshConversation(c.id);
+  }
+  if (ev.user === me.id) {
+    c.delivered_seq = Math.max(c.delivered_seq, ev.seq);
+    if (ev.status === "read") c.read_seq = Math.max(c.read_seq, ev.seq);
+  }
+  renderConversationEverywhere(c);
+}
+
+function onTyping(ev) {
+  const c = state.conversations.get(ev.conversation);
+  if (!c || ev.user === me.id) return;
+  clearTimeout(c.typing.get(ev.user));
+  c.typing.set(ev.user, setTimeout(() => {
+    c.typing.delete(ev.user);
+    renderConversationEverywhere(c, { messages: false });
+  }, TYPING_SHOW_MS));
+  renderConversationEverywhere(c, { messages: false });
+}
+
+function onPresence(ev) {
+  const user = state.users.get(ev.user);
+  if (user) {
+    user.online = ev.online;
+    if (ev.last_seen) user.last_seen = ev.last_seen;
+  }
+  for (const c of state.conversations.values()) {
+    for (const m of c.members) {
+      if (m.user.id === ev.user) {
+        m.online = ev.online;
+        if (ev.last_seen) m.last_seen = ev.last_seen;
+      }
+    }
+  }
+  const open = state.conversations.get(state.openId);
+  if (open) renderHeader(open);
+}
+
+function onError(ev) {
+  if (ev.frame !== "message.send" || ev.ref === null || ev.ref === undefined) return;
+  for (const c of state.conversations.values()) {
+    const pending = c.pending.get(ev.ref);
+    if (pending) {
+      fail(c, pending, ev.message);
+      if (ev.code === "blocked") refreshComposer(c);
+      return;
+    }
+  }
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "message.new": onMessageNew(ev.message); break;
+    case "message.sent": onMessageSent(ev.client_id, ev.message); break;
+    case "message.status": onStatus(ev); break;
+    case "typing": onTyping(ev); break;
+    case "presence": onPresence(ev); break;
+    case "error": onError(ev); break;
+    case "session.revoked": location.assign("/login/"); break;
+    default: break;
+  }
+}
+
+async function onOpen() {
+  for (const c of state.conversations.values()) {
+    c.ackSent = c.delivered_seq;
+    c.readSent = c.read_seq;
+    for (const pending of c.pending.values()) if (pending.state === "pending") transmit(c, pending);
+  }
+  if (conn.opens > 1) await resync();
+  for (const c of state.conversations.values()) {
+    sendAck(c);
+    maybeRead(c);
+  }
+}
+
+/** After a reconnect: the list again, and the open conversation caught up from history. */
+async function resync() {
+  let list;
+  try {
+    list = await api.conversations();
+  } catch (exc) {
+    return;
+  }
+  const present = new Set();
+  for (const p of list) {
+    const c = upsertConversation(p);
+    present.add(c.id);
+    if (!isOpen(c)) {
+      // Other conversations reload when opened; their delivered watermark is the server's.
+      c.loaded = false;
+      c.held = Math.max(c.held, c.delivered_seq);
+    }
+  }
+  for (const c of state.conversations.values()) if (!present.has(c.id)) c.left = true;
+  renderChatList();
+  const open = state.conversations.get(state.openId);
+  if (open && !open.left) {
+    await fillFrom(open, () => contiguousTop(open));
+    renderHeader(open);
+  }
+  renderTitleCount();
+}
+
+// --- rendering: the chat list ----------------------------------------------------------------
+
+const listItems = new Map(); // conversation id -> li
+
+function sortedConversations() {
+  return [...state.conversations.values()]
+    .filter((c) => !c.left || isOpen(c) || c.last_message)
+    .sort((a, b) => time(b.last_activity_at) - time(a.last_activity_at) || b.id - a.id);
+}
+
+function typingText(c) {
+  if (!c.typing.size) return "";
+  if (c.kind === "direct") return "typing…";
+  const names = [...c.typing.keys()].map(nameOf);
+  return names.length === 1 ? `${names[0]} is typing…` : `${names.length} people are typing…`;
+}
+
+function previewOf(c) {
+  const typing = typingText(c);
+  if (typing) return h("span", { class: "preview-typing", text: typing });
+  const pendings = [...c.pending.values()];
+  const last = pendings.length ? pendings[pendings.length - 1] : null;
+  if (last) {
+    return [last.state === "failed" ? icon("alert", { size: 16, label: "Not sent" }) : icon("clock", { size: 14, label: "Sending" }),
+      h("span", { class: "preview-text", text: last.text })];
+  }
+  const m = c.last_message;
+  if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
+  if (m.kind === "system") return h("span", { class: "preview-text preview-system", text: m.text });
+  const parts = [];
+  if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
+  else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
+  parts.push(h("span", { class: "preview-text", text: m.text }));
+  return parts;
+}
+
+function renderChatItem(c) {
+  let li = listItems.get(c.id);
+  if (!li) {
+    const button = h("button", { type: "button", class: "chat-item", dataset: { conversation: c.id }, onclick: () => openConversation(c.id) });
+    li = h("li", {}, button);
+    listItems.set(c.id, li);
+  }
+  const button = li.firstChild;
+  const unread = unreadOf(c);
+  const title = titleOf(c);
+  button.classList.toggle("active", isOpen(c));
+  button.classList.toggle("has-unread", unread > 0 && !isOpen(c));
+  if (isOpen(c)) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+  const badge = unread > 0 && !isOpen(c)
+    ? h("span", { class: "unread-badge", "aria-label": `${unread} unread`, text: unread > 999 ? "999+" : String(unread) })
+    : null;
+  clear(button);
+  append(button, [
+    avatar(title, { id: c.kind === "group" ? c.id : (peerOf(c) || {}).id, group: c.kind === "group" }),
+    h("span", { class: "chat-item-body" },
+      h("span", { class: "chat-item-top" },
+        h("span", { class: "chat-item-title", text: title }),
+        h("time", { class: "chat-item-time", datetime: c.last_activity_at || "", text: fmt.listTime(c.last_activity_at) })),
+      h("span", { class: "chat-item-bottom" },
+        h("span", { class: "chat-item-preview" }, previewOf(c)),
+        badge)),
+  ]);
+  return li;
+}
+
+function renderChatList() {
+  const filter = state.filter.trim().toLowerCase();
+  const wanted = sortedConversations().filter((c) => !filter || titleOf(c).toLowerCase().includes(filter));
+  const keep = new Set(wanted.map((c) => c.id));
+  for (const [id, li] of listItems) if (!keep.has(id)) { li.remove(); listItems.delete(id); }
+  let cursor = els.chatList.firstChild;
+  for (const c of wanted) {
+    const li = renderChatItem(c);
+    if (li !== cursor) els.chatList.insertBefore(li, cursor);
+    else cursor = cursor.nextSibling;
+  }
+  els.chatListEmpty.hidden = state.conversations.size > 0;
+  renderTitleCount();
+}
+
+function renderTitleCount() {
+  let total = 0;
+  for (const c of state.conversations.values()) if (!isOpen(c) || !isVisible()) total += unreadOf(c) > 0 ? 1 : 0;
+  document.title = total ? `(${total}) messenger` : "messenger";
+}
+
+// --- rendering: the open conversation --------------------------------------------------------
+
+const messageNodes = new Map(); // key -> element, for the open conversation
+
+function subtitleOf(c) {
+  const typing = typingText(c);
+  if (typing) return { text: typing, typing: true };
+  if (c.left) return { text: "You are no longer a participant" };
+  if (c.kind === "direct") {
+    const peer = peerOf(c);
+    if (!peer) return { text: "" };
+    if (state.blocked.has(peer.id)) return { text: "blocked" };
+    // While this page is cut off, "online" would be a guess: show what is known for sure.
+    if (peer.online && conn.isOpen) return { text: "online" };
+    if (peer.last_seen) return { text: fmt.lastSeen(peer.last_seen) };
+    return { text: peer.phone_number || "" };
+  }
+  const names = c.members.map((m) => nameOf(m.user.id)).sort((a, b) => (a === "You") - (b === "You") || a.localeCompare(b));
+  return { text: names.join(", ") };
+}
+
+function renderHeader(c) {
+  const title = titleOf(c);
+  els.title.textContent = title;
+  const sub = subtitleOf(c);
+  els.subtitle.textContent = sub.text;
+  els.subtitle.classList.toggle("typing", Boolean(sub.typing));
+  avatar(title, { id: c.kind === "group" ? c.id : (peerOf(c) || {}).id, group: c.kind === "group", el: els.headerAvatar });
+  refreshComposer(c);
+}
+
+function refreshComposer(c) {
+  const peer = peerOf(c);
+  let notice = null;
+  if (c.left) notice = h("span", { text: "You can't send messages to this group because you're no longer a participant." });
+  else if (peer && state.blocked.has(peer.id)) {
+    notice = [h("span", { text: `You blocked ${nameOf(peer.id)}. ` }),
+      h("button", { type: "button", class: "link-button", onclick: () => setBlocked(peer.id, false), text: "Unblock" })];
+  }
+  clear(els.composerNotice);
+  if (notice) append(els.composerNotice, [notice]);
+  els.composerNotice.hidden = !notice;
+  els.composer.hidden = Boolean(notice);
+}
+
+function messageItems(c) {
+  const items = [];
+  if (c.hasMoreBefore && c.loaded) items.push({ key: "older", sig: "older", build: () => h("div", { class: "history-loading", role: "status", text: "Loading earlier messages…" }) });
+  if (!c.hasMoreBefore && c.loaded) {
+    const text = c.kind === "group" ? "This is the start of the group." : `This is the start of your chat with ${titleOf(c)}.`;
+    items.push({ key: "start", sig: text, build: () => h("div", { class: "history-start" }, h("span", { text })) });
+  }
+  const entries = [...c.msgs.values()].sort((a, b) => a.seq - b.seq)
+    .map((m) => ({ m, own: m.sender === me.id, pending: null }));
+  for (const p of c.pending.values()) {
+    entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, client_id: p.client_id, created_at: p.created_at }, own: true, pending: p });
+  }
+  const days = new Set();
+  let previous = null;
+  for (const entry of entries) {
+    const { m } = entry;
+    const day = fmt.dayKey(m.created_at);
+    if (!days.has(day) && (!previous || fmt.dayKey(previous.created_at) !== day)) {
+      days.add(day);
+      const label = fmt.dayLabel(m.created_at);
+      items.push({ key: `day:${day}`, sig: label, build: () => h("div", { class: "day-separator", role: "separator" }, h("span", { text: label })) });
+    }
+    const first = !previous || previous.kind === "system" || previous.sender !== m.sender || fmt.dayKey(previous.created_at) !== day;
+    const key = entry.own && m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
+    const status = m.kind === "system" ? "" : entry.pending ? entry.pending.state : entry.own ? statusOf(c, m) : "in";
+    const sig = `${status}|${first}|${m.seq}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
+    items.push({ key, sig, build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }) });
+    previous = m;
+  }
+  return items;
+}
+
+function statusIcon(status) {
+  if (status === "pending") return icon("clock", { size: 14, label: "Sending" });
+  if (status === "failed") return icon("alert", { size: 16, label: "Not sent" });
+  return ticks(status);
+}
+
+function messageElement(c, m, { own, first, status, pending }) {
+  if (m.kind === "system") {
+    return h("div", { class: "msg msg-system", dataset: { seq: m.seq } }, h("span", { class: "system-text", text: m.text }));
+  }
+  const classes = ["msg", own ? "msg-out" : "msg-in"];
+  if (first) classes.push("msg-first");
+  if (own) classes.push(`msg-${status}`);
+  const author = !own && c.kind === "group" && first ? h("div", { class: "msg-author", text: nameOf(m.sender) }) : null;
+  const meta = h("span", { class: "msg-meta" },
+    h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
+    own ? statusIcon(status) : null);
+  const bubble = h("div", { class: "bubble" }, author, h("span", { class: "msg-text", text: m.text }), meta);
+  const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
+  if (status === "failed" && pending) {
+    row.append(h("div", { class: "msg-failed" },
+      h("span", { class: "msg-failed-reason", text: pending.error || "Not sent." }),
+      h("button", { type: "button", class: "retry-button", onclick: () => retry(c, m.client_id) }, icon("retry", { size: 16 }), "Retry")));
+  }
+  return row;
+}
+
+/** Reconcile the message list with the model, keyed, so unchanged rows stay put. */
+function renderMessages(c, { toBottom = false, keepTop = false } = {}) {
+  if (!isOpen(c)) return;
+  const box = els.messages;
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const oldHeight = box.scrollHeight;
+  const oldTop = box.scrollTop;
+  const items = messageItems(c);
+  const wanted = new Set(items.map((i) => i.key));
+  for (const [key, el] of messageNodes) if (!wanted.has(key)) { el.remove(); messageNodes.delete(key); }
+  let cursor = els.messagesInner.firstChild;
+  for (const item of items) {
+    let el = messageNodes.get(item.key);
+    if (!el || el.dataset.sig !== item.sig) {
+      const fresh = item.build();
+      fresh.dataset.sig = item.sig;
+      if (el) {
+        if (cursor === el) cursor = fresh;
+        el.replaceWith(fresh);
+      }
+      el = fresh;
+      messageNodes.set(item.key, el);
+    }
+    if (el !== cursor) els.messagesInner.insertBefore(el, cursor);
+    else cursor = cursor.nextSibling;
+  }
+  if (keepTop) box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
+  else if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
+  if (c.loaded && c.hasMoreBefore && box.scrollTop < 150 && box.scrollHeight <= box.clientHeight + 150) loadOlder(c);
+}
+
+function renderConversationEverywhere(c, { messages = true } = {}) {
+  renderChatList();
+  if (isOpen(c)) {
+    renderHeader(c);
+    if (messages) renderMessages(c);
+  }
+  if (isOpen(c) && !els.infoDrawer.hidden && els.infoDrawer.dataset.conversation === String(c.id) && messages) renderInfo(c);
+}
+
+async function openConversation(id, { focus = true } = {}) {
+  const previous = state.conversations.get(state.openId);
+  if (previous) previous.draft = els.input.value;
+  const c = state.conversations.get(id);
+  if (!c) return;
+  state.openId = id;
+  history.replaceState(null, "", `#chat-${id}`);
+  document.body.classList.add("chat-open");
+  els.welcome.hidden = true;
+  els.conversation.hidden = false;
+  closeInfo();
+  messageNodes.clear();
+  clear(els.messagesInner);
+  els.input.value = c.draft || "";
+  autosize();
+  renderHeader(c);
+  renderChatList();
+  renderMessages(c, { toBottom: true });
+  if (focus && !els.composer.hidden) els.input.focus();
+  try {
+    if (!c.loaded) await loadLatest(c);
+    else await fillFrom(c, () => contiguousTop(c));
+  } catch (exc) {
+    if (exc instanceof ApiError && exc.status === 404) c.left = true;
+  }
+  if (!isOpen(c)) return;
+  renderHeader(c);
+  renderMessages(c, { toBottom: true });
+  maybeRead(c);
+  renderChatList();
+}
+
+function closeConversation() {
+  const c = state.conversations.get(state.openId);
+  if (c) c.draft = els.input.value;
+  state.openId = null;
+  history.replaceState(null, "", location.pathname);
+  document.body.classList.remove("chat-open");
+  els.conversation.hidden = true;
+  els.welcome.hidden = false;
+  closeInfo();
+  renderChatList();
+  const item = c && listItems.get(c.id);
+  if (item) item.firstChild.focus();
+}
+
+// --- the composer ----------------------------------------------------------------------------
+
+function autosize() {
+  els.input.style.height = "auto";
+  els.input.style.height = `${Math.min(els.input.scrollHeight, 160)}px`;
+}
+
+els.composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const c = state.conversations.get(state.openId);
+  const text = els.input.value;
+  if (!c || !text.trim()) return;
+  els.input.value = "";
+  c.draft = "";
+  autosize();
+  sendText(c, text);
+  els.input.focus();
+});
+
+els.input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    els.composer.requestSubmit();
+  }
+});
+
+els.input.addEventListener("input", () => {
+  autosize();
+  const c = state.conversations.get(state.openId);
+  const now = Date.now();
+  if (c && els.input.value.trim() && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
+    if (conn.send({ type: "typing", conversation: c.id })) state.lastTypingSent = now;
+  }
+});
+
+els.messages.addEventListener("scroll", () => {
+  const c = state.conversations.get(state.openId);
+  if (c && els.messages.scrollTop < 150) loadOlder(c);
+});
+
+// --- drawers: new chat, new group, profile, conversation info --------------------------------
+
+function drawerFrame(container, title, { onClose, closeLabel = "Close" }) {
+  clear(container);
+  const heading = h("h2", { id: `${container.id}-title`, text: title });
+  container.setAttribute("aria-labelledby", heading.id);
+  const header = h("header", { class: "drawer-header" },
+    h("button", { type: "button", class: "icon-button", "aria-label": closeLabel, onclick: onClose }, icon(container === els.sideDrawer ? "back" : "close")),
+    heading);
+  const body = h("div", { class: "drawer-body" });
+  container.append(header, body);
+  container.hidden = false;
+  return body;
+}
+
+let sideOpener = null;
+
+function openSide(title, build) {
+  if (els.sideDrawer.hidden) sideOpener = document.activeElement;
+  const body = drawerFrame(els.sideDrawer, title, { onClose: closeSide, closeLabel: "Back" });
+  els.sideDrawer.dataset.panel = title;
+  build(body);
+  const first = body.querySelector("input, textarea, select");
+  if (first) first.focus();
+}
+
+function closeSide() {
+  const hadFocus = els.sideDrawer.contains(document.activeElement);
+  els.sideDrawer.hidden = true;
+  clear(els.sideDrawer);
+  if (hadFocus && sideOpener && sideOpener.isConnected) sideOpener.focus();
+  sideOpener = null;
+}
+
+function field(label, attrs = {}) {
+  const id = `f-${uuid4().slice(0, 8)}`;
+  const input = h("input", { id, type: "text", ...attrs });
+  return { input, el: h("div", { class: "field" }, h("label", { for: id, text: label }), input) };
+}
+
+function formError() {
+  return h("p", { class: "form-error", role: "alert", hidden: true });
+}
+
+function showError(el, exc) {
+  el.textContent = typeof exc === "string" ? exc : errorText(exc);
+  el.hidden = false;
+}
+
+function personRow(user, { action = null, extra = null } = {}) {
+  return h("div", { class: "person-row" },
+    avatar(user.id === me.id ? me.display_name : nameOf(user.id), { id: user.id }),
+    h("span", { class: "person-text" },
+      h("span", { class: "person-name", text: nameOf(user.id) === "You" ? `${me.display_name} (you)` : nameOf(user.id) }),
+      h("span", { class: "person-sub", text: user.about || user.phone_number || "" })),
+    extra, action);
+}
+
+async function loadContacts() {
+  try {
+    state.contacts = await api.contacts();
+    for (const contact of state.contacts) rememberUser(contact.user);
+  } catch (exc) {
+    // Contacts only improve names; the page works without them.
+  }
+}
+
+async function startDirect(body) {
+  const p = await api.post("conversations", { kind: "direct", ...body });
+  const c = upsertConversation(p);
+  closeSide();
+  renderChatList();
+  await openConversation(c.id);
+}
+
+function openNewChat() {
+  openSide("New chat", (body) => {
+    const phone = field("Phone number", { autocomplete: "tel", inputmode: "tel", placeholder: "+12025550123", required: true });
+    const name = field("Name (optional, for your contacts)", { autocomplete: "off", maxlength: 64 });
+    const error = formError();
+    const form = h("form", { class: "drawer-form", novalidate: true }, phone.el, name.el, error,
+      h("div", { class: "button-row" },
+        h("button", { type: "submit", class: "button button-primary", text: "Start chat" }),
+        h("button", { type: "button", class: "button", text: "Save contact", onclick: saveContact })));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      try {
+        await startDirect({ phone_number: phone.input.value });
+      } catch (exc) {
+        showError(error, exc);
+      }
+    });
+    async function saveContact() {
+      error.hidden = true;
+      try {
+        const contact = await api.post("contacts", { phone_number: phone.input.value, name: name.input.value });
+        rememberUser(contact.user);
+        await loadContacts();
+        phone.input.value = "";
+        name.input.value = "";
+        renderContacts();
+        renderChatList();
+      } catch (exc) {
+        showError(error, exc);
+      }
+    }
+    const list = h("div", { class: "person-list", role: "list", "aria-label": "Contacts" });
+    function renderContacts() {
+      clear(list);
+      if (!state.contacts.length) list.append(h("p", { class: "muted small", text: "No contacts yet. Save someone's number above." }));
+      for (const contact of state.contacts) {
+        const open = h("button", { type: "button", class: "person-button", onclick: () => startDirect({ user_id: contact.user.id }).catch((exc) => showError(error, exc)) },
+          personRow(contact.user));
+        const remove = h("button", { type: "button", class: "icon-button small", "aria-label": `Remove contact ${nameOf(contact.user.id)}`,
+          onclick: async () => {
+            try {
+              await api.delete(`contacts/${contact.id}`);
+              await loadContacts();
+              renderContacts();
+              renderChatList();
+            } catch (exc) {
+              showError(error, exc);
+            }
+          } }, icon("close", { size: 18 }));
+        list.append(h("div", { class: "person-item", role: "listitem" }, open, remove));
+      }
+    }
+    renderContacts();
+    append(body, [form, h("h3", { class: "section-title", text: "Contacts" }), list]);
+  });
+}
+
+/** Everyone this page knows of (contacts, people in chats) except me, for member pickers. */
+function knownPeople(exclude = new Set()) {
+  const people = new Map();
+  for (const contact of state.contacts) people.set(contact.user.id, contact.user);
+  for (const c of state.conversations.values()) for (const m of c.members) people.set(m.user.id, state.users.get(m.user.id) || m.user);
+  people.delete(me.id);
+  for (const id of exclude) people.delete(id);
+  return [...people.values()].sort((a, b) => nameOf(a.id).localeCompare(nameOf(b.id)));
+}
+
+/** A checklist of people plus "add by phone number"; returns {el, selected()}. */
+function peoplePicker(candidates, legend) {
+  const list = h("div", { class: "checklist" });
+  function addChoice(user, checked = false) {
+    const id = `p-${user.id}-${uuid4().slice(0, 4)}`;
+    const box = h("input", { type: "checkbox", id, value: user.id, checked });
+    list.append(h("div", { class: "check-row" }, box, h("label", { for: id }, avatar(nameOf(user.id), { id: user.id, size: "sm" }),
+      h("span", { class: "person-text" }, h("span", { class: "person-name", text: nameOf(user.id) }), h("span", { class: "person-sub", text: user.phone_number || "" })))));
+  }
+  for (const user of candidates) addChoice(user);
+  const phone = field("Phone number", { autocomplete: "tel", inputmode: "tel", placeholder: "+12025550123" });
+  const error = formError();
+  const addButton = h("button", { type: "button", class: "button", text: "Add person" });
+  addButton.addEventListener("click", async () => {
+    error.hidden = true;
+    if (!phone.input.value.trim()) return showError(error, "Type a phone number first.");
+    try {
+      const contact = await api.post("contacts", { phone_number: phone.input.value });
+      rememberUser(contact.user);
+      await loadContacts();
+      const existing = list.querySelector(`input[value="${contact.user.id}"]`);
+      if (existing) existing.checked = true;
+      else addChoice(contact.user, true);
+      phone.input.value = "";
+    } catch (exc) {
+      showError(error, exc);
+    }
+  });
+  phone.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      addButton.click();
+    }
+  });
+  const el = h("fieldset", { class: "picker" }, h("legend", { text: legend }),
+    candidates.length ? null : h("p", { class: "muted small", text: "Add people by phone number." }),
+    list, h("div", { class: "inline-add" }, phone.el, addButton), error);
+  return { el, selected: () => [...list.querySelectorAll("input:checked")].map((box) => Number(box.value)) };
+}
+
+function openNewGroup() {
+  openSide("New group", (body) => {
+    const title = field("Group name", { maxlength: 100, required: true, autocomplete: "off" });
+    const picker = peoplePicker(knownPeople(), "Members");
+    const error = formError();
+    const form = h("form", { class: "drawer-form", novalidate: true }, title.el, picker.el, error,
+      h("button", { type: "submit", class: "button button-primary button-wide", text: "Create group" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      try {
+        const p = await api.post("conversations", { kind: "group", title: title.input.value, member_ids: picker.selected() });
+        const c = upsertConversation(p);
+        closeSide();
+        renderChatList();
+        await openConversation(c.id);
+      } catch (exc) {
+        showError(error, exc);
+      }
+    });
+    body.append(form);
+  });
+}
+
+function renderProfileButton() {
+  clear(els.profileButton);
+  els.profileButton.append(avatar(me.display_name, { id: me.id }));
+}
+
+function openProfile() {
+  openSide("Profile", (body) => {
+    const name = field("Display name", { maxlength: 64, required: true, value: me.display_name, autocomplete: "name" });
+    const about = field("About", { maxlength: 140, value: me.about || "", placeholder: "Hey there! I am using messenger." });
+    const error = formError();
+    const saved = h("p", { class: "form-ok", role: "status" });
+    const form = h("form", { class: "drawer-form", novalidate: true },
+      h("div", { class: "profile-card" }, avatar(me.display_name, { id: me.id, size: "lg" }),
+        h("p", { class: "profile-phone", text: me.phone_number })),
+      name.el, about.el, error, saved,
+      h("button", { type: "submit", class: "button button-primary", text: "Save" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.hidden = true;
+      saved.textContent = "";
+      try {
+        const user = await api.patch("me", { display_name: name.input.value, about: about.input.value });
+        Object.assign(me, user);
+        rememberUser(user);
+        renderProfileButton();
+        saved.textContent = "Saved.";
+      } catch (exc) {
+        showError(error, exc);
+      }
+    });
+    const logout = document.querySelector(".logout-form").cloneNode(true);
+    clear(logout.querySelector("button")).append("Log out");
+    logout.querySelector("button").className = "button button-danger";
+    logout.querySelector("button").removeAttribute("aria-label");
+    append(body, [form, h("div", { class: "drawer-section" }, logout)]);
+  });
+}
+
+function closeInfo() {
+  const hadFocus = els.infoDrawer.contains(document.activeElement);
+  if (hadFocus) $("open-info").focus();
+  els.infoDrawer.hidden = true;
+  document.body.classList.remove("info-open");
+  clear(els.infoDrawer);
+}
+
+function openInfo() {
+  const c = state.conversations.get(state.openId);
+  if (!c) return;
+  els.infoDrawer.dataset.conversation = String(c.id);
+  document.body.classList.add("info-open");
+  renderInfo(c);
+  const close = els.infoDrawer.querySelector("button");
+  if (close) close.focus();
+}
+
+async function setBlocked(userId, blocked) {
+  try {
+    if (blocked) await api.post(`blocks/${userId}`);
+    else await api.delete(`blocks/${userId}`);
+    if (blocked) state.blocked.add(userId);
+    else state.blocked.delete(userId);
+  } catch (exc) {
+    if (exc instanceof ApiError && exc.status === 404 && !blocked) state.blocked.delete(userId);
+  }
+  const c = state.conversations.get(state.openId);
+  if (c) {
+    renderHeader(c);
+    if (!els.infoDrawer.hidden) renderInfo(c);
+  }
+}
+
+function renderInfo(c) {
+  const title = c.kind === "group" ? "Group info" : "Contact info";
+  const body = drawerFrame(els.infoDrawer, title, { onClose: closeInfo, closeLabel: "Close info" });
+  const error = formError();
+  if (c.kind === "direct") {
+    const peer = peerOf(c);
+    if (!peer) return;
+    const blocked = state.blocked.has(peer.id);
+    const actions = h("div", { class: "drawer-section actions" });
+    if (!contactOf(peer.id)) {
+      actions.append(h("button", { type: "button", class: "action-row", onclick: async () => {
+        try {
+          await api.post("contacts", { user_id: peer.id });
+          await loadContacts();
+          renderInfo(c);
+        } catch (exc) { showError(error, exc); }
+      } }, icon("add"), "Add to contacts"));
+    }
+    actions.append(h("button", { type: "button", class: "action-row danger", onclick: () => setBlocked(peer.id, !blocked) },
+      icon("block"), blocked ? `Unblock ${nameOf(peer.id)}` : `Block ${nameOf(peer.id)}`));
+    append(body, [
+      h("div", { class: "info-card" }, avatar(nameOf(peer.id), { id: peer.id, size: "lg" }),
+        h("h3", { text: nameOf(peer.id) }), h("p", { class: "muted", text: peer.phone_number })),
+      peer.about ? h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: "About" }), h("p", { text: peer.about })) : null,
+      actions, error,
+    ]);
+    return;
+  }
+  const admin = c.role === "admin" && !c.left;
+  const members = h("div", { class: "person-list", role: "list", "aria-label": "Members" });
+  const sorted = [...c.members].sort((a, b) => (b.user.id === me.id) - (a.user.id === me.id) || nameOf(a.user.id).localeCompare(nameOf(b.user.id)));
+  for (const m of sorted) {
+    const badge = m.role === "admin" ? h("span", { class: "role-badge", text: "Group admin" }) : null;
+    const remove = admin && m.user.id !== me.id
+      ? h("button", { type: "button", class: "button button-small", "aria-label": `Remove ${nameOf(m.user.id)}`, text: "Remove", onclick: async () => {
+        try {
+          await api.delete(`conversations/${c.id}/members/${m.user.id}`);
+          await refreshConversation(c.id);
+        } catch (exc) { showError(error, exc); }
+      } })
+      : null;
+    members.append(h("div", { class: "person-item", role: "listitem" }, personRow(state.users.get(m.user.id) || m.user, { extra: badge, action: remove })));
+  }
+  const sections = [
+    h("div", { class: "info-card" }, avatar(c.title, { id: c.id, group: true, size: "lg" }), h("h3", { text: c.title }),
+      h("p", { class: "muted", text: `Group · ${c.members.length} member${c.members.length === 1 ? "" : "s"}` })),
+    h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: `${c.members.length} members` }), members),
+  ];
+  if (admin) {
+    const present = new Set(c.members.map((m) => m.user.id));
+    const picker = peoplePicker(knownPeople(present), "Add members");
+    const form = h("form", { class: "drawer-section drawer-form", novalidate: true }, picker.el,
+      h("button", { type: "submit", class: "button button-primary", text: "Add to group" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const ids = picker.selected();
+      if (!ids.length) return showError(error, "Choose someone to add.");
+      try {
+        upsertConversation(await api.post(`conversations/${c.id}/members`, { user_ids: ids }));
+        renderConversationEverywhere(c);
+      } catch (exc) { showError(error, exc); }
+    });
+    sections.push(form);
+  }
+  if (!c.left) {
+    sections.push(h("div", { class: "drawer-section actions" },
+      h("button", { type: "button", class: "action-row danger", onclick: async () => {
+        try {
+          await api.delete(`conversations/${c.id}/members/${me.id}`);
+          c.left = true;
+          renderConversationEverywhere(c);
+        } catch (exc) { showError(error, exc); }
+      } }, icon("exit"), "Exit group")));
+  }
+  sections.push(error);
+  append(body, sections);
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+function renderBanner(connState) {
+  const banner = els.banner;
+  if (connState === "open" || connState === "idle") {
+    banner.hidden = true;
+    document.body.classList.remove("offline");
+    const open = state.conversations.get(state.openId);
+    if (open) renderHeader(open);
+    return;
+  }
+  if (connState === "stopped") return;
+  const reconnecting = conn.everOpened;
+  const open = state.conversations.get(state.openId);
+  if (open) renderHeader(open);
+  banner.hidden = false;
+  document.body.classList.toggle("offline", reconnecting);
+  clear(banner);
+  append(banner, [
+    h("span", { class: "spinner", "aria-hidden": "true" }),
+    h("span", { class: "banner-text", text: reconnecting ? "Reconnecting…" : "Connecting…" }),
+    reconnecting ? h("span", { class: "banner-detail", text: " Messages you write now will be sent when the connection is back." }) : null,
+    connState === "waiting" ? h("button", { type: "button", class: "link-button", text: "Retry now", onclick: () => conn.retryNow() }) : null,
+  ]);
+}
+
+conn.opens = 0;
+conn.addEventListener("state", (event) => renderBanner(event.detail));
+conn.addEventListener("open", () => {
+  conn.opens += 1;
+  onOpen();
+});
+conn.addEventListener("event", (event) => onEvent(event.detail));
+conn.addEventListener("unauthenticated", () => location.assign(`/login/?next=${encodeURIComponent(location.pathname)}`));
+
+document.addEventListener("visibilitychange", () => {
+  const c = state.conversations.get(state.openId);
+  if (c) maybeRead(c);
+  renderTitleCount();
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  if (!els.sideDrawer.hidden) closeSide();
+  else if (!els.infoDrawer.hidden) closeInfo();
+  else if (state.openId !== null && window.matchMedia("(max-width: 759px)").matches) closeConversation();
+});
+
+els.filter.addEventListener("input", () => {
+  state.filter = els.filter.value;
+  renderChatList();
+});
+$("open-new-chat").addEventListener("click", openNewChat);
+$("empty-new-chat").addEventListener("click", openNewChat);
+$("open-new-group").addEventListener("click", openNewGroup);
+els.profileButton.addEventListener("click", openProfile);
+$("back-to-list").addEventListener("click", closeConversation);
+$("open-info").addEventListener("click", () => (els.infoDrawer.hidden ? openInfo() : closeInfo()));
+
+async function start() {
+  hydrateIcons();
+  renderProfileButton();
+  renderBanner("connecting");
+  let list = null;
+  for (let attempt = 0; list === null; attempt += 1) {
+    try {
+      list = await api.conversations();
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 401) {
+        location.assign("/login/");
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10000, 500 * 2 ** attempt)));
+    }
+  }
+  for (const p of list) upsertConversation(p);
+  renderChatList();
+  await loadContacts();
+  renderChatList();
+  conn.start();
+  const wanted = /^#chat-(\d+)$/.exec(location.hash);
+  if (wanted && state.conversations.has(Number(wanted[1]))) openConversation(Number(wanted[1]));
+}
+
+start();

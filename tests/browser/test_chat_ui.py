@@ -1,0 +1,376 @@
+"""The browser UI end to end: real people in headless Chromium, a real Daphne, real websockets."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+EXPECT_TIMEOUT = 10_000
+
+
+@pytest.fixture(autouse=True)
+def _patience():
+    expect.set_options(timeout=EXPECT_TIMEOUT)
+
+
+def composer(page):
+    return page.get_by_label("Message", exact=True)
+
+
+def start_chat(person, other):
+    page = person.page
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_label("Phone number").fill(other.phone)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator("#conversation-title")).to_have_text(other.name)
+
+
+def open_chat(person, title):
+    person.page.locator(".chat-item", has_text=title).click()
+    expect(person.page.locator("#conversation-title")).to_have_text(title)
+
+
+def send(person, text, *, button=False):
+    composer(person.page).fill(text)
+    if button:
+        person.page.get_by_role("button", name="Send", exact=True).click()
+    else:
+        composer(person.page).press("Enter")
+
+
+def bubble(page, text):
+    """The message row whose text contains `text` (not its time: "history 12" + "04:05" is no match)."""
+    return page.locator("#messages .msg").filter(has=page.locator(".msg-text", has_text=text))
+
+
+def texts(page):
+    return page.locator("#messages .msg:not(.msg-system) .msg-text").all_inner_texts()
+
+
+def csp_violations(person):
+    return [e for e in person.console_errors if "Content Security Policy" in e or "Refused to" in e]
+
+
+def test_register_log_out_and_log_in_again(people, server, shot):
+    ann = people("Ann Example", register=False)
+    page = ann.page
+    page.goto(server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login/"))
+    response = page.request.get(server.url + "/login/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.get_by_label("Phone number")).to_be_focused()
+    shot(page, "login")
+
+    page.get_by_label("Phone number").fill("+12025550100")
+    page.get_by_label("Password", exact=True).fill("wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Phone number or password is wrong")
+
+    ann.register()
+    expect(page.get_by_role("button", name="New chat")).to_be_visible()
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login/$"))
+    page.goto(server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login/"))
+
+    page.get_by_label("Phone number").fill(ann.phone)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password", exact=True).press("Enter")
+    expect(page).to_have_url(server.url + "/")
+    expect(page.locator("#chat-list-empty")).to_be_visible()
+    assert csp_violations(ann) == []
+
+
+def test_two_people_chat_in_real_time(people, shot):
+    alice = people("Alice Liddell")
+    bob = people("Bob Builder")
+    start_chat(alice, bob)
+
+    # Alice writes: it shows at once, then one tick when stored; Bob's list lights up live.
+    send(alice, "Hello Bob!")
+    mine = bubble(alice.page, "Hello Bob!")
+    expect(mine).to_have_count(1)
+    expect(mine).to_have_attribute("data-status", re.compile("sent|delivered"))
+    item = bob.page.locator(".chat-item", has_text="Alice Liddell")
+    expect(item).to_contain_text("Hello Bob!")
+    expect(item.locator(".unread-badge")).to_have_text("1")
+    shot(bob.page, "chat-list")
+    # Bob's page holds it (acknowledged) without opening it: two grey ticks for Alice.
+    expect(mine).to_have_attribute("data-status", "delivered")
+    expect(mine.get_by_role("img", name="Delivered")).to_be_visible()
+
+    # Bob opens the chat: it is read, the ticks turn blue and his badge goes.
+    open_chat(bob, "Alice Liddell")
+    expect(bubble(bob.page, "Hello Bob!")).to_have_count(1)
+    expect(mine).to_have_attribute("data-status", "read")
+    expect(mine.get_by_role("img", name="Read")).to_be_visible()
+    expect(item.locator(".unread-badge")).to_have_count(0)
+
+    # Bob types: Alice sees it in the header; then he sends with the Send button.
+    composer(bob.page).press_sequentially("Hi Al", delay=30)
+    expect(alice.page.locator("#conversation-subtitle")).to_have_text("typing…")
+    composer(bob.page).press_sequentially("ice!", delay=10)
+    bob.page.get_by_role("button", name="Send", exact=True).click()
+    expect(bubble(alice.page, "Hi Alice!")).to_have_count(1)
+    expect(alice.page.locator("#conversation-subtitle")).to_have_text("online")
+    expect(bubble(bob.page, "Hi Alice!")).to_have_attribute("data-status", "read")
+
+    # Text is text: markup in a message is shown, never interpreted.
+    send(bob, '<img src=x onerror="alert(1)"><b>bold?</b>')
+    hostile = bubble(alice.page, "bold?")
+    expect(hostile.locator(".msg-text")).to_have_text('<img src=x onerror="alert(1)"><b>bold?</b>')
+    expect(hostile.locator("b, img")).to_have_count(0)
+    expect(alice.page.locator(".chat-item").first).to_contain_text("<b>bold?</b>")
+
+    # Both ways, several in a row, in order.
+    for n in range(3):
+        send(alice, f"ping {n}")
+    expect(bob.page.locator("#messages .msg-text", has_text="ping 2")).to_have_count(1)
+    assert texts(bob.page)[-3:] == ["ping 0", "ping 1", "ping 2"]
+    expect(bubble(alice.page, "ping 2")).to_have_attribute("data-status", "read")
+    shot(alice.page, "chat")
+
+    # A reload keeps the history, in order, and the conversation stays open.
+    alice.page.reload()
+    expect(alice.page.locator("#conversation-title")).to_have_text("Bob Builder")
+    expect(bubble(alice.page, "ping 2")).to_have_count(1)
+    assert texts(alice.page) == ["Hello Bob!", "Hi Alice!", '<img src=x onerror="alert(1)"><b>bold?</b>',
+                                 "ping 0", "ping 1", "ping 2"]
+    expect(bubble(alice.page, "Hello Bob!")).to_have_attribute("data-status", "read")
+    assert alice.dialogs == [] and bob.dialogs == []
+    assert csp_violations(alice) == [] and csp_violations(bob) == []
+
+
+def test_reconnects_after_the_server_restarts_and_shows_what_was_missed(people, server, shot):
+    alice = people("Alice Restart")
+    bob = people("Bob Restart")
+    start_chat(alice, bob)
+    send(alice, "before the cut")
+    open_chat(bob, "Alice Restart")
+    expect(bubble(alice.page, "before the cut")).to_have_attribute("data-status", "read")
+    bob_token = bob.token()
+
+    server.stop()
+    for person in (alice, bob):
+        expect(person.page.locator("#connection-banner")).to_contain_text("Reconnecting")
+    # Written while the server is down: stays pending and goes out once the socket is back.
+    send(alice, "written offline")
+    expect(bubble(alice.page, "written offline")).to_have_attribute("data-status", "pending")
+    alice.page.wait_for_timeout(300)  # let the banner finish sliding in
+    shot(alice.page, "reconnecting")
+
+    server.start()
+    conversation = server.api("GET", "conversations", token=bob_token)[0]["id"]
+    for n in range(1, 4):
+        server.api("POST", f"conversations/{conversation}/messages", {"client_id": f"missed-{n}", "text": f"missed {n}"},
+                   token=bob_token)
+
+    expect(alice.page.locator("#connection-banner")).to_be_hidden()
+    expect(bubble(alice.page, "missed 3")).to_have_count(1)
+    expect(bubble(alice.page, "written offline")).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    got = texts(alice.page)
+    assert got[0] == "before the cut"
+    assert [t for t in got if t.startswith("missed")] == ["missed 1", "missed 2", "missed 3"]
+    assert sorted(got) == sorted(set(got)), f"duplicates on screen: {got}"
+
+    # Bob's page recovered too: it has Alice's offline message exactly once, and the chat works both ways.
+    expect(bob.page.locator("#connection-banner")).to_be_hidden()
+    open_chat(bob, "Alice Restart")
+    expect(bubble(bob.page, "written offline")).to_have_count(1)
+    expect(bubble(bob.page, "missed 3")).to_have_count(1)
+    send(bob, "back online")
+    expect(bubble(alice.page, "back online")).to_have_count(1)
+    assert texts(alice.page).count("written offline") == 1
+    assert texts(bob.page) == texts(alice.page)
+
+
+def test_blocked_send_fails_and_retry_uses_the_same_client_id(people, server):
+    alice = people("Alice Blocked")
+    bob = people("Bob Blocker")
+    start_chat(alice, bob)
+    send(alice, "first")
+    open_chat(bob, "Alice Blocked")
+    expect(bubble(bob.page, "first")).to_have_count(1)
+
+    bob.page.get_by_role("button", name="Conversation info").click()
+    bob.page.get_by_role("button", name="Block Alice Blocked").click()
+    expect(bob.page.get_by_role("button", name="Unblock Alice Blocked")).to_be_visible()
+    expect(bob.page.locator("#composer-notice")).to_contain_text("You blocked Alice Blocked")
+
+    send(alice, "are you there?")
+    failed = bubble(alice.page, "are you there?")
+    expect(failed).to_have_attribute("data-status", "failed")
+    expect(failed).to_contain_text("blocked you")
+    client_id = failed.get_attribute("data-client-id")
+
+    bob.page.get_by_role("button", name="Unblock Alice Blocked").click()
+    expect(bob.page.locator("#composer")).to_be_visible()
+    failed.get_by_role("button", name="Retry").click()
+    settled = alice.page.locator(f'#messages .msg[data-client-id="{client_id}"]')
+    expect(settled).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    expect(bubble(bob.page, "are you there?")).to_have_count(1)
+    conversation = server.api("GET", "conversations", token=alice.token())[0]["id"]
+    history = server.api("GET", f"conversations/{conversation}/messages", token=alice.token())
+    assert [m["client_id"] for m in history["results"] if m["text"] == "are you there?"] == [client_id]
+
+
+def test_group_with_members_added_and_removed(people, server, shot):
+    alice = people("Alice Admin")
+    bob = people("Bob Member")
+    carol_phone = "+12025559876"
+    server.api("POST", "auth/register", {"phone_number": carol_phone, "password": PASSWORD, "display_name": "Carol Later"})
+    start_chat(alice, bob)
+
+    page = alice.page
+    page.get_by_role("button", name="New group").click()
+    page.get_by_label("Group name").fill("Weekend trip")
+    page.get_by_role("checkbox", name="Bob Member").check()
+    shot(page, "new-group")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.locator("#conversation-title")).to_have_text("Weekend trip")
+    expect(page.locator("#messages .msg-system")).to_contain_text("created the group")
+    expect(bob.page.locator(".chat-item", has_text="Weekend trip")).to_be_visible()
+
+    page.get_by_role("button", name="Conversation info").click()
+    info = page.locator("#info-drawer")
+    expect(info.get_by_role("listitem")).to_have_count(2)
+    info.get_by_label("Phone number").fill(carol_phone)
+    info.get_by_role("button", name="Add person").click()
+    expect(info.get_by_role("checkbox", name="Carol Later")).to_be_checked()
+    info.get_by_role("button", name="Add to group").click()
+    expect(info.locator(".person-list").get_by_role("listitem")).to_have_count(3)
+    expect(page.locator("#messages .msg-system", has_text="added Carol Later")).to_be_visible()
+    send(alice, "Who brings the tent?")
+    open_chat(bob, "Weekend trip")
+    expect(bubble(bob.page, "Who brings the tent?")).to_have_count(1)
+    # Carol has no device yet, so the message waits for her: one tick, whatever Bob does.
+    expect(bubble(bob.page, "Who brings the tent?")).to_be_visible()
+    expect(bubble(page, "Who brings the tent?")).to_have_attribute("data-status", "sent")
+    shot(page, "group-info")
+
+    info.get_by_role("button", name="Remove Carol Later").click()
+    expect(info.locator(".person-list").get_by_role("listitem")).to_have_count(2)
+    expect(page.locator("#messages .msg-system", has_text="removed Carol Later")).to_be_visible()
+    expect(bob.page.locator("#messages .msg-system", has_text="removed Carol Later")).to_be_visible()
+    # With Carol gone, Bob's read is all it takes for blue ticks.
+    expect(bubble(page, "Who brings the tent?")).to_have_attribute("data-status", "read")
+    send(bob, "Me!")
+    expect(bubble(page, "Me!").locator(".msg-author")).to_have_text("Bob Member")
+
+    # The profile: a new display name.
+    page.get_by_role("button", name="Profile and settings").click()
+    page.get_by_label("Display name").fill("Alice A.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    shot(page, "profile")
+    assert csp_violations(alice) == []
+
+
+def test_phone_sized_screen_shows_list_and_chat_as_separate_views(people, shot):
+    alice = people("Alice Phone", viewport={"width": 390, "height": 780})
+    bob = people("Bob Desk")
+    start_chat(bob, alice)
+    send(bob, "Are you on your phone?")
+    page = alice.page
+    expect(page.locator(".chat-item", has_text="Bob Desk")).to_be_visible()
+    expect(page.locator("#chat-pane")).to_be_hidden()
+    shot(page, "phone-list")
+    open_chat(alice, "Bob Desk")
+    expect(page.locator("#sidebar")).to_be_hidden()
+    send(alice, "Yes, with the keyboard: Enter sends.")
+    expect(bubble(bob.page, "Enter sends.")).to_have_count(1)
+    expect(bubble(page, "Enter sends.")).to_have_attribute("data-status", "read")
+    shot(page, "phone-chat")
+    page.get_by_role("button", name="Back to chats").click()
+    expect(page.locator("#sidebar")).to_be_visible()
+    expect(page.locator(".chat-item", has_text="Bob Desk")).to_be_focused()
+
+
+def test_api_docs_and_admin_work_under_the_content_security_policy(people, server):
+    ann = people("Ann Docs", register=False)
+    ann.page.goto(server.url + "/api/docs/")
+    expect(ann.page.locator(".swagger-ui .information-container")).to_be_visible()
+    expect(ann.page.get_by_text("messenger client API")).to_be_visible()
+    ann.page.goto(server.url + "/admin/login/")
+    expect(ann.page.get_by_role("button", name="Log in")).to_be_visible()
+    assert csp_violations(ann) == []
+
+
+def test_keyboard_only_start_a_chat_and_send(people):
+    alice = people("Alice Keys")
+    bob = people("Bob Keys")
+    page = alice.page
+    page.get_by_role("button", name="New chat").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Phone number")).to_be_focused()
+    page.keyboard.type(bob.phone)
+    page.keyboard.press("Enter")  # submits "Start chat"
+    expect(page.locator("#conversation-title")).to_have_text("Bob Keys")
+    expect(composer(page)).to_be_focused()
+    page.keyboard.type("first line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    page.keyboard.press("Enter")
+    expect(bob.page.locator(".chat-item", has_text="Alice Keys")).to_be_visible()
+    open_chat(bob, "Alice Keys")
+    expect(bubble(bob.page, "second line").locator(".msg-text")).to_have_text("first line\nsecond line")
+    page.keyboard.press("Escape")  # nothing to close on a desktop: the chat stays
+    expect(page.locator("#conversation")).to_be_visible()
+    page.get_by_role("button", name="Conversation info").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Close info")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#info-drawer")).to_be_hidden()
+    expect(page.get_by_role("button", name="Conversation info")).to_be_focused()
+
+    # Saving Bob as a contact under another name: the name shows in the contacts and the chat list.
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_label("Phone number").fill(bob.phone)
+    page.get_by_label("Name (optional, for your contacts)").fill("Bobby")
+    page.get_by_role("button", name="Save contact").click()
+    expect(page.get_by_role("list", name="Contacts").get_by_role("listitem")).to_have_text([re.compile("Bobby")])
+    page.keyboard.press("Escape")
+    expect(page.locator("#side-drawer")).to_be_hidden()
+    expect(page.locator(".chat-item").first).to_contain_text("Bobby")
+
+
+def test_history_scrolls_back_page_by_page_with_day_separators(people, server):
+    alice = people("Alice History", register=False).register_by_api()
+    bob = people("Bob History", register=False).register_by_api()
+    token = bob.token()
+    conversation = server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=token)["id"]
+    for n in range(1, 121):
+        server.api("POST", f"conversations/{conversation}/messages", {"client_id": f"h-{n}", "text": f"history {n}"}, token=token)
+    # The first twenty were written three days ago.
+    server.manage("shell", "-c", (
+        "from datetime import timedelta; from django.utils import timezone; from storage.models import Message; "
+        f"Message.objects.filter(conversation_id={conversation}, seq__lte=20).update(created_at=timezone.now() - timedelta(days=3))"
+    ))
+
+    alice.login()
+    page = alice.page
+    item = page.locator(".chat-item", has_text="Bob History")
+    expect(item.locator(".unread-badge")).to_have_text("120")
+    open_chat(alice, "Bob History")
+    expect(page.locator("#messages .msg-text").filter(has_text=re.compile(r"^history 120$"))).to_be_visible()
+    expect(item.locator(".unread-badge")).to_have_count(0)
+    messages = page.locator("#messages")
+    for _ in range(60):  # scroll to the top until the beginning shows (three pages of 50)
+        if page.locator(".history-start").count():
+            break
+        messages.evaluate("box => { box.scrollTop = 0; box.dispatchEvent(new Event('scroll')); }")
+        page.wait_for_timeout(250)
+    expect(page.locator(".history-start")).to_contain_text("start of your chat with Bob History")
+    assert texts(page) == [f"history {n}" for n in range(1, 121)]
+    separators = page.locator(".day-separator").all_inner_texts()
+    assert len(separators) == 2 and separators[-1] == "Today", separators
+    order = page.locator("#messages-inner > *").evaluate_all(
+        "els => els.map(e => e.classList.contains('day-separator') ? 'day:' + e.textContent"
+        " : (e.querySelector('.msg-text') || {}).textContent || null)"
+    )
+    assert order.index(f"day:{separators[0]}") == order.index("history 1") - 1
+    assert order.index("day:Today") == order.index("history 21") - 1
