@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/messenger
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-embedded test-scaleout test-browser screenshots venv migrate clean
+.PHONY: run worker test test-embedded test-scaleout test-browser screenshots bench venv migrate clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ run: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) messenger.asgi:application
 
+# The task worker that posts developer apps' webhooks (run it beside `make run`).
+worker: migrate
+	$(PY) manage.py db_worker
+
 test: test-embedded test-scaleout
 
 test-embedded: venv
@@ -46,6 +50,11 @@ screenshots: venv
 
 test-scaleout: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not browser"
+
+# The benchmark (docs/performance.md): prints a table, writes bench/results/bench-<time>.json.
+# BENCH_QUICK=1 make bench runs a smaller version in a few minutes.
+bench: venv
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) var

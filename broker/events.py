@@ -22,7 +22,8 @@ def timestamp(value: datetime | None) -> str | None:
 
 
 def user_payload(user: User) -> dict:
-    return {"id": user.pk, "phone_number": user.phone_number, "display_name": user.display_name, "about": user.about}
+    return {"id": user.pk, "phone_number": user.phone_number, "display_name": user.display_name, "about": user.about,
+            "is_business": user.is_business}
 
 
 class Watermarks:

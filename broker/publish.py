@@ -6,10 +6,13 @@ request that already committed.
 """
 
 import asyncio
+import hashlib
 import logging
+import os
+import weakref
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -26,6 +29,11 @@ def device_group(device_id: int) -> str:
     return f"device.{device_id}"
 
 
+def session_group(session_key: str) -> str:
+    """The sockets of one browser session; named by a digest, so no session key travels the layer."""
+    return f"session.{hashlib.sha256(session_key.encode()).hexdigest()[:40]}"
+
+
 def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str | None = None) -> None:
     """Send `event` to every group once the current transaction commits (at once outside one).
 
@@ -38,10 +46,44 @@ def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str |
 def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = None) -> None:
     if not groups:
         return
+    payload = {"type": PUSH, "event": event, "skip_channel": skip_channel}
+    loop = _server_event_loop()
+    if loop is not None:
+        # In a server's worker thread (database_sync_to_async): hand the sends to the event loop and
+        # return at once, instead of holding the one database thread until every group_send is done.
+        loop.call_soon_threadsafe(_send_in_order, loop, groups, payload)
+        return
     try:
-        async_to_sync(_group_send_all)(groups, {"type": PUSH, "event": event, "skip_channel": skip_channel})
+        async_to_sync(_group_send_all)(groups, payload)
     except Exception:  # the doorbell failing must not undo or fail a committed write
         logger.exception("publishing %s to %d groups failed", event.get("type"), len(groups))
+
+
+def _server_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that called into this worker thread, if any (as asgiref's async_to_sync finds it)."""
+    local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
+    if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid() or loop.is_closed():
+        return None
+    return loop
+
+
+# The newest publishing task per event loop: each task waits for the one before it, so events reach
+# the channel layer in the order their transactions committed, as they did when publishing blocked.
+_last_send: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
+
+
+def _send_in_order(loop: asyncio.AbstractEventLoop, groups: list[str], payload: dict) -> None:
+    _last_send[loop] = loop.create_task(_send_after(_last_send.get(loop), groups, payload))
+
+
+async def _send_after(previous: asyncio.Task | None, groups: list[str], payload: dict) -> None:
+    if previous is not None and not previous.done():
+        await asyncio.wait([previous])
+    try:
+        await _group_send_all(groups, payload)
+    except Exception:
+        logger.exception("publishing %s to %d groups failed", payload["event"].get("type"), len(groups))
 
 
 async def _group_send_all(groups: list[str], payload: dict) -> None:

@@ -1,10 +1,13 @@
-"""Per-user rate limits, counted in the Django cache so every server process shares them
-(local memory in the embedded setup, Redis when scaled out).
+"""Rate limits, counted in the Django cache so every server process shares them (local memory in
+the embedded setup, Redis when scaled out): sends per user, login and registration attempts per
+phone number and per client address. Plus `FrameBudget`, the per-connection budget of websocket
+frames, which lives in the connection itself.
 
 Written here rather than taken from django-ratelimit because that library limits HTTP requests
 (it needs a request object), while sends also arrive as websocket frames.
 """
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -29,3 +32,98 @@ def check_send_rate(*, user_id: int) -> None:
     if count > limit:
         retry_after = max(1, int((window_index + 1) * window - now + 0.999))
         raise RateLimited(f"Too many messages: at most {limit} every {window} seconds.", retry_after=retry_after)
+
+
+# --- login and registration ---------------------------------------------------------------------
+def _window(key: str, window: int) -> tuple[str, float, int]:
+    now = time.time()
+    index = int(now // window)
+    return f"{key}:{index}", now, max(1, int((index + 1) * window - now + 0.999))
+
+
+def _count(key: str) -> int:
+    return cache.get(key) or 0
+
+
+def _incr(key: str, window: int) -> int:
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        return cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, timeout=window + 1)
+        return 1
+
+
+def _subject(value: str) -> str:
+    # Phone numbers and addresses are personal data: only a digest of them goes into cache keys.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _refuse(what: str, retry_after: int):
+    raise RateLimited(f"Too many {what}; try again in {retry_after} seconds.", retry_after=retry_after)
+
+
+def check_login_allowed(*, phone_number: str | None, client_ip: str | None) -> None:
+    """Before checking a password: refuse when this address has made too many attempts, or this
+    phone number has had too many wrong passwords, in the current window (even with the right one)."""
+    limits = settings.MESSENGER
+    window = limits["LOGIN_WINDOW"]
+    if client_ip:
+        key, _, retry_after = _window(f"ratelimit:login-ip:{_subject(client_ip)}", window)
+        if _incr(key, window) > limits["LOGIN_RATE_PER_IP"]:
+            _refuse("login attempts from your address", retry_after)
+    if phone_number:
+        key, _, retry_after = _window(f"ratelimit:login-fail:{_subject(phone_number)}", window)
+        if _count(key) >= limits["LOGIN_FAILURES_PER_PHONE"]:
+            _refuse("wrong passwords for this phone number", retry_after)
+
+
+def login_failed(*, phone_number: str) -> None:
+    """Count a wrong password against the phone number."""
+    window = settings.MESSENGER["LOGIN_WINDOW"]
+    key, _, _ = _window(f"ratelimit:login-fail:{_subject(phone_number)}", window)
+    _incr(key, window)
+
+
+def check_register_allowed(*, phone_number: str | None, client_ip: str | None) -> None:
+    """Registration attempts per address and per phone number (which also slows down anyone
+    probing which numbers are registered)."""
+    limits = settings.MESSENGER
+    window = limits["REGISTER_WINDOW"]
+    if client_ip:
+        key, _, retry_after = _window(f"ratelimit:register-ip:{_subject(client_ip)}", window)
+        if _incr(key, window) > limits["REGISTER_RATE_PER_IP"]:
+            _refuse("registrations from your address", retry_after)
+    if phone_number:
+        key, _, retry_after = _window(f"ratelimit:register-phone:{_subject(phone_number)}", window)
+        if _incr(key, window) > limits["REGISTER_RATE_PER_PHONE"]:
+            _refuse("registration attempts for this phone number", retry_after)
+
+
+# --- websocket frames -----------------------------------------------------------------------------
+class FrameBudget:
+    """A token bucket of frames for one websocket connection: `burst` at once, refilled at `rate`
+    per second. `spend()` says whether a frame may be handled; `overdrawn` counts frames refused
+    since the budget last allowed one, which the consumer uses to close on abuse."""
+
+    def __init__(self, *, rate: float, burst: int, clock=time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.updated = clock()
+        self.overdrawn = 0
+
+    def spend(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.overdrawn = 0
+            return True
+        self.overdrawn += 1
+        return False
+
+    def retry_after(self) -> int:
+        return max(1, int((1 - self.tokens) / self.rate + 0.999)) if self.rate > 0 else 60

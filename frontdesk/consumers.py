@@ -1,21 +1,28 @@
 """The websocket endpoint (/ws/v1/): JSON frames in, broker calls, events out. See docs/protocol.md."""
 
+import asyncio
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from broker import events
 from broker.errors import BrokerError
-from broker.publish import apublish, device_group, user_group
-from broker.services import presence, receipts, send
+from broker.publish import apublish, device_group, session_group, user_group
+from broker.ratelimit import FrameBudget
+from broker.services import accounts, presence, receipts, send
+from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4001
+# A client that goes on flooding frames after being told to stop. (Autobahn, under Daphne, lets an
+# application close only with 1000 or 3000-4999, so not the standard 1008.)
+CLOSE_POLICY_VIOLATION = 4008
 MAX_REF_LENGTH = 128
 
 
@@ -27,7 +34,27 @@ def _frame_ref(frame: dict):
     return None
 
 
+class CredentialRevoked(Exception):
+    """The device was logged out (or the session ended) while this socket was open."""
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
+    revoked = False
+    recheck_task = None
+
+    async def dispatch(self, message):
+        """Channels' own dispatch minus its `aclose_old_connections()` before every handler.
+
+        That call is a trip through the one database thread for every event, including each `push`
+        that only writes to this socket, so under fan-out deliveries queue behind other connections'
+        database work (channels >= 4.2). The handlers here reach the database only through
+        `database_sync_to_async`, which closes stale connections itself before and after each call.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self):
         user = self.scope.get("user")
         await self.accept()
@@ -39,9 +66,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        limits = settings.MESSENGER
+        self.frame_budget = FrameBudget(rate=limits["FRAME_RATE"], burst=limits["FRAME_BURST"])
+        # What this socket was authenticated by, re-checked on every frame and periodically: the
+        # `session.revoked` event travels the at-most-once channel layer and may be lost.
+        self.device_id = self.scope.get("device_id")
+        session = self.scope.get("session") if not self.device_id else None
+        self.session_key = session.session_key if session is not None else None
         self.groups_joined = [user_group(user.pk)]
-        if self.scope.get("device_id"):
-            self.groups_joined.append(device_group(self.scope["device_id"]))
+        if self.device_id:
+            self.groups_joined.append(device_group(self.device_id))
+        elif self.session_key:
+            self.groups_joined.append(session_group(self.session_key))
         # Join before reading the backlog: a message stored in between arrives twice at worst
         # (clients drop duplicates by conversation and seq), never zero times.
         for group in self.groups_joined:
@@ -50,8 +86,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if came_online:
             await self._announce_presence(online=True, last_seen=None)
         await self._send_backlog()
+        if limits["AUTH_RECHECK_SECONDS"] > 0:
+            self.recheck_task = asyncio.create_task(self._recheck_periodically(limits["AUTH_RECHECK_SECONDS"]))
 
     async def disconnect(self, code):
+        if self.recheck_task is not None:
+            self.recheck_task.cancel()
         user = getattr(self, "user", None)
         if user is None:
             return
@@ -73,9 +113,54 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for event in await self._backlog():
             await self._send_event(event)
 
+    # --- is the credential still valid? -----------------------------------------------------------
+    def _credential_valid(self) -> bool:
+        """Sync (in the worker thread): the device is still logged in, or the session still is."""
+        if self.device_id:
+            return accounts.device_is_valid(self.device_id)
+        return session_user_id(self.session_key) == self.user.pk
+
+    def _checked_call(self, function, kwargs):
+        if not self._credential_valid():
+            raise CredentialRevoked()
+        return function(**kwargs)
+
+    async def call(self, function, **kwargs):
+        """Run a broker service in the worker thread, after checking the credential in the same hop."""
+        return await database_sync_to_async(self._checked_call)(function, kwargs)
+
+    async def _end_revoked(self):
+        if not self.revoked:
+            self.revoked = True
+            await self._send_event(events.session_revoked())
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def _recheck_periodically(self, interval: float):
+        """Every `interval`: close if the credential was revoked, and join the groups again.
+
+        Joining is idempotent; it matters after the channel layer lost its state (a Redis restart
+        forgets every group), so live events resume without the client reconnecting. What was
+        published meanwhile is recovered as any lost event is: catch-up and gap filling.
+        """
+        while not self.revoked:
+            await asyncio.sleep(interval)
+            try:
+                if not await database_sync_to_async(self._credential_valid)():
+                    await self._end_revoked()
+                    return
+                for group in self.groups_joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database or the layer is down for now: try again next time
+                logger.warning("re-checking a websocket's credential or groups failed", exc_info=True)
+
     # --- client -> server ---------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
-        if getattr(self, "user", None) is None:
+        if getattr(self, "user", None) is None or self.revoked:
+            return
+        if not self.frame_budget.spend():
+            await self._over_budget()
             return
         if text_data is None:
             await self._send_event(events.error(code="bad_frame", message="Frames must be JSON text, not binary."))
@@ -103,6 +188,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             await handler(self, frame)
+        except CredentialRevoked:
+            await self._end_revoked()
         except BrokerError as exc:
             await self._send_event(events.error(frame=frame_type, ref=_frame_ref(frame), **exc.as_dict()))
         except Exception:
@@ -112,27 +199,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 frame=frame_type, ref=_frame_ref(frame),
             ))
 
+    async def _over_budget(self):
+        budget = self.frame_budget
+        if budget.overdrawn > budget.burst:  # a whole burst more after being told: abuse
+            await self._send_event(events.error(
+                code="rate_limited", message="Too many frames; closing this connection.",
+                retry_after=budget.retry_after(),
+            ))
+            self.revoked = True  # handle nothing more from this socket
+            await self.close(code=CLOSE_POLICY_VIOLATION)
+        elif budget.overdrawn == 1 or budget.overdrawn % 10 == 0:  # not one answer per flooded frame
+            await self._send_event(events.error(
+                code="rate_limited",
+                message=f"Too many frames: at most {budget.burst} at once and {budget.rate:g} a second. "
+                        "Frames are dropped until then.",
+                retry_after=budget.retry_after(),
+            ))
+
     async def on_message_send(self, frame):
-        message, created = await database_sync_to_async(send.send_message)(
-            sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
+        message, created = await self.call(
+            send.send_message, sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
             text=frame.get("text"), origin_channel=self.channel_name,
         )
-        status = "sent" if created else await database_sync_to_async(send.current_status)(message)
+        status = "sent" if created else await self.call(send.current_status, message=message)
         await self._send_event(events.message_sent(message.client_id, message, status=status))
 
     async def on_ack(self, frame):
-        await database_sync_to_async(receipts.mark_delivered)(
-            user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
+        await self.call(
+            receipts.mark_delivered, user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
         )
 
     async def on_read(self, frame):
-        await database_sync_to_async(receipts.mark_read)(
-            user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
+        await self.call(
+            receipts.mark_read, user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
         )
 
     async def on_typing(self, frame):
-        conversation_id, audience = await database_sync_to_async(presence.typing_audience)(
-            user=self.user, conversation_id=frame.get("conversation")
+        conversation_id, audience = await self.call(
+            presence.typing_audience, user=self.user, conversation_id=frame.get("conversation")
         )
         await apublish(audience, events.typing(conversation_id=conversation_id, user_id=self.user.pk))
 
@@ -149,9 +253,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if payload.get("skip_channel") == self.channel_name:
             return
         event = payload["event"]
-        await self._send_event(event)
         if event["type"] == events.SESSION_REVOKED:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._end_revoked()
+            return
+        if self.revoked:
+            return
+        await self._send_event(event)
 
     async def _send_event(self, event: dict):
         await self.send(text_data=json.dumps(event, separators=(",", ":")))

@@ -14,10 +14,22 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_POST
 
 from broker import events
-from broker.errors import BrokerError
+from broker.errors import BrokerError, RateLimited
 from broker.services import accounts
 from frontdesk.forms import LoginForm, RegisterForm
 from storage import selectors
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _render_form(request, template: str, context: dict, form, refused: RateLimited | None):
+    status = 429 if refused else 400 if form.errors else 200
+    response = render(request, template, context, status=status)
+    if refused:
+        response["Retry-After"] = str(refused.retry_after)
+    return response
 
 
 def _next_url(request) -> str:
@@ -34,16 +46,18 @@ def login_page(request):
     if request.user.is_authenticated and request.method == "GET":
         return redirect("home")
     form = LoginForm(request.POST or None)
+    refused = None
     if request.method == "POST" and form.is_valid():
         try:
-            user = accounts.check_password(**form.cleaned_data)
+            user = accounts.check_password(**form.cleaned_data, client_ip=_client_ip(request))
         except BrokerError as exc:
+            refused = exc if isinstance(exc, RateLimited) else None
             form.add_broker_error(exc)
         else:
             session_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_next_url(request))
-    status = 400 if form.errors else 200
-    return render(request, "frontdesk/login.html", {"form": form, "next": request.GET.get("next", "")}, status=status)
+    context = {"form": form, "next": request.GET.get("next", "")}
+    return _render_form(request, "frontdesk/login.html", context, form, refused)
 
 
 @never_cache
@@ -52,20 +66,22 @@ def register_page(request):
     if request.user.is_authenticated and request.method == "GET":
         return redirect("home")
     form = RegisterForm(request.POST or None)
+    refused = None
     if request.method == "POST" and form.is_valid():
         try:
-            user = accounts.create_account(**form.cleaned_data)
+            user = accounts.create_account(**form.cleaned_data, client_ip=_client_ip(request))
         except BrokerError as exc:
+            refused = exc if isinstance(exc, RateLimited) else None
             form.add_broker_error(exc)
         else:
             session_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("home")
-    status = 400 if form.errors else 200
-    return render(request, "frontdesk/register.html", {"form": form}, status=status)
+    return _render_form(request, "frontdesk/register.html", {"form": form}, form, refused)
 
 
 @require_POST
 def logout_page(request):
+    accounts.session_ended(session_key=request.session.session_key)  # its open websockets close
     session_logout(request)
     return redirect("login")
 

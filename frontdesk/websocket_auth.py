@@ -1,27 +1,105 @@
 """Who is on the other end of a websocket: a device token (`?token=`) or the browser's session.
 
 Session cookies ride along on any page's request, so a cookie-authenticated socket must come from
-one of our own origins (the websocket form of CSRF protection); a token needs no such check.
+one of our own origins (the websocket form of CSRF protection); a token needs no such check. As
+Django's CSRF check does for HTTPS, the whole origin counts: scheme, host and port must be those of
+the socket's own address (its Host header, on an allowed host) or one of CSRF_TRUSTED_ORIGINS.
 """
 
-from urllib.parse import parse_qs, urlparse
+from importlib import import_module
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
+from django.utils.crypto import constant_time_compare
+from django.utils.http import is_same_domain
 
 from broker.services.accounts import authenticate_token
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_tuple(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) origin, or None for anything else ("null", garbage)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+def _is_secure(scope, headers: dict) -> bool:
+    if scope.get("scheme") in ("wss", "https"):
+        return True
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        name, value = proxy_header
+        name = name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+        forwarded = headers.get(name, b"").decode("latin-1").split(",")[0].strip()
+        return forwarded == value
+    return False
+
+
+def _trusted(origin: tuple[str, str, int]) -> bool:
+    scheme, host, port = origin
+    for trusted in settings.CSRF_TRUSTED_ORIGINS:
+        parts = urlsplit(trusted)
+        try:
+            trusted_port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+        except ValueError:
+            continue
+        # "https://*.example.com" trusts the subdomains, as Django's CSRF check reads it.
+        trusted_host = (parts.hostname or "").lstrip("*")
+        if parts.scheme.lower() == scheme and trusted_port == port and trusted_host and is_same_domain(host, trusted_host):
+            return True
+    return False
+
 
 def _origin_allowed(scope) -> bool:
-    origin = dict(scope.get("headers", [])).get(b"origin")
-    if not origin:
+    headers = dict(scope.get("headers", []))
+    raw = headers.get(b"origin")
+    if not raw:
         return False
-    host = urlparse(origin.decode("latin-1")).hostname or ""
-    return validate_host(host, settings.ALLOWED_HOSTS)
+    origin = _origin_tuple(raw.decode("latin-1"))
+    if origin is None:
+        return False
+    if _trusted(origin):
+        return True
+    # Same origin: the page's origin is this socket's own address (a browser sends the Host it
+    # connected to), on a host we serve, over the same scheme.
+    host_header = headers.get(b"host", b"").decode("latin-1")
+    own = _origin_tuple(f"{'https' if _is_secure(scope, headers) else 'http'}://{host_header}")
+    return own is not None and own == origin and validate_host(own[1], settings.ALLOWED_HOSTS)
+
+
+def session_user_id(session_key: str | None) -> int | None:
+    """The user a browser session is still logged in as (None once logged out, expired, or made
+    stale by a password change); what an open session socket re-checks. Sync: call it in a thread."""
+    if not session_key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    # As django.contrib.auth.get_user checks it, but read-only: no flush, no key cycling here.
+    try:
+        user_id = store[SESSION_KEY]
+        backend = load_backend(store[BACKEND_SESSION_KEY])
+    except (KeyError, ImportError):
+        return None
+    user = backend.get_user(user_id)
+    if user is None or not getattr(user, "is_active", True):
+        return None
+    stored_hash = store.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not any(constant_time_compare(stored_hash, h) for h in hashes):
+        return None
+    return user.pk
 
 
 class _TokenOrSession:

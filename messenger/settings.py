@@ -42,6 +42,27 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
+# --- HTTPS and browser security headers ----------------------------------------------------------
+# MESSENGER_HTTPS=1: the server is reached over TLS, usually through a reverse proxy that
+# terminates it and sets X-Forwarded-Proto (run Daphne with --proxy-headers). Then cookies are
+# Secure, plain HTTP is redirected and HSTS is sent. `manage.py check --deploy` passes with it.
+HTTPS = env_bool("MESSENGER_HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -56,6 +77,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "storage",
     "broker",
     "frontdesk",
@@ -122,7 +145,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1500, "expiry": 60},
+            # socket_timeout above channels_redis' 5 s blocking BZPOPMIN: redis-py >= 8 defaults it to 5 s,
+            # which kills idle consumers with 1011 every few seconds (django/channels_redis#422).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": CHANNEL_LAYER_PREFIX,
+                       "capacity": 1500, "expiry": 60},
         }
     }
     CACHES = {
@@ -133,7 +159,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1500}}}
+    # Our own in-process layer: channels.layers.InMemoryChannelLayer scans every channel and group
+    # on each event (see messenger/channel_layer.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "messenger.channel_layer.LocalChannelLayer", "CONFIG": {"capacity": 1500}}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -141,6 +169,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Argon2id first (argon2-cffi); hashes made by the others still verify and are upgraded on login.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -171,7 +206,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["frontdesk.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "frontdesk.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -204,9 +239,65 @@ MESSENGER = {
     "HISTORY_PAGE_DEFAULT": 50,
     "HISTORY_PAGE_MAX": 200,
     "MAX_FRAME_BYTES": int(os.environ.get("MESSENGER_MAX_FRAME_BYTES", 65536)),
+    # Largest REST request body (413 `body_too_large` beyond it).
+    "MAX_BODY_BYTES": int(os.environ.get("MESSENGER_MAX_BODY_BYTES", 262144)),
     # Sends per user: `SEND_RATE` messages in `SEND_RATE_WINDOW` seconds.
     "SEND_RATE": int(os.environ.get("MESSENGER_SEND_RATE", 60)),
     "SEND_RATE_WINDOW": int(os.environ.get("MESSENGER_SEND_RATE_WINDOW", 10)),
+    # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.
+    # A frame over budget is answered `rate_limited`; a client that goes on sending a whole burst
+    # more while refused is closed (4008).
+    "FRAME_RATE": float(os.environ.get("MESSENGER_FRAME_RATE", 50)),
+    "FRAME_BURST": int(os.environ.get("MESSENGER_FRAME_BURST", 200)),
+    # How often an open websocket re-checks that its device token or session is still valid (its
+    # frames are checked each time; this bounds how long an idle revoked socket keeps receiving).
+    "AUTH_RECHECK_SECONDS": float(os.environ.get("MESSENGER_AUTH_RECHECK_SECONDS", 60)),
+    # Login: attempts per client address, and wrong passwords per phone number, per window.
+    "LOGIN_WINDOW": int(os.environ.get("MESSENGER_LOGIN_WINDOW", 900)),
+    "LOGIN_RATE_PER_IP": int(os.environ.get("MESSENGER_LOGIN_RATE_PER_IP", 60)),
+    "LOGIN_FAILURES_PER_PHONE": int(os.environ.get("MESSENGER_LOGIN_FAILURES_PER_PHONE", 10)),
+    # Registration: attempts per client address and per phone number, per window.
+    "REGISTER_WINDOW": int(os.environ.get("MESSENGER_REGISTER_WINDOW", 3600)),
+    "REGISTER_RATE_PER_IP": int(os.environ.get("MESSENGER_REGISTER_RATE_PER_IP", 20)),
+    "REGISTER_RATE_PER_PHONE": int(os.environ.get("MESSENGER_REGISTER_RATE_PER_PHONE", 5)),
+}
+
+# --- Developer API (developer_api) ------------------------------------------------------------
+# Webhooks are delivered by a task worker: `manage.py db_worker` (django-tasks with its database
+# backend, so the queue lives in the same database and needs no other service).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# The app-facing API (/developer/v1/) has a schema of its own at /developer/v1/schema/.
+SPECTACULAR_SETTINGS["PREPROCESSING_HOOKS"] = ["developer_api.schema.exclude_app_api"]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
+    "AppTier": ["free", "commercial"],
+    "AppStatus": ["active", "suspended"],
+    "ApiKeyState": ["active", "revoked", "expired"],
+    "CommercialRequestStatus": ["pending", "approved", "refused"],
+    "SpamReportStatus": ["open", "dismissed", "upheld"],
+    "AppMessageStatus": ["sent", "delivered", "read", "failed"],
+})
+DEVELOPER_API = {
+    # Token buckets: (requests, seconds) = a bucket of `requests` tokens refilled evenly over `seconds`.
+    # MONTHLY_MESSAGES: messages an app may send per calendar month (UTC); None for no cap.
+    "TIERS": {
+        "free": {
+            "KEY_RATE": (20, 60), "APP_RATE": (30, 60),
+            "MONTHLY_MESSAGES": int(os.environ.get("DEVELOPER_FREE_MONTHLY_MESSAGES", 1000)),
+        },
+        "commercial": {"KEY_RATE": (600, 60), "APP_RATE": (1200, 60), "MONTHLY_MESSAGES": None},
+    },
+    # Distinct users reporting an app as spam before its keys stop working, pending review.
+    "SPAM_REPORT_THRESHOLD": int(os.environ.get("DEVELOPER_SPAM_REPORT_THRESHOLD", 5)),
+    "MAX_APPS_PER_USER": 10,
+    "MAX_KEYS_PER_APP": 20,
+    "WEBHOOK_TIMEOUT": 10,
+    # Retries back off from BASE seconds, doubling up to MAX, until RETRY_FOR seconds have passed.
+    "WEBHOOK_BACKOFF_BASE": 10,
+    "WEBHOOK_BACKOFF_MAX": 3600,
+    "WEBHOOK_RETRY_FOR": 24 * 3600,
+    # Callbacks on loopback or private addresses (SSRF into the server's own network) are refused
+    # unless this is set, e.g. for a receiver on the same machine.
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": env_bool("DEVELOPER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False),
 }
 
 # --- Static files ---------------------------------------------------------------------------

@@ -22,7 +22,10 @@ urlpatterns = [
     path("api/v1/", include("frontdesk.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", api_docs, name="api-docs"),
+    # The developer API: owners' and users' calls under /api/v1/, apps' under /developer/v1/, a page.
+    path("", include("developer_api.urls")),
 ]
 
+handler400 = "frontdesk.api.errors.json_bad_request"
 handler404 = "frontdesk.api.errors.json_not_found"
 handler500 = "frontdesk.api.errors.json_server_error"

@@ -37,6 +37,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # The messaging identity of a developer app (developer_api): clients show a "business" badge.
+    is_business = models.BooleanField(default=False)
 
     objects = UserManager()
 

@@ -3,8 +3,9 @@
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 
+from storage import sql
 from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
 
 
@@ -16,8 +17,27 @@ def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def device_is_active(*, device_id: int) -> bool:
+    """The device is logged in and its user active (asked before every websocket frame, so in SQL)."""
+    return bool(sql.rows(
+        f"SELECT 1 FROM {sql.table(Device)} d JOIN {sql.table(User)} u ON u.id = d.user_id "
+        "WHERE d.id = %s AND u.is_active = %s",
+        [device_id, True],
+    ))
+
+
 def device_by_token_hash(*, token_hash: str) -> Device | None:
-    return Device.objects.select_related("user").filter(token_hash=token_hash, user__is_active=True).first()
+    # Every websocket connect and REST request: two raw-SQL lookups cost a fifth of one
+    # select_related query built by the ORM (storage/sql.py).
+    device = next(iter(Device.objects.raw(f"SELECT * FROM {sql.table(Device)} WHERE token_hash = %s", [token_hash])), None)
+    if device is None:
+        return None
+    user = next(iter(User.objects.raw(f"SELECT * FROM {sql.table(User)} WHERE id = %s AND is_active = %s",
+                                      [device.user_id, True])), None)
+    if user is None:
+        return None
+    device.user = user
+    return device
 
 
 def contact_list(*, owner: User) -> QuerySet[Contact]:
@@ -47,12 +67,67 @@ def membership(*, user_id: int, conversation_id: int) -> Membership | None:
     )
 
 
+def blockers_between(*, user_id: int, other_id: int) -> set[int]:
+    """Which of the two users has blocked the other (an empty set: neither), in one query."""
+    rows = sql.rows(
+        f"SELECT blocker_id FROM {sql.table(Block)} WHERE (blocker_id = %s AND blocked_id = %s) "
+        "OR (blocker_id = %s AND blocked_id = %s)",
+        [user_id, other_id, other_id, user_id],
+    )
+    return {blocker_id for (blocker_id,) in rows}
+
+
+@dataclass(frozen=True)
+class ConversationContext:
+    """What sending and receipts need to know about a conversation and one member of it."""
+
+    kind: str
+    last_seq: int
+    member_ids: list[int]  # everyone in it, the member included
+    membership_id: int  # the member's
+    delivered_seq: int
+    read_seq: int
+
+
+def conversation_context(*, user_id: int, conversation_id: int) -> ConversationContext | None:
+    """In one query (run for every message and receipt, so in SQL); None if the user is not a member."""
+    result = sql.rows(
+        f"SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq FROM {sql.table(Membership)} m "
+        f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id WHERE m.conversation_id = %s",
+        [conversation_id],
+    )
+    ids, own = [], None
+    for row in result:
+        ids.append(row[0])
+        if row[0] == user_id:
+            own = row
+    if own is None:
+        return None
+    _, membership_id, delivered_seq, read_seq, kind, last_seq = own
+    return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, membership_id=membership_id,
+                               delivered_seq=delivered_seq, read_seq=read_seq)
+
+
 def member_ids(*, conversation_id: int) -> list[int]:
     return list(Membership.objects.filter(conversation_id=conversation_id).values_list("user_id", flat=True))
 
 
 def members(*, conversation_id: int) -> QuerySet[Membership]:
     return Membership.objects.filter(conversation_id=conversation_id).select_related("user").order_by("joined_at", "pk")
+
+
+def presence_audience_ids(*, user_id: int) -> list[int]:
+    """Who sees the user's presence: everyone they share a direct chat with, less blocks either way.
+    In one SQL query, as it runs at every connect and disconnect."""
+    return [peer for (peer,) in sql.rows(
+        f"SELECT DISTINCT peer.user_id FROM {sql.table(Membership)} own "
+        f"JOIN {sql.table(Conversation)} c ON c.id = own.conversation_id "
+        f"JOIN {sql.table(Membership)} peer ON peer.conversation_id = own.conversation_id AND peer.user_id <> own.user_id "
+        f"WHERE own.user_id = %s AND c.kind = %s AND NOT EXISTS (SELECT 1 FROM {sql.table(Block)} b "
+        "WHERE (b.blocker_id = own.user_id AND b.blocked_id = peer.user_id) "
+        "OR (b.blocker_id = peer.user_id AND b.blocked_id = own.user_id))",
+        [user_id, Conversation.Kind.DIRECT],
+    )]
 
 
 def direct_peer_ids(*, user_id: int) -> list[int]:
@@ -134,14 +209,17 @@ def history_page(
 
 def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Message]:
     """Every message above the user's delivered watermark, conversation by conversation, in seq order."""
-    behind = Membership.objects.filter(user=user, delivered_seq__lt=F("conversation__last_seq")).order_by("conversation_id")
-    for member in behind.values("conversation_id", "delivered_seq"):
-        after = member["delivered_seq"]
+    # Asked at every connect, and usually answered "nothing": that first question is one SQL query.
+    behind = sql.rows(
+        f"SELECT m.conversation_id, m.delivered_seq FROM {sql.table(Membership)} m "
+        f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
+        "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq ORDER BY m.conversation_id",
+        [user.pk],
+    )
+    for conversation_id, after in behind:
         while True:
             batch = list(
-                Message.objects.filter(conversation_id=member["conversation_id"], seq__gt=after).order_by("seq")[
-                    :batch_size
-                ]
+                Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")[:batch_size]
             )
             yield from batch
             if len(batch) < batch_size:
@@ -154,4 +232,7 @@ def messages_in_range(*, conversation_id: int, after_seq: int, up_to_seq: int) -
 
 
 def message_by_client_id(*, sender_id: int, client_id: str) -> Message | None:
-    return Message.objects.filter(sender_id=sender_id, client_id=client_id).first()
+    # Asked before every send and almost always answered "none" (storage/sql.py says why in SQL);
+    # the ORM is left for the rare retry that finds one.
+    rows = sql.rows(f"SELECT id FROM {sql.table(Message)} WHERE sender_id = %s AND client_id = %s", [sender_id, client_id])
+    return Message.objects.get(pk=rows[0][0]) if rows else None

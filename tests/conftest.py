@@ -80,6 +80,8 @@ def pytest_configure(config):
     else:
         database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
     settings.MESSENGER["SEND_RATE"] = 1000
+    # Every test client is 127.0.0.1; tests/security lowers these to test the throttles.
+    settings.MESSENGER.update(LOGIN_RATE_PER_IP=100_000, REGISTER_RATE_PER_IP=100_000, REGISTER_RATE_PER_PHONE=1000)
     # The default hasher costs ~0.2 s a password on purpose; tests register and log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

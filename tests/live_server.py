@@ -31,6 +31,8 @@ from urllib.parse import quote, unquote, urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = Path(sys.executable).with_name("daphne")
+UVICORN = Path(sys.executable).with_name("uvicorn")
+SERVERS = {"daphne", "uvicorn"}
 HOST = "127.0.0.1"
 PASSWORD = "correct horse battery"
 
@@ -99,6 +101,9 @@ class LiveDatabase:
             CHANNEL_LAYER_PREFIX=self.prefix,
             # These tests count messages, not rate limits (tests/broker covers those).
             MESSENGER_SEND_RATE="100000",
+            # ...nor login and registration limits: every client here comes from 127.0.0.1.
+            MESSENGER_LOGIN_RATE_PER_IP="100000",
+            MESSENGER_REGISTER_RATE_PER_IP="100000",
             DEBUG="0",
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
@@ -161,14 +166,17 @@ class LiveDatabase:
 
 # --- server processes -----------------------------------------------------------------------------
 class ServerProcess:
-    """One Daphne process serving messenger.asgi on 127.0.0.1."""
+    """One Daphne (or, with server="uvicorn", uvicorn) process serving messenger.asgi on 127.0.0.1."""
 
     _numbers = itertools.count(1)
 
-    def __init__(self, database: LiveDatabase):
+    def __init__(self, database: LiveDatabase, server: str = "daphne"):
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {sorted(SERVERS)}")
         self.database = database
+        self.server = server
         self.number = next(self._numbers)
-        self.log_path = database.workdir / f"daphne-{self.number}.log"
+        self.log_path = database.workdir / f"{server}-{self.number}.log"
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
 
@@ -181,21 +189,31 @@ class ServerProcess:
         return f"ws://{HOST}:{self.port}"
 
     def start(self, timeout: float = 20, attempts: int = 3) -> "ServerProcess":
-        """Start Daphne and wait until /healthz answers 200; retries on a port taken meanwhile."""
+        """Start the server and wait until /healthz answers 200; retries on a port taken meanwhile."""
         for _ in range(attempts):
             self.port = free_port()
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [str(DAPHNE), "-b", HOST, "-p", str(self.port), "messenger.asgi:application"],
+                    self.command(),
                     cwd=ROOT, env=self.database.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
             if self._wait_healthy(timeout) and self.proc.poll() is None:
                 return self
             log_tail = _tail(self.log_path)
             self.kill()
-            if "Address already in use" not in log_tail.rsplit("Starting server", 1)[-1]:
-                raise RuntimeError(f"daphne #{self.number} did not become healthy within {timeout}s:\n{log_tail}")
-        raise RuntimeError(f"daphne #{self.number} found no free port in {attempts} attempts")
+            if "address already in use" not in log_tail.rsplit("Starting server", 1)[-1].lower():
+                raise RuntimeError(f"{self.server} #{self.number} did not become healthy within {timeout}s:\n{log_tail}")
+        raise RuntimeError(f"{self.server} #{self.number} found no free port in {attempts} attempts")
+
+    def command(self) -> list[str]:
+        if self.server == "uvicorn":
+            return [str(UVICORN), "--host", HOST, "--port", str(self.port), "--lifespan", "off", "--no-access-log",
+                    "--log-level", "warning", "messenger.asgi:application"]
+        return [str(DAPHNE), "-b", HOST, "-p", str(self.port), "messenger.asgi:application"]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def _wait_healthy(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -9,10 +9,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from broker import events
+from broker import events, ratelimit
 from broker.errors import AuthenticationFailed, Conflict, InvalidInput
 from broker.phone import normalize_phone_number
-from broker.publish import device_group, publish_on_commit
+from broker.publish import device_group, publish_on_commit, session_group
+from broker.text import check_encodable, clean_text
 from storage import selectors
 from storage.models import Device, User
 
@@ -26,15 +27,13 @@ def hash_token(token: str) -> str:
 
 
 def _text_field(value: object, *, field: str, max_length: int, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string.", field=field)
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} is required.", field=field)
-    if len(value) > max_length:
-        raise InvalidInput(f"{field} is longer than {max_length} characters.", field=field)
+    return clean_text(value, field=field, max_length=max_length, required=required)
+
+
+def _password(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput("password is required.", field="password")
+    check_encodable(value, field="password")  # a hasher cannot encode an unpaired surrogate
     return value
 
 
@@ -44,12 +43,16 @@ def _issue_device(user: User, device_name: str) -> tuple[Device, str]:
     return device, token
 
 
-def create_account(*, phone_number: object, password: object, display_name: object) -> User:
-    """Create an account (no device, no token): the browser UI logs it in with a session instead."""
+def create_account(*, phone_number: object, password: object, display_name: object,
+                   client_ip: str | None = None) -> User:
+    """Create an account (no device, no token): the browser UI logs it in with a session instead.
+
+    Attempts are limited per client address and per phone number (RateLimited).
+    """
     phone = normalize_phone_number(phone_number)
+    ratelimit.check_register_allowed(phone_number=phone, client_ip=client_ip)
     name = _text_field(display_name, field="display_name", max_length=MAX_DISPLAY_NAME, required=True)
-    if not isinstance(password, str) or not password:
-        raise InvalidInput("password is required.", field="password")
+    password = _password(password)
     candidate = User(phone_number=phone, display_name=name)
     try:
         validate_password(password, user=candidate)
@@ -62,29 +65,37 @@ def create_account(*, phone_number: object, password: object, display_name: obje
         raise Conflict("An account with this phone number already exists.", field="phone_number") from exc
 
 
-def register(*, phone_number: object, password: object, display_name: object, device_name: object = "") -> tuple[User, str]:
+def register(*, phone_number: object, password: object, display_name: object, device_name: object = "",
+             client_ip: str | None = None) -> tuple[User, str]:
     """Create an account and log its first device in; returns the user and the device's token."""
     device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
     with transaction.atomic():
-        user = create_account(phone_number=phone_number, password=password, display_name=display_name)
+        user = create_account(phone_number=phone_number, password=password, display_name=display_name,
+                              client_ip=client_ip)
         _, token = _issue_device(user, device)
     return user, token
 
 
-def check_password(*, phone_number: object, password: object) -> User:
-    """The active user with this phone number and password, or AuthenticationFailed."""
+def check_password(*, phone_number: object, password: object, client_ip: str | None = None) -> User:
+    """The active user with this phone number and password, or AuthenticationFailed.
+
+    Throttled (RateLimited) per client address and per phone number's wrong passwords, before the
+    password is looked at, so guessing is slow whatever the guesses.
+    """
     phone = normalize_phone_number(phone_number)
-    if not isinstance(password, str) or not password:
-        raise InvalidInput("password is required.", field="password")
+    ratelimit.check_login_allowed(phone_number=phone, client_ip=client_ip)
+    password = _password(password)
     user = authenticate(phone_number=phone, password=password)
     if user is None:
+        ratelimit.login_failed(phone_number=phone)
         raise AuthenticationFailed("Phone number or password is wrong.")
     return user
 
 
-def login(*, phone_number: object, password: object, device_name: object = "") -> tuple[User, str]:
+def login(*, phone_number: object, password: object, device_name: object = "",
+          client_ip: str | None = None) -> tuple[User, str]:
     device = _text_field(device_name, field="device_name", max_length=MAX_DEVICE_NAME)
-    user = check_password(phone_number=phone_number, password=password)
+    user = check_password(phone_number=phone_number, password=password, client_ip=client_ip)
     _, token = _issue_device(user, device)
     return user, token
 
@@ -100,10 +111,25 @@ def authenticate_token(token: str) -> Device | None:
 
 
 def logout(*, device: Device) -> None:
-    """Revoke one device's token; its open websockets are told and closed."""
+    """Revoke one device's token; its open websockets are told and closed.
+
+    The channel layer may drop that event, so sockets also re-check `device_is_valid` (see
+    frontdesk.consumers): the deleted row is what counts.
+    """
     with transaction.atomic():
         Device.objects.filter(pk=device.pk).delete()
         publish_on_commit([device_group(device.pk)], events.session_revoked())
+
+
+def device_is_valid(device_id: int) -> bool:
+    """Whether the device is still logged in (not logged out, its user not deactivated)."""
+    return selectors.device_is_active(device_id=device_id)
+
+
+def session_ended(*, session_key: str | None) -> None:
+    """A browser session was logged out: its open websockets are told and closed (as `logout`)."""
+    if session_key:
+        publish_on_commit([session_group(session_key)], events.session_revoked())
 
 
 def update_profile(*, user: User, display_name: object = None, about: object = None) -> User:

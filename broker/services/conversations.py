@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.services.people import find_user, parse_id
 from broker.services.send import append_message, author_has_seen
+from broker.text import clean_text
 from storage import selectors
 from storage.models import Conversation, Membership, Message, User
 
@@ -44,9 +45,7 @@ def get_or_create_direct(*, user: User, phone_number: object = None, user_id: ob
 def _clean_title(title: object) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput("A group needs a title.", field="title")
-    if len(title.strip()) > MAX_TITLE:
-        raise InvalidInput(f"title is longer than {MAX_TITLE} characters.", field="title")
-    return title.strip()
+    return clean_text(title, field="title", max_length=MAX_TITLE, required=True)
 
 
 def _existing_users(user_ids: object, *, field: str) -> list[User]:

@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 
 from broker.errors import InvalidInput, NotFound
 from broker.phone import normalize_phone_number
+from broker.text import clean_text
 from storage import selectors
 from storage.models import Block, Contact, User
 
@@ -39,13 +40,10 @@ def add_contact(*, owner: User, phone_number: object = None, user_id: object = N
     person = find_user(phone_number=phone_number, user_id=user_id)
     if person.pk == owner.pk:
         raise InvalidInput("You cannot add yourself as a contact.", field="phone_number" if phone_number else "user_id")
-    if name is None:
-        name = ""
-    if not isinstance(name, str) or len(name) > 64:
-        raise InvalidInput("name must be a string of at most 64 characters.", field="name")
-    contact, created = Contact.objects.get_or_create(owner=owner, contact=person, defaults={"name": name.strip()})
-    if not created and name and contact.name != name.strip():
-        contact.name = name.strip()
+    name = clean_text(name, field="name", max_length=64)
+    contact, created = Contact.objects.get_or_create(owner=owner, contact=person, defaults={"name": name})
+    if not created and name and contact.name != name:
+        contact.name = name
         contact.save(update_fields=["name"])
     return contact
 

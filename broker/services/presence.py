@@ -61,11 +61,7 @@ def connection_closed(*, user_id: int) -> tuple[bool, object]:
 
 def presence_audience(*, user_id: int) -> list[str]:
     """The groups that hear a user's presence: people they share a direct chat with, less blocks."""
-    peers = set(selectors.direct_peer_ids(user_id=user_id))
-    if not peers:
-        return []
-    hidden = selectors.block_partner_ids(user_id=user_id)
-    return [user_group(uid) for uid in peers - hidden]
+    return [user_group(uid) for uid in selectors.presence_audience_ids(user_id=user_id)]
 
 
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:

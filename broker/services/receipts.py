@@ -1,14 +1,12 @@
 """Delivery and read receipts, kept as per-member watermarks that only ever move forward."""
 
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
 
 from broker import events, signals
 from broker.errors import InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
 from broker.services.people import parse_id
-from storage import selectors
+from storage import selectors, sql
 from storage.models import Membership, User
 
 DELIVERED = "delivered"
@@ -21,22 +19,25 @@ def _parse_seq(value: object) -> int:
     return value
 
 
-def _member_and_seq(*, user: User, conversation_id: object, seq: object) -> tuple[Membership, int]:
+def _context_and_seq(*, user: User, conversation_id: object, seq: object) -> tuple[int, selectors.ConversationContext, int]:
     conversation_id = parse_id(conversation_id, field="conversation")
     seq = _parse_seq(seq)
-    member = selectors.membership(user_id=user.pk, conversation_id=conversation_id)
-    if member is None:
+    context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id)
+    if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    if seq > member.conversation.last_seq:
+    if seq > context.last_seq:
         raise InvalidInput(
-            f"seq {seq} is past the newest message ({member.conversation.last_seq}) of this conversation.", field="seq"
+            f"seq {seq} is past the newest message ({context.last_seq}) of this conversation.", field="seq"
         )
-    return member, seq
+    return conversation_id, context, seq
 
 
-def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: str) -> None:
-    """Tell every member's devices that `user_id` has received or read up to `seq` (after commit)."""
-    recipients = selectors.member_ids(conversation_id=conversation_id)
+def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: str,
+                       member_ids: list[int] | None = None) -> None:
+    """Tell every member's devices that `user_id` has received or read up to `seq` (after commit).
+
+    `member_ids` may be passed by a caller that has just read them."""
+    recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     event = events.message_status(conversation_id=conversation_id, seq=seq, status=status, user_id=user_id)
     publish_on_commit([user_group(uid) for uid in recipients], event)
     transaction.on_commit(
@@ -46,23 +47,37 @@ def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: 
     )
 
 
+# Receipts arrive for nearly every message delivered, so their statements are SQL (storage/sql.py).
+# The WHERE clause makes each a no-op unless it moves the watermark forward, whatever else ran since.
 def mark_delivered(*, user: User, conversation_id: object, seq: object) -> bool:
     """Record that the user's devices hold everything up to `seq`; False if it was known already."""
-    member, seq = _member_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+    if seq <= context.delivered_seq:
+        return False
     with transaction.atomic():
-        advanced = Membership.objects.filter(pk=member.pk, delivered_seq__lt=seq).update(delivered_seq=seq)
+        advanced = sql.execute(
+            f"UPDATE {sql.table(Membership)} SET delivered_seq = %s WHERE id = %s AND delivered_seq < %s",
+            [seq, context.membership_id, seq],
+        )
         if advanced:
-            announce_watermark(conversation_id=member.conversation_id, user_id=user.pk, seq=seq, status=DELIVERED)
+            announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=DELIVERED,
+                               member_ids=context.member_ids)
     return bool(advanced)
 
 
 def mark_read(*, user: User, conversation_id: object, seq: object) -> bool:
     """Record that the user has read everything up to `seq` (which implies delivered)."""
-    member, seq = _member_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+    if seq <= context.read_seq:
+        return False
     with transaction.atomic():
-        advanced = Membership.objects.filter(pk=member.pk, read_seq__lt=seq).update(
-            read_seq=seq, delivered_seq=Greatest(F("delivered_seq"), seq)
+        advanced = sql.execute(
+            f"UPDATE {sql.table(Membership)} SET read_seq = %s, "
+            "delivered_seq = CASE WHEN delivered_seq < %s THEN %s ELSE delivered_seq END "
+            "WHERE id = %s AND read_seq < %s",
+            [seq, seq, seq, context.membership_id, seq],
         )
         if advanced:
-            announce_watermark(conversation_id=member.conversation_id, user_id=user.pk, seq=seq, status=READ)
+            announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=READ,
+                               member_ids=context.member_ids)
     return bool(advanced)

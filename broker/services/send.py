@@ -1,9 +1,7 @@
 """Sending: the one door through which every message, user-written or system, enters a conversation."""
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from broker import events, signals
@@ -12,29 +10,55 @@ from broker.publish import publish_on_commit, user_group
 from broker.ratelimit import check_send_rate
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
-from storage import selectors
+from storage import selectors, sql
 from storage.models import Conversation, Membership, Message, User
 
 
 def append_message(*, conversation_id: int, sender: User | None, text: str = "", client_id: str | None = None,
                    kind: str = Message.Kind.TEXT, event: dict | None = None,
-                   origin_channel: str | None = None) -> Message:
+                   origin_channel: str | None = None, member_ids: list[int] | None = None) -> Message:
     """Store a message under the conversation's next seq. Must run inside a transaction.
 
     The UPDATE takes the conversation's row lock (the database's write lock on SQLite) until
     commit, so concurrent senders in any process get consecutive seqs; a rollback returns the seq.
+    `member_ids` (who hears of it) may be passed by a caller that has just read them.
     """
     now = timezone.now()
-    Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq") + 1, last_activity_at=now)
-    seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
-    message = Message.objects.create(
-        conversation_id=conversation_id, seq=seq, sender=sender, client_id=client_id, kind=kind, text=text,
-        event=event, created_at=now,
-    )
-    recipients = selectors.member_ids(conversation_id=conversation_id)
+    seq = _take_next_seq(conversation_id, now)
+    message = Message(conversation_id=conversation_id, seq=seq, sender=sender, client_id=client_id, kind=kind,
+                      text=text, event=event, created_at=now)
+    _insert(message)
+    recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     publish_on_commit([user_group(uid) for uid in recipients], events.message_new(message), skip_channel=origin_channel)
     transaction.on_commit(lambda: signals.message_stored.send(sender=Message, message=message))
     return message
+
+
+def _take_next_seq(conversation_id: int, now) -> int:
+    """`last_seq + 1` under the conversation's row lock, in one statement (UPDATE ... RETURNING: the
+    ORM has no update-returning; storage/sql.py says why the hot path is SQL)."""
+    row = sql.one(
+        f"UPDATE {sql.table(Conversation)} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s "
+        "RETURNING last_seq",
+        [connection.ops.adapt_datetimefield_value(now), conversation_id],
+    )
+    if row is None:
+        raise Conversation.DoesNotExist(f"No conversation {conversation_id}.")
+    return row[0]
+
+
+_INSERT_FIELDS = ("conversation_id", "seq", "sender_id", "client_id", "kind", "text", "event", "created_at")
+
+
+def _insert(message: Message) -> None:
+    """INSERT the unsaved message and give it its id: what `save()` does, without building the query."""
+    fields = [Message._meta.get_field(name) for name in _INSERT_FIELDS]
+    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    message.pk = sql.one(f"INSERT INTO {sql.table(Message)} ({columns}) VALUES ({placeholders}) RETURNING id", values)[0]
+    message._state.adding = False
+    message._state.db = connection.alias
 
 
 def _check_encodable(value: str, *, field: str) -> None:
@@ -70,13 +94,14 @@ def _clean_text(value: object) -> str:
     return value
 
 
-def _check_not_blocked(*, sender: User, conversation_id: int) -> None:
-    peers = [uid for uid in selectors.member_ids(conversation_id=conversation_id) if uid != sender.pk]
+def _check_not_blocked(*, sender: User, member_ids: list[int]) -> None:
+    peers = [uid for uid in member_ids if uid != sender.pk]
     if len(peers) != 1:
         return
-    if selectors.is_blocked_by(blocker_id=peers[0], blocked_id=sender.pk):
+    blockers = selectors.blockers_between(user_id=sender.pk, other_id=peers[0])
+    if peers[0] in blockers:
         raise Blocked("This person has blocked you; your message was not sent.", field="conversation")
-    if selectors.is_blocked_by(blocker_id=sender.pk, blocked_id=peers[0]):
+    if sender.pk in blockers:
         raise Blocked("You have blocked this person; unblock them to send a message.", field="conversation")
 
 
@@ -95,20 +120,24 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     if existing is not None:
         return _retried(existing, conversation_id), False
 
-    member = selectors.membership(user_id=sender.pk, conversation_id=conversation_id)
-    if member is None:
+    # One query for membership, the conversation's kind, every member (the recipients) and the
+    # sender's read watermark: the hot path's reads, before any lock is taken.
+    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id)
+    if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    if member.conversation.kind == Conversation.Kind.DIRECT:
-        _check_not_blocked(sender=sender, conversation_id=conversation_id)
-    check_send_rate(user_id=sender.pk)
+    if context.kind == Conversation.Kind.DIRECT:
+        _check_not_blocked(sender=sender, member_ids=context.member_ids)
+    if not sender.is_business:  # developer apps' bots have their own per-key and per-app limits
+        check_send_rate(user_id=sender.pk)
 
     try:
         with transaction.atomic():
             message = append_message(
                 conversation_id=conversation_id, sender=sender, text=text, client_id=client_id,
-                origin_channel=origin_channel,
+                origin_channel=origin_channel, member_ids=context.member_ids,
             )
-            author_has_seen(author=sender, conversation_id=conversation_id, seq=message.seq)
+            author_has_seen(author=sender, conversation_id=conversation_id, seq=message.seq,
+                            read_seq_before=context.read_seq, member_ids=context.member_ids)
     except IntegrityError:
         existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
         if existing is None:
@@ -123,19 +152,31 @@ def _retried(existing: Message, conversation_id: int) -> Message:
     return existing
 
 
-def author_has_seen(*, author: User, conversation_id: int, seq: int) -> None:
+def author_has_seen(*, author: User, conversation_id: int, seq: int, read_seq_before: int | None = None,
+                    member_ids: list[int] | None = None) -> None:
     """Writing in a conversation (a message, or a change that makes a notice) means having seen it:
     the author's watermarks move to the new seq.
 
     If that reads messages of others that were still unread, the other members hear of it.
+    `read_seq_before` is the author's read watermark as the caller read it just before; watermarks
+    only grow, so an older value can at worst announce a read that is true anyway.
     """
-    mine = Membership.objects.filter(conversation_id=conversation_id, user=author)
-    before = mine.values_list("read_seq", flat=True).first()
-    if before is None:  # the author has just left the conversation
-        return
-    mine.update(delivered_seq=Greatest(F("delivered_seq"), seq), read_seq=Greatest(F("read_seq"), seq))
+    before = read_seq_before
+    if before is None:
+        mine = Membership.objects.filter(conversation_id=conversation_id, user=author)
+        before = mine.values_list("read_seq", flat=True).first()
+        if before is None:  # the author has just left the conversation
+            return
+    sql.execute(  # never backwards; read_seq <= delivered_seq holds after it
+        f"UPDATE {sql.table(Membership)} SET "
+        "delivered_seq = CASE WHEN delivered_seq < %s THEN %s ELSE delivered_seq END, "
+        "read_seq = CASE WHEN read_seq < %s THEN %s ELSE read_seq END "
+        "WHERE conversation_id = %s AND user_id = %s",
+        [seq, seq, seq, seq, conversation_id, author.pk],
+    )
     if before < seq - 1:
-        announce_watermark(conversation_id=conversation_id, user_id=author.pk, seq=seq, status="read")
+        announce_watermark(conversation_id=conversation_id, user_id=author.pk, seq=seq, status="read",
+                           member_ids=member_ids)
 
 
 def current_status(message: Message) -> str:

@@ -2,13 +2,15 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
-from django.views.defaults import page_not_found
+from django.views.defaults import bad_request, page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from broker import errors
+from frontdesk.api.parsers import BodyTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ STATUS_BY_ERROR = {
 
 CODE_BY_DRF_ERROR = {
     exceptions.ParseError: "malformed_body",
+    BodyTooLarge: "body_too_large",
     exceptions.AuthenticationFailed: "authentication_failed",
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.PermissionDenied: "forbidden",
@@ -65,6 +68,8 @@ def exception_handler(exc, context):
         return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE, seen by Django first
+        exc = BodyTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -84,6 +89,13 @@ def json_not_found(request, exception=None):
     if not request.path.startswith("/api/"):
         return page_not_found(request, exception)
     return JsonResponse(error_body("not_found", f"Nothing at {request.path}."), status=404)
+
+
+def json_bad_request(request, exception=None):
+    """Requests Django refuses before any view (a disallowed Host, say): JSON under /api/ too."""
+    if not request.path.startswith("/api/"):
+        return bad_request(request, exception)
+    return JsonResponse(error_body("invalid", "Bad request."), status=400)
 
 
 def json_server_error(request):

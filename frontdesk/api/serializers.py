@@ -54,12 +54,12 @@ class MessageSendRequest(serializers.Serializer):
 
 
 class WatermarkRequest(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=0)
+    seq = serializers.IntegerField(min_value=0, max_value=2**62)
 
 
 class HistoryQuery(serializers.Serializer):
-    before_seq = serializers.IntegerField(min_value=1, required=False)
-    after_seq = serializers.IntegerField(min_value=0, required=False)
+    before_seq = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
+    after_seq = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=50)
 
 
@@ -69,6 +69,7 @@ class UserSchema(serializers.Serializer):
     phone_number = serializers.CharField()
     display_name = serializers.CharField()
     about = serializers.CharField()
+    is_business = serializers.BooleanField(help_text="The account of a developer app: show a \"business\" badge.")
 
 
 class AuthResponse(serializers.Serializer):

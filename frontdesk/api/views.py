@@ -16,7 +16,7 @@ from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
 
-ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429)}
+ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 413, 415, 429)}
 
 
 def validated(serializer_class, data) -> dict:
@@ -46,7 +46,7 @@ class RegisterView(APIView):
     @extend_schema(tags=["auth"], request=s.RegisterRequest, responses={201: s.AuthResponse, **ERRORS})
     def post(self, request):
         data = validated(s.RegisterRequest, request.data)
-        user, token = accounts.register(**data)
+        user, token = accounts.register(**data, client_ip=request.META.get("REMOTE_ADDR"))
         return Response({"user": events.user_payload(user), "token": token}, status=status.HTTP_201_CREATED)
 
 
@@ -57,7 +57,7 @@ class LoginView(APIView):
     @extend_schema(tags=["auth"], request=s.LoginRequest, responses={200: s.AuthResponse, **ERRORS})
     def post(self, request):
         data = validated(s.LoginRequest, request.data)
-        user, token = accounts.login(**data)
+        user, token = accounts.login(**data, client_ip=request.META.get("REMOTE_ADDR"))
         return Response({"user": events.user_payload(user), "token": token})
 
 
@@ -67,6 +67,7 @@ class LogoutView(APIView):
         if request.auth is not None:
             accounts.logout(device=request.auth)
         else:
+            accounts.session_ended(session_key=request.session.session_key)
             session_logout(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

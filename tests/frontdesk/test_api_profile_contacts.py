@@ -26,7 +26,8 @@ def test_me_shows_the_logged_in_user():
     response = client.get(ME)
 
     assert response.status_code == 200
-    assert response.json() == {"id": user.pk, "phone_number": "+12125550142", "display_name": "Grace", "about": ""}
+    assert response.json() == {"id": user.pk, "phone_number": "+12125550142", "display_name": "Grace", "about": "",
+                               "is_business": False}
 
 
 def test_changing_display_name_and_about_is_kept():
@@ -81,7 +82,7 @@ def test_adding_a_contact_by_phone_number_in_any_format():
     assert response.status_code == 201
     assert response.json()["name"] == "Lin"
     assert response.json()["user"] == {
-        "id": friend.pk, "phone_number": "+12125550142", "display_name": "Linus", "about": ""
+        "id": friend.pk, "phone_number": "+12125550142", "display_name": "Linus", "about": "", "is_business": False
     }
 
 

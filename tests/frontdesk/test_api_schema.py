@@ -153,7 +153,7 @@ def test_a_method_a_url_does_not_offer_is_a_405_in_the_error_shape():
 
 
 # --- The schema check itself --------------------------------------------------------------------
-USER = {"id": 1, "phone_number": "+12125550123", "display_name": "Ada", "about": ""}
+USER = {"id": 1, "phone_number": "+12125550123", "display_name": "Ada", "about": "", "is_business": False}
 
 
 def test_the_schema_check_accepts_a_documented_response():

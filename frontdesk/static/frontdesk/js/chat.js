@@ -453,7 +453,7 @@ function onEvent(ev) {
     case "typing": onTyping(ev); break;
     case "presence": onPresence(ev); break;
     case "error": onError(ev); break;
-    case "session.revoked": location.assign("/login/"); break;
+    case "session.revoked": leave("/login/"); break;
     default: break;
   }
 }
@@ -1207,7 +1207,19 @@ conn.addEventListener("open", () => {
   onOpen();
 });
 conn.addEventListener("event", (event) => onEvent(event.detail));
-conn.addEventListener("unauthenticated", () => location.assign(`/login/?next=${encodeURIComponent(location.pathname)}`));
+// Logging out (here or elsewhere) ends the session's sockets too (session.revoked, then close 4001):
+// the first way out wins, so the logout form's own redirect is not overtaken by the socket's.
+let leaving = false;
+function leave(url) {
+  if (!leaving) {
+    leaving = true;
+    location.assign(url);
+  }
+}
+document.addEventListener("submit", (event) => {
+  if (event.target.closest(".logout-form")) leaving = true;
+}, true);
+conn.addEventListener("unauthenticated", () => leave(`/login/?next=${encodeURIComponent(location.pathname)}`));
 
 document.addEventListener("visibilitychange", () => {
   const c = state.conversations.get(state.openId);

@@ -1,0 +1,327 @@
+"""Operators' side of the developer API in the Django admin: apps, keys, commercial requests, usage,
+spam reports, webhook deliveries and users, with search, filters and actions. Every action and
+every edit made here is written to the audit log (developer_api.AuditLog)."""
+
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from developer_api.models import (
+    ApiKey,
+    AuditLog,
+    CommercialRequest,
+    DeveloperApp,
+    MonthlyUsage,
+    OptIn,
+    OutboundMessage,
+    SpamReport,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from developer_api.services import apps, audit, keys, spam, usage, webhooks
+from storage.admin import UserAdmin as StorageUserAdmin
+from storage.models import User
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Edits and deletions through the admin's forms are audited like its actions."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        changed = {name: str(form.cleaned_data.get(name))[:200] for name in form.changed_data}
+        audit.record(actor=request.user, action=f"{obj._meta.model_name}_{'changed' if change else 'added'}",
+                     target=obj, detail={"fields": changed})
+
+    def delete_model(self, request, obj):
+        audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
+        super().delete_queryset(request, queryset)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records, not settings: operators look, the system writes."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class KeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    can_delete = False
+    fields = ["prefix", "name", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CommercialRequestInline(admin.TabularInline):
+    model = CommercialRequest
+    extra = 0
+    can_delete = False
+    fields = ["status", "use_description", "requested_at", "decided_at", "decided_by", "decision_note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeveloperApp)
+class DeveloperAppAdmin(AuditedAdmin):
+    list_display = ["name", "id", "owner", "tier", "status", "needs_review", "open_reports", "created_at"]
+    list_filter = ["tier", "status", "needs_review"]
+    search_fields = ["name", "description", "owner__phone_number", "owner__display_name", "bot__phone_number"]
+    raw_id_fields = ["owner", "bot"]
+    readonly_fields = ["bot", "webhook_url", "webhook_verified_at", "suspended_at", "created_at", "usage_report"]
+    exclude = ["webhook_secret"]
+    inlines = [KeyInline, CommercialRequestInline]
+    actions = ["suspend_apps", "reinstate_apps", "uphold_spam_reports", "revoke_all_keys", "make_free",
+               "make_commercial"]
+
+    @admin.display(description="open spam reports")
+    def open_reports(self, app):
+        return spam.open_reporter_count(app)
+
+    @admin.display(description="usage (last 12 months)")
+    def usage_report(self, app):
+        if not app.pk:
+            return "-"
+        report = usage.usage_report(app=app)
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((m["month"], m["messages"], m["billable_messages"]) for m in report["months"]))
+        cap = report["monthly_cap"] if report["monthly_cap"] is not None else "none"
+        return format_html("<p>Tier {}, monthly cap {}.</p><table><thead><tr><th>Month</th><th>Messages</th>"
+                           "<th>Billable</th></tr></thead><tbody>{}</tbody></table>", report["tier"], cap, rows)
+
+    @admin.action(description="Suspend the selected apps (their keys stop working)")
+    def suspend_apps(self, request, queryset):
+        done = sum(apps.suspend_app(app=app, actor=request.user, reason="suspended by an operator")
+                   for app in queryset)
+        self.message_user(request, f"{done} app(s) suspended.")
+
+    @admin.action(description="Reinstate the selected apps (and dismiss their open spam reports)")
+    def reinstate_apps(self, request, queryset):
+        for app in queryset:
+            apps.reinstate_app(app=app, actor=request.user)
+        self.message_user(request, f"{queryset.count()} app(s) reinstated.")
+
+    @admin.action(description="Uphold the open spam reports (the apps stay suspended)")
+    def uphold_spam_reports(self, request, queryset):
+        total = sum(spam.uphold_reports(app=app, actor=request.user) for app in queryset)
+        self.message_user(request, f"{total} report(s) upheld.")
+
+    @admin.action(description="Revoke every key of the selected apps")
+    def revoke_all_keys(self, request, queryset):
+        revoked = sum(keys.revoke_key(key=key, actor=request.user)
+                      for key in ApiKey.objects.filter(app__in=queryset, revoked_at__isnull=True))
+        self.message_user(request, f"{revoked} key(s) revoked.")
+
+    @admin.action(description="Move the selected apps to the free tier")
+    def make_free(self, request, queryset):
+        for app in queryset:
+            apps.set_tier(app=app, tier=DeveloperApp.Tier.FREE, actor=request.user)
+        self.message_user(request, f"{queryset.count()} app(s) now free.")
+
+    @admin.action(description="Move the selected apps to the commercial tier")
+    def make_commercial(self, request, queryset):
+        for app in queryset:
+            apps.set_tier(app=app, tier=DeveloperApp.Tier.COMMERCIAL, actor=request.user)
+        self.message_user(request, f"{queryset.count()} app(s) now commercial.")
+
+
+class KeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("revoked", "revoked"), ("expired", "expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(AuditedAdmin):
+    list_display = ["prefix", "app", "name", "scope_list", "state", "created_at", "expires_at", "last_used_at"]
+    list_filter = [KeyStateFilter, "app__tier"]
+    search_fields = ["prefix", "name", "app__name"]
+    fields = ["app", "name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = ["app", "prefix", "scopes", "created_at", "revoked_at", "last_used_at"]
+    actions = ["revoke_keys"]
+
+    def has_add_permission(self, request):
+        return False  # keys are made by their owners, so that only they ever see them
+
+    @admin.display(description="scopes")
+    def scope_list(self, key):
+        return ", ".join(key.scopes)
+
+    @admin.action(description="Revoke the selected keys (at once)")
+    def revoke_keys(self, request, queryset):
+        revoked = sum(keys.revoke_key(key=key, actor=request.user) for key in queryset)
+        self.message_user(request, f"{revoked} key(s) revoked.")
+
+
+@admin.register(CommercialRequest)
+class CommercialRequestAdmin(ReadOnlyAdmin):
+    list_display = ["app", "status", "requested_at", "decided_at", "decided_by"]
+    list_filter = ["status"]
+    search_fields = ["app__name", "use_description", "app__owner__phone_number"]
+    actions = ["approve", "refuse"]
+
+    def has_change_permission(self, request, obj=None):
+        # Actions need change permission; the form stays read-only (no editable fields).
+        return request.user.has_perm("developer_api.change_commercialrequest")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Approve: the apps become commercial")
+    def approve(self, request, queryset):
+        done = sum(apps.decide_commercial(request=r, approve=True, actor=request.user) for r in queryset)
+        self.message_user(request, f"{done} request(s) approved.")
+
+    @admin.action(description="Refuse the selected requests")
+    def refuse(self, request, queryset):
+        done = sum(apps.decide_commercial(request=r, approve=False, actor=request.user) for r in queryset)
+        self.message_user(request, f"{done} request(s) refused.")
+
+
+@admin.register(MonthlyUsage)
+class MonthlyUsageAdmin(ReadOnlyAdmin):
+    list_display = ["app", "month", "messages", "billable_messages"]
+    list_filter = ["month", "app__tier"]
+    search_fields = ["app__name"]
+    date_hierarchy = "month"
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "app", "to", "tier", "billable", "failed", "reported_status", "created_at"]
+    list_filter = ["billable", "tier", "failed", "month"]
+    search_fields = ["public_id", "to", "app__name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(OptIn)
+class OptInAdmin(ReadOnlyAdmin):
+    list_display = ["app", "user", "source", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["app__name", "user__phone_number"]
+
+
+@admin.register(SpamReport)
+class SpamReportAdmin(ReadOnlyAdmin):
+    list_display = ["app", "reporter", "status", "reason", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["app__name", "reporter__phone_number", "reason"]
+    actions = ["dismiss", "uphold"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("developer_api.change_spamreport")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Dismiss the selected reports")
+    def dismiss(self, request, queryset):
+        for report in queryset:
+            spam.dismiss_report(report=report, actor=request.user)
+        self.message_user(request, f"{queryset.count()} report(s) dismissed.")
+
+    @admin.action(description="Uphold: suspend the reported apps")
+    def uphold(self, request, queryset):
+        for app in DeveloperApp.objects.filter(pk__in=queryset.values("app_id")):
+            spam.uphold_reports(app=app, actor=request.user)
+        self.message_user(request, "Reports upheld; the apps are suspended.")
+
+
+class AttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    fields = ["attempted_at", "status_code", "latency_ms", "ok", "error", "url"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "app", "event", "conversation_id", "status", "attempts", "next_attempt_at", "delivered_at",
+                    "last_error"]
+    list_filter = ["status", "event"]
+    search_fields = ["app__name", "body", "last_error"]
+    inlines = [AttemptInline]
+    actions = ["resend"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("developer_api.change_webhookdelivery")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.action(description="Resend the selected events")
+    def resend(self, request, queryset):
+        for delivery in queryset:
+            webhooks.resend(delivery=delivery, actor=request.user)
+        self.message_user(request, f"{queryset.count()} event(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor", "action", "target_type", "target_repr"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["action", "target_repr", "target_id", "actor__phone_number"]
+    date_hierarchy = "created_at"
+
+
+# Users live in storage's admin; operators suspend them from the same list, audited here.
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(StorageUserAdmin):
+    list_display = [*StorageUserAdmin.list_display, "is_business"]
+    list_filter = [*StorageUserAdmin.list_filter, "is_business"]
+    actions = ["suspend_users", "reinstate_users"]
+
+    @admin.action(description="Suspend the selected users (logged out everywhere, cannot log in)")
+    def suspend_users(self, request, queryset):
+        suspended = 0
+        for user in queryset.filter(is_active=True).exclude(pk=request.user.pk):
+            spam.suspend_user(user=user, actor=request.user)
+            suspended += 1
+        self.message_user(request, f"{suspended} user(s) suspended.")
+
+    @admin.action(description="Reinstate the selected users")
+    def reinstate_users(self, request, queryset):
+        for user in queryset.filter(is_active=False):
+            spam.reinstate_user(user=user, actor=request.user)
+        self.message_user(request, "Users reinstated.")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        changed = [name for name in form.changed_data if name not in ("password", "password1", "password2")]
+        audit.record(actor=request.user, action="user_changed" if change else "user_added", target=obj,
+                     detail={"fields": changed})

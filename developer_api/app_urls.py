@@ -1,0 +1,13 @@
+"""The app-facing API, /developer/v1/ (API key). Also the urlconf its own OpenAPI schema is made from."""
+
+from django.urls import path
+
+from developer_api import views
+
+urlpatterns = [
+    path("developer/v1/app", views.AppInfoView.as_view(), name="developer-app"),
+    path("developer/v1/messages", views.MessagesView.as_view(), name="developer-messages"),
+    path("developer/v1/messages/<str:message_id>", views.MessageDetailView.as_view(), name="developer-message"),
+    path("developer/v1/webhook", views.AppWebhookView.as_view(), name="developer-webhook"),
+    path("developer/v1/usage", views.AppUsageView.as_view(), name="developer-usage"),
+]

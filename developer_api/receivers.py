@@ -1,0 +1,72 @@
+"""What the developer API does when the broker announces a change (broker.signals, sent after
+commit): a user's message to an app's bot opts them in and goes to the app's webhook; a user's
+watermark passing the app's messages becomes their delivered/read status events.
+
+Every message in the system passes through here, so the first question (is an app's bot in this
+direct conversation, other than the author?) is one small SQL query; the rest runs only for apps.
+"""
+
+import logging
+
+from django.db import connection, transaction
+
+from developer_api.models import DeveloperApp, OptIn, OutboundMessage
+from developer_api.services import apps, webhooks
+from storage.models import Conversation, Membership, Message, User
+
+logger = logging.getLogger(__name__)
+
+RANK = {"sent": 0, "delivered": 1, "read": 2}
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def bots_in_direct_conversation(*, conversation_id: int, other_than: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.user_id FROM {_table(Membership)} m "
+            f"JOIN {_table(User)} u ON u.id = m.user_id JOIN {_table(Conversation)} c ON c.id = m.conversation_id "
+            "WHERE m.conversation_id = %s AND m.user_id <> %s AND u.is_business = %s AND c.kind = %s",
+            [conversation_id, other_than, True, Conversation.Kind.DIRECT],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def on_message_stored(sender, message: Message, **kwargs) -> None:
+    if message.sender_id is None or message.kind != Message.Kind.TEXT:
+        return
+    bot_ids = bots_in_direct_conversation(conversation_id=message.conversation_id, other_than=message.sender_id)
+    if not bot_ids:
+        return
+    try:
+        author = User.objects.get(pk=message.sender_id)
+        for app in DeveloperApp.objects.filter(bot_id__in=bot_ids).select_related("bot"):
+            with transaction.atomic():
+                apps.opt_in(app=app, user=author, source=OptIn.Source.MESSAGED)
+                webhooks.message_received(app=app, message=message, sender=author)
+    except Exception:  # the message is committed; a failure here must not fail the sender's request
+        logger.exception("developer_api could not handle message %s", message.pk)
+
+
+def on_watermark_advanced(sender, conversation_id: int, user_id: int, seq: int, status: str, **kwargs) -> None:
+    bot_ids = bots_in_direct_conversation(conversation_id=conversation_id, other_than=user_id)
+    if not bot_ids:
+        return
+    try:
+        for app in DeveloperApp.objects.filter(bot_id__in=bot_ids):
+            passed = OutboundMessage.objects.filter(
+                app=app, message__conversation_id=conversation_id, message__seq__lte=seq, failed=False,
+                reported_status__in=[s for s, rank in RANK.items() if rank < RANK[status]],
+            ).select_related("app").order_by("message__seq")
+            for outbound in passed:
+                with transaction.atomic():
+                    # Conditional, so two processes hearing overlapping watermarks announce it once.
+                    changed = OutboundMessage.objects.filter(
+                        pk=outbound.pk, reported_status=outbound.reported_status
+                    ).update(reported_status=status)
+                    if changed:
+                        webhooks.status_changed(outbound=outbound, status=status)
+    except Exception:
+        logger.exception("developer_api could not handle the watermark of conversation %s", conversation_id)

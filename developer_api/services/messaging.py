@@ -1,0 +1,156 @@
+"""Apps sending messages: through the broker's own `send_message`, as the app's bot account, so
+ordering, receipts and blocks work as between people. Here are the rules only apps have: the key
+must still be valid when the message is stored, the recipient must have opted in, and the month's
+cap must not be reached.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from broker import events
+from broker.errors import Blocked, InvalidInput, NotFound
+from broker.phone import normalize_phone_number
+from broker.services import conversations, send
+from developer_api.errors import NotOptedIn, UnsupportedType
+from developer_api.models import ApiKey, DeveloperApp, OutboundMessage
+from developer_api.services import keys, usage, webhooks
+from developer_api.services.apps import has_opted_in
+from storage import selectors
+from storage.models import Conversation
+
+SUPPORTED_TYPES = ["text"]  # media types come with media support
+
+
+def new_public_id() -> str:
+    return "msg_" + secrets.token_urlsafe(16)
+
+
+def _clean_body(text: object) -> str:
+    if not isinstance(text, dict) or "body" not in text:
+        raise InvalidInput("A text message needs text: {\"body\": \"...\"}.", field="text.body")
+    body = text["body"]
+    if not isinstance(body, str) or not body.strip():
+        raise InvalidInput("text.body must be a non-empty string.", field="text.body")
+    limit = settings.MESSENGER["MAX_TEXT_LENGTH"]
+    if len(body) > limit:
+        raise InvalidInput(f"text.body is longer than {limit} characters.", field="text.body")
+    return body
+
+
+def _clean_client_id(client_id: object) -> str | None:
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not client_id.strip() or len(client_id) > 64:
+        raise InvalidInput("client_id must be a string of 1 to 64 characters.", field="client_id")
+    return client_id
+
+
+def _direct_conversation_id(*, app: DeveloperApp, user_id: int) -> int:
+    low, high = sorted((app.bot_id, user_id))
+    return Conversation.objects.filter(direct_key=f"{low}:{high}").values_list("pk", flat=True).first() or 0
+
+
+def send_message(*, api_key: ApiKey, to: object, message_type: object, text: object = None,
+                 client_id: object = None) -> tuple[OutboundMessage, bool]:
+    """Send a message from the key's app to the user with phone number `to`; (record, created).
+
+    A `client_id` the app used before returns the earlier message instead of sending another.
+    A recipient who blocked the app makes a `failed` message (nothing reaches them).
+    """
+    if message_type not in SUPPORTED_TYPES:
+        raise UnsupportedType(
+            f"Messages of type {message_type!r} are not supported yet; send type \"text\".", field="type"
+        )
+    body = _clean_body(text)
+    phone = normalize_phone_number(to, field="to")
+    client_id = _clean_client_id(client_id)
+    try:
+        return _send(api_key=api_key, phone=phone, body=body, client_id=client_id)
+    except IntegrityError:
+        # The same client_id sent twice at the same moment: the other request stored it.
+        existing = OutboundMessage.objects.filter(app_id=api_key.app_id, client_id=client_id).first()
+        if client_id is None or existing is None:
+            raise
+        return existing, False
+
+
+def _send(*, api_key: ApiKey, phone: str, body: str, client_id: str | None) -> tuple[OutboundMessage, bool]:
+    with transaction.atomic():
+        # Checked again here, inside the transaction that stores the message: a key revoked (or an
+        # app suspended) after this request authenticated stops it all the same.
+        key = keys.recheck(api_key)
+        app = key.app
+        if client_id is not None:
+            existing = OutboundMessage.objects.filter(app=app, client_id=client_id).first()
+            if existing is not None:
+                return existing, False
+        recipient = selectors.user_by_phone(phone_number=phone)
+        # The same answer whether nobody has this number or they have not opted in: an app must not
+        # learn who uses messenger by trying numbers.
+        if recipient is None or recipient.is_business or not has_opted_in(app=app, user_id=recipient.pk):
+            raise NotOptedIn(f"{phone} has not opted in to messages from this app.", field="to")
+        billable = app.tier == DeveloperApp.Tier.COMMERCIAL
+        record = OutboundMessage(public_id=new_public_id(), app=app, api_key=key, recipient=recipient, to=phone,
+                                 client_id=client_id, tier=app.tier, billable=billable, month=usage.month_of())
+        if selectors.is_blocked_by(blocker_id=recipient.pk, blocked_id=app.bot_id):
+            return _failed(record, app=app, code="recipient_unavailable",
+                           reason="The recipient does not accept messages from this app."), True
+        conversation, _ = conversations.get_or_create_direct(user=app.bot, user_id=recipient.pk)
+        record.conversation_id = conversation.pk
+        try:
+            with transaction.atomic():
+                record.month = usage.count_message(app=app, billable=billable)
+                message, _ = send.send_message(sender=app.bot, conversation_id=conversation.pk,
+                                               client_id=record.public_id, text=body)
+        except Blocked:  # blocked between the check above and the send
+            return _failed(record, app=app, code="recipient_unavailable",
+                           reason="The recipient does not accept messages from this app."), True
+        record.message = message
+        record.save()
+    return record, True
+
+
+def _failed(record: OutboundMessage, *, app: DeveloperApp, code: str, reason: str) -> OutboundMessage:
+    record.failed = True
+    record.billable = False
+    record.error_code = code
+    record.error_reason = reason
+    record.reported_status = "failed"
+    if not record.conversation_id:
+        record.conversation_id = _direct_conversation_id(app=app, user_id=record.recipient_id)
+    record.save()
+    webhooks.status_changed(outbound=record, status="failed")
+    return record
+
+
+def find_message(*, app: DeveloperApp, message_id: object) -> OutboundMessage:
+    if not isinstance(message_id, str) or not message_id.startswith("msg_") or len(message_id) > 40:
+        raise NotFound(f"This app sent no message {message_id!r}.", field="message_id")
+    record = OutboundMessage.objects.select_related("message").filter(app=app, public_id=message_id).first()
+    if record is None:
+        raise NotFound(f"This app sent no message {message_id!r}.", field="message_id")
+    return record
+
+
+def status_of(record: OutboundMessage) -> str:
+    """sent, delivered or read (from the conversation's watermarks), or failed."""
+    if record.failed:
+        return "failed"
+    if record.message is None:  # the conversation has been deleted: the last status known
+        return record.reported_status
+    return send.current_status(record.message)
+
+
+def message_payload(record: OutboundMessage, *, status: str | None = None) -> dict:
+    payload = {
+        "id": record.public_id,
+        "to": record.to,
+        "type": "text",
+        "status": status or status_of(record),
+        "created_at": events.timestamp(record.created_at),
+    }
+    if record.failed:
+        payload["error"] = {"code": record.error_code, "reason": record.error_reason}
+    return payload

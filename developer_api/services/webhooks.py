@@ -1,0 +1,353 @@
+"""Webhooks: an app's callback URL hears of users' messages to it and of its messages' status.
+
+Each event is a `WebhookDelivery` row, written beside the change it announces (so none is lost to a
+crash), and posted by the task worker as JSON signed with `X-Hub-Signature-256: sha256=<HMAC-SHA256
+of the raw body, keyed with the app's secret>`. Events of one (app, conversation) form a *lane*:
+only the oldest undelivered event of a lane is ever attempted, so event N+1 never arrives before
+event N was delivered. A failed attempt is retried with exponential backoff (10 s doubling up to
+an hour) until WEBHOOK_RETRY_FOR (24 h) has passed; then that event is given up and the lane
+moves on. Every attempt is logged with its status code and latency; operators can resend from the
+admin.
+"""
+
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import ssl
+import time
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from broker import events
+from broker.errors import BrokerError, InvalidInput
+from developer_api.errors import WebhookVerificationFailed
+from developer_api.models import (
+    DeveloperApp,
+    OutboundMessage,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from storage.models import Message, User
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+USER_AGENT = "messenger-webhooks/1"
+LEASE = timedelta(minutes=2)  # longer than any attempt can take (the timeout is seconds)
+BATCH = 100  # events one task run delivers from a lane before handing over to a fresh task
+MAX_VERIFY_TOKEN = 200
+
+
+def options() -> dict:
+    return settings.DEVELOPER_API
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_delay(failed_attempts: int) -> int:
+    """Seconds to wait after the n-th failed attempt: BASE, 2 BASE, 4 BASE, ... at most MAX."""
+    base, cap = options()["WEBHOOK_BACKOFF_BASE"], options()["WEBHOOK_BACKOFF_MAX"]
+    return min(cap, base * 2 ** max(0, min(failed_attempts - 1, 30)))
+
+
+# --- callback URLs -----------------------------------------------------------------------------
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def check_url(url: object, *, field: str = "url") -> str:
+    """A callback URL the server may post to: http(s), and no loopback, private or link-local
+    address unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES (else an app could make the server probe its
+    own network). Checked here and again before every attempt, on the address then connected to."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput("url is required.", field=field)
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url must be an http:// or https:// URL.", field=field)
+    if len(url) > 500:
+        raise InvalidInput("url is longer than 500 characters.", field=field)
+    if parts.username or parts.password:
+        raise InvalidInput("url must not carry a user name or password.", field=field)
+    _, problem = _resolve(parts.hostname, parts.port or _default_port(parts.scheme))
+    if problem:
+        raise InvalidInput(problem, field=field)
+    return url
+
+
+def _resolve(host: str, port: int) -> tuple[str | None, str | None]:
+    """(the address to connect to, None), or (None, why the host may not be called)."""
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None, f"The host {host!r} cannot be resolved."
+    addresses = [info[4][0].split("%")[0] for info in infos]
+    if not options()["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"]:
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            if not ip.is_global or ip.is_multicast:
+                return None, f"The host {host!r} has a loopback, private or reserved address; callbacks must be public."
+    return addresses[0], None
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, not to whatever a second DNS lookup says (DNS
+    rebinding); the Host header (and TLS name, below) stay the URL's."""
+
+    def __init__(self, *args, address: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, address: str, **kwargs):
+        super().__init__(*args, context=ssl.create_default_context(), **kwargs)
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _request(method: str, url: str, *, body: bytes | None = None, headers: dict | None = None,
+             ) -> tuple[int | None, bytes, str]:
+    """(status code or None, start of the body, error text). Direct (no proxy: the address checked
+    is the address reached), and redirects are not followed (they could lead past the check)."""
+    parts = urlsplit(url)
+    address, problem = _resolve(parts.hostname or "", parts.port or _default_port(parts.scheme))
+    if problem:
+        return None, b"", problem
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname, parts.port or _default_port(parts.scheme),
+                                  timeout=options()["WEBHOOK_TIMEOUT"], address=address)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(method, target, body=body, headers={"User-Agent": USER_AGENT, **(headers or {})})
+        response = connection.getresponse()
+        content = response.read(4096)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, b"", (str(exc) or type(exc).__name__)[:300]
+    finally:
+        connection.close()
+    if not 200 <= response.status < 300:
+        return response.status, content, f"HTTP {response.status}"
+    return response.status, content, ""
+
+
+def verify_callback(*, url: str, verify_token: str) -> None:
+    """The handshake: GET url?hub.mode=subscribe&hub.verify_token=...&hub.challenge=..., which the
+    receiver must answer with 200 and the challenge as the body."""
+    challenge = secrets.token_urlsafe(16)
+    query = urlencode({"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": challenge})
+    status, body, error = _request("GET", url + ("&" if "?" in url else "?") + query)
+    if status != 200 or body.decode("utf-8", "replace").strip() != challenge:
+        got = error or f"status {status} with a body that is not the challenge"
+        raise WebhookVerificationFailed(
+            f"The callback did not pass verification ({got}): answer the GET with hub.challenge as the body.",
+            field="url",
+        )
+
+
+def set_webhook(*, app: DeveloperApp, url: object, verify_token: object) -> DeveloperApp:
+    """Point the app's webhook at `url` once it passes the verify-token handshake."""
+    url = check_url(url)
+    if not isinstance(verify_token, str) or not verify_token or len(verify_token) > MAX_VERIFY_TOKEN:
+        raise InvalidInput(f"verify_token must be a string of 1 to {MAX_VERIFY_TOKEN} characters.",
+                           field="verify_token")
+    verify_callback(url=url, verify_token=verify_token)
+    app.webhook_url = url
+    app.webhook_verified_at = timezone.now()
+    app.save(update_fields=["webhook_url", "webhook_verified_at"])
+    return app
+
+
+def clear_webhook(*, app: DeveloperApp) -> None:
+    """No more webhooks; events not yet delivered are given up."""
+    with transaction.atomic():
+        DeveloperApp.objects.filter(pk=app.pk).update(webhook_url="", webhook_verified_at=None)
+        WebhookDelivery.objects.filter(app=app, status=WebhookDelivery.Status.PENDING).update(
+            status=WebhookDelivery.Status.FAILED, last_error="webhook removed"
+        )
+    app.webhook_url, app.webhook_verified_at = "", None
+
+
+def rotate_secret(*, app: DeveloperApp) -> str:
+    app.webhook_secret = secrets.token_hex(32)
+    app.save(update_fields=["webhook_secret"])
+    return app.webhook_secret
+
+
+def webhook_payload(app: DeveloperApp) -> dict:
+    return {
+        "url": app.webhook_url or None,
+        "verified_at": events.timestamp(app.webhook_verified_at),
+        "signing_secret": app.webhook_secret,
+    }
+
+
+# --- events ------------------------------------------------------------------------------------
+def _queue(*, app: DeveloperApp, conversation_id: int, event: str, payload: dict, seq: int | None = None) -> None:
+    """Write the event for the app's webhook (if it has one) and have the worker post it after commit."""
+    if not app.webhook_url:
+        return
+    body = json.dumps({"object": "messenger_app", "app_id": app.pk, "event": event, **payload},
+                      separators=(",", ":"), ensure_ascii=False)
+    with transaction.atomic():
+        WebhookDelivery.objects.create(app=app, conversation_id=conversation_id, event=event, body=body, seq=seq)
+        transaction.on_commit(lambda: schedule_lane(app_id=app.pk, conversation_id=conversation_id))
+
+
+def message_received(*, app: DeveloperApp, message: Message, sender: User) -> None:
+    """A user wrote to the app's bot."""
+    _queue(app=app, conversation_id=message.conversation_id, event=WebhookDelivery.Event.MESSAGE, seq=message.seq,
+           payload={"message": {
+               "id": f"in_{message.pk}",
+               "from": sender.phone_number,
+               "from_user_id": sender.pk,
+               "from_name": sender.display_name,
+               "type": "text",
+               "text": {"body": message.text},
+               "created_at": events.timestamp(message.created_at),
+           }})
+
+
+def status_changed(*, outbound: OutboundMessage, status: str) -> None:
+    """One of the app's messages is now delivered, read or failed."""
+    status_body = {
+        "id": outbound.public_id,
+        "recipient": outbound.to,
+        "status": status,
+        "timestamp": events.timestamp(timezone.now()),
+    }
+    if status == "failed":
+        status_body["error"] = {"code": outbound.error_code, "reason": outbound.error_reason}
+    _queue(app=outbound.app, conversation_id=outbound.conversation_id, event=WebhookDelivery.Event.STATUS,
+           payload={"status": status_body})
+
+
+def schedule_lane(*, app_id: int, conversation_id: int, run_after: datetime | None = None) -> None:
+    """Ask the task worker to deliver the lane (at `run_after`, if the task backend can defer)."""
+    from developer_api import tasks  # tasks import this module
+
+    try:
+        tasks.enqueue_lane(app_id=app_id, conversation_id=conversation_id, run_after=run_after)
+    except Exception:  # the events are stored; `manage.py deliver_webhooks` or the next event picks them up
+        logger.exception("could not enqueue webhook delivery for app %s conversation %s", app_id, conversation_id)
+
+
+# --- delivery ----------------------------------------------------------------------------------
+def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = None) -> int:
+    """Post the lane's due events in order, stopping at the first that fails or is not yet due.
+
+    Returns how many were delivered. Safe to run in several workers at once: each event is
+    claimed with a conditional UPDATE before it is posted, and only a lane's oldest pending event is
+    ever attempted.
+    """
+    delivered = 0
+    lane = WebhookDelivery.objects.filter(app_id=app_id, conversation_id=conversation_id,
+                                          status=WebhookDelivery.Status.PENDING)
+    for _ in range(BATCH):
+        moment = now or timezone.now()
+        head = lane.order_by("id").first()
+        if head is None or head.next_attempt_at > moment:
+            return delivered  # empty, or waiting for its retry (a task is scheduled for then)
+        claimed = WebhookDelivery.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lt=moment), pk=head.pk,
+            status=WebhookDelivery.Status.PENDING,
+        ).update(locked_until=moment + LEASE)
+        if not claimed:
+            return delivered  # another worker is posting it and will carry on with the lane
+        if attempt(delivery=head, now=moment):
+            delivered += 1
+        elif head.status == WebhookDelivery.Status.PENDING:
+            return delivered  # its retry is scheduled; the events behind it wait
+    schedule_lane(app_id=app_id, conversation_id=conversation_id)  # more to do: in a fresh task
+    return delivered
+
+
+def attempt(*, delivery: WebhookDelivery, now: datetime | None = None) -> bool:
+    """Post one event once, log the attempt, and record success or schedule the retry."""
+    now = now or timezone.now()
+    app = DeveloperApp.objects.select_related("bot").get(pk=delivery.app_id)
+    body = delivery.body.encode()
+    started = time.monotonic()
+    if not app.webhook_url:
+        status_code, error = None, "the app has no webhook"
+    else:
+        status_code, _, error = _request("POST", app.webhook_url, body=body, headers={
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(app.webhook_secret, body),
+            "X-Messenger-Event": delivery.event,
+            "X-Messenger-Delivery": str(delivery.pk),
+            "X-Messenger-Attempt": str(delivery.attempts + 1),
+        })
+    latency_ms = int((time.monotonic() - started) * 1000)
+    ok = not error and status_code is not None
+    WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, url=app.webhook_url[:500] or "-",
+                                  status_code=status_code, latency_ms=latency_ms, error=error[:300], ok=ok)
+    delivery.attempts += 1
+    delivery.locked_until = None
+    if ok:
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at = now
+        delivery.last_error = ""
+    elif (now - delivery.retry_started_at).total_seconds() >= options()["WEBHOOK_RETRY_FOR"] or not app.webhook_url:
+        delivery.status = WebhookDelivery.Status.FAILED  # given up; the lane moves on
+        delivery.last_error = error[:300]
+    else:
+        delivery.next_attempt_at = now + timedelta(seconds=backoff_delay(delivery.attempts))
+        delivery.last_error = error[:300]
+    delivery.save(update_fields=["attempts", "locked_until", "status", "delivered_at", "last_error", "next_attempt_at"])
+    if ok and delivery.event == WebhookDelivery.Event.MESSAGE and delivery.seq:
+        _delivered_to_app(app=app, delivery=delivery)
+    if not ok and delivery.status == WebhookDelivery.Status.PENDING:
+        schedule_lane(app_id=app.pk, conversation_id=delivery.conversation_id, run_after=delivery.next_attempt_at)
+    return ok
+
+
+def _delivered_to_app(*, app: DeveloperApp, delivery: WebhookDelivery) -> None:
+    """The app has the user's message: the user sees it delivered (two ticks), as from a person."""
+    from broker.services import receipts
+
+    try:
+        receipts.mark_delivered(user=app.bot, conversation_id=delivery.conversation_id, seq=delivery.seq)
+    except BrokerError:  # the conversation is gone, or the bot left it: nothing to mark
+        pass
+
+
+def deliver_due(*, now: datetime | None = None) -> int:
+    """Deliver every lane with an event due now: the sweep `manage.py deliver_webhooks` runs, which
+    also recovers events whose task was lost."""
+    moment = now or timezone.now()
+    lanes = (WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=moment)
+             .values_list("app_id", "conversation_id").distinct())
+    return sum(deliver_lane(app_id=a, conversation_id=c, now=now) for a, c in list(lanes))
+
+
+def resend(*, delivery: WebhookDelivery, actor: User) -> None:
+    """An operator sends an event again (a failed one, or a delivered one the app lost)."""
+    from developer_api.services import audit
+
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), locked_until=None,
+            retry_started_at=timezone.now(),  # a fresh 24 hours of retries
+        )
+        audit.record(actor=actor, action="webhook_resent", target=delivery, detail={"app": delivery.app_id})
+        transaction.on_commit(lambda: schedule_lane(app_id=delivery.app_id, conversation_id=delivery.conversation_id))

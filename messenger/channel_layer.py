@@ -1,0 +1,134 @@
+"""The in-process channel layer of the embedded setup (one server process, no Redis).
+
+Channels' own `InMemoryChannelLayer` is meant for tests: every `receive()` and `group_send()` first
+walks every channel and every group membership in the process looking for expired entries, and
+every message is deep-copied per recipient. With 1,000 connected users that is ~3,000 entries per
+event, and the server spent its time there (docs/performance.md). This layer keeps the same
+semantics where they matter and costs O(recipients) per event:
+
+- each channel is a bounded queue (`capacity`); a full channel drops the message (`ChannelFull`,
+  which `group_send` ignores), as the channel layer is at-most-once anyway;
+- messages older than `expiry` seconds are dropped when they reach the head of their queue, and
+  a channel whose message expired unread is taken out of its groups (its consumer is gone);
+- group membership does not expire: a websocket open for days keeps getting its events (Channels'
+  `group_expiry` of a day would silently stop them);
+- a message is shared by the recipients, not copied: consumers must not mutate what they receive
+  (ours only read it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+import time
+from collections import defaultdict
+
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer
+
+
+class LocalChannelLayer(BaseChannelLayer):
+    extensions = ["groups", "flush"]
+
+    def __init__(self, expiry: int = 60, capacity: int = 1500, channel_capacity=None, **kwargs):
+        super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity, **kwargs)
+        self.channels: dict[str, asyncio.Queue] = {}
+        self.groups: dict[str, dict[str, None]] = defaultdict(dict)
+        self.memberships: dict[str, set[str]] = defaultdict(set)  # channel -> its groups
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        return f"{prefix}.local!{''.join(random.choices(string.ascii_letters, k=12))}"
+
+    def _queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    def _send(self, channel: str, message: dict, expires: float) -> None:
+        queue = self._queue(channel)
+        try:
+            queue.put_nowait((expires, message))
+        except asyncio.QueueFull:
+            head = queue._queue[0][0] if queue._queue else None  # noqa: SLF001 - peeking is all we need
+            if head is not None and head < time.time():  # nobody has read it for `expiry`: gone
+                self._forget(channel)
+            raise ChannelFull(channel) from None
+
+    async def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        self._send(channel, message, time.time() + self.expiry)
+
+    async def receive(self, channel: str) -> dict:
+        self.require_valid_channel_name(channel)
+        queue = self._queue(channel)
+        try:
+            while True:
+                expires, message = await queue.get()
+                if expires >= time.time():
+                    return message
+                self._leave_groups(channel)  # a message waited too long: this channel's reader is gone
+        finally:
+            # A channel in no group with nothing queued is forgotten (a consumer that has left).
+            if queue.empty() and channel not in self.memberships and self.channels.get(channel) is queue:
+                del self.channels[channel]
+
+    def _leave_groups(self, channel: str) -> None:
+        for group in self.memberships.pop(channel, ()):
+            members = self.groups.get(group)
+            if members is not None:
+                members.pop(channel, None)
+                if not members:
+                    del self.groups[group]
+
+    def _forget(self, channel: str) -> None:
+        self._leave_groups(channel)
+        self.channels.pop(channel, None)
+
+    # --- groups ---------------------------------------------------------------------------------
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        self.groups[group][channel] = None
+        self.memberships[channel].add(group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_channel_name(channel)
+        self.require_valid_group_name(group)
+        members = self.groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self.groups[group]
+        groups = self.memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self.memberships[channel]
+                queue = self.channels.get(channel)
+                if queue is not None and queue.empty() and not queue._getters:  # noqa: SLF001
+                    del self.channels[channel]
+
+    async def group_send(self, group: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        members = self.groups.get(group)
+        if not members:
+            return
+        expires = time.time() + self.expiry
+        for channel in list(members):
+            try:
+                self._send(channel, message, expires)
+            except ChannelFull:
+                pass
+
+    async def flush(self) -> None:
+        self.channels = {}
+        self.groups = defaultdict(dict)
+        self.memberships = defaultdict(set)
+
+    async def close(self) -> None:
+        pass

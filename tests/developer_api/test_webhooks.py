@@ -1,0 +1,430 @@
+"""Webhooks against real HTTP receivers on 127.0.0.1: the verify-token handshake, signatures, the
+events (users' messages, delivered/read/failed statuses), retries with exponential backoff for at
+least 24 hours, order within a conversation, the attempt log, and the task worker."""
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from broker.services import people, receipts
+from developer_api.models import DeveloperApp, WebhookAttempt, WebhookDelivery
+from developer_api.services import webhooks
+from storage.models import Membership
+from tests.developer_api.helpers import app_client, make_app, opted_in_user, text
+from tests.factories import UserFactory, direct_conversation, sent_message
+
+pytestmark = pytest.mark.django_db
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "webhook_receiver.py"
+
+
+def with_webhook(receiver, app: DeveloperApp | None = None) -> DeveloperApp:
+    app = app or make_app()
+    webhooks.set_webhook(app=app, url=receiver.url, verify_token=receiver.verify_token)
+    return app
+
+
+def user_writes(app, user, body, on_commit):
+    """`user` messages the app's bot; the broker's after-commit signals run."""
+    with on_commit(execute=True):
+        return sent_message(user, direct_conversation(user, app.bot), body)
+
+
+def valid_signature(post, secret: str) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), post["raw"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(post["headers"]["X-Hub-Signature-256"], expected)
+
+
+# --- setting it up -----------------------------------------------------------------------------
+def test_setting_a_webhook_passes_the_verify_token_handshake(receiver):
+    app, client = app_client()
+
+    response = client.put("/developer/v1/webhook", {"url": receiver.url, "verify_token": receiver.verify_token})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["url"] == receiver.url and body["verified_at"] and len(body["signing_secret"]) == 64
+    [handshake] = receiver.handshakes
+    assert handshake["hub.mode"] == "subscribe" and handshake["hub.verify_token"] == receiver.verify_token
+    assert client.get("/developer/v1/webhook").json() == body
+
+
+def test_a_callback_that_fails_the_handshake_is_not_set(receiver):
+    app, client = app_client()
+
+    response = client.put("/developer/v1/webhook", {"url": receiver.url, "verify_token": "wrong"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "webhook_verification_failed"
+    assert response.json()["error"]["field"] == "url"
+    app.refresh_from_db()
+    assert app.webhook_url == ""
+
+
+def test_owners_set_the_webhook_through_the_client_api_too(receiver):
+    from tests.factories import api_user
+
+    owner, client = api_user()
+    app = make_app(owner)
+
+    response = client.put(f"/api/v1/developer/apps/{app.pk}/webhook",
+                          {"url": receiver.url, "verify_token": receiver.verify_token})
+
+    assert response.status_code == 200 and response.json()["url"] == receiver.url
+    assert client.delete(f"/api/v1/developer/apps/{app.pk}/webhook").status_code == 204
+    assert client.get(f"/api/v1/developer/apps/{app.pk}/webhook").json()["url"] is None
+
+
+def test_the_owner_makes_a_new_signing_secret(receiver, django_capture_on_commit_callbacks):
+    from tests.factories import api_user
+
+    owner, client = api_user()
+    app = with_webhook(receiver, make_app(owner))
+    old = app.webhook_secret
+
+    response = client.post(f"/api/v1/developer/apps/{app.pk}/webhook/secret")
+
+    new = response.json()["signing_secret"]
+    assert response.status_code == 200 and new != old
+    user_writes(app, UserFactory(), "signed anew", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+    assert valid_signature(receiver.posts[0], new) and not valid_signature(receiver.posts[0], old)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook",
+                                 "http://169.254.169.254/latest/meta-data", "ftp://example.com/hook",
+                                 "http://user:pw@example.com/hook"])
+def test_callbacks_into_the_servers_own_network_are_refused(url):
+    _, client = app_client()
+
+    response = client.put("/developer/v1/webhook", {"url": url, "verify_token": "x"})
+
+    assert response.status_code == 400 and response.json()["error"]["field"] == "url"
+
+
+def test_the_address_checked_is_the_address_connected_to(monkeypatch):
+    import socket
+
+    real_lookup, real_connect = socket.getaddrinfo, socket.create_connection
+    lookups, connected = iter(["93.184.216.34", "127.0.0.1"]), []  # a rebinding DNS: public, then loopback
+
+    def lookup(host, *args, **kwargs):
+        if host != "hooks.example":
+            return real_lookup(host, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(lookups), 80))]
+
+    def connect(address, *args, **kwargs):
+        if address[0] in ("93.184.216.34", "127.0.0.1"):
+            connected.append(address[0])
+            raise ConnectionRefusedError("not really")
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(socket, "create_connection", connect)
+
+    status, _, error = webhooks._request("POST", "http://hooks.example/hook", body=b"{}")
+
+    assert status is None and "not really" in error
+    assert connected == ["93.184.216.34"]  # one lookup, checked, and that address used
+
+
+def test_redirects_are_not_followed(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    receiver.responses = [302]
+    user_writes(app, UserFactory(), "x", django_capture_on_commit_callbacks)
+
+    webhooks.deliver_due()
+
+    assert WebhookAttempt.objects.get().status_code == 302 and WebhookDelivery.objects.get().status == "pending"
+
+
+# --- events ------------------------------------------------------------------------------------
+def test_a_users_message_is_posted_signed(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user = UserFactory(display_name="Ada")
+
+    message = user_writes(app, user, "Is my order on its way?", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due() == 1
+
+    [post] = receiver.posts
+    assert valid_signature(post, app.webhook_secret)
+    assert post["headers"]["Content-Type"] == "application/json"
+    assert post["headers"]["X-Messenger-Event"] == "message"
+    assert post["json"] == {
+        "object": "messenger_app", "app_id": app.pk, "event": "message",
+        "message": {
+            "id": f"in_{message.pk}", "from": user.phone_number, "from_user_id": user.pk, "from_name": "Ada",
+            "type": "text", "text": {"body": "Is my order on its way?"},
+            "created_at": post["json"]["message"]["created_at"],
+        },
+    }
+    # The app has it: the user sees it delivered, as from a person.
+    assert Membership.objects.get(user=app.bot, conversation_id=message.conversation_id).delivered_seq == message.seq
+
+
+def test_a_tampered_body_does_not_verify(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user_writes(app, UserFactory(), "hi", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+    [post] = receiver.posts
+
+    tampered = {**post, "raw": post["raw"].replace(b"hi", b"yo")}
+
+    assert valid_signature(post, app.webhook_secret)
+    assert not valid_signature(tampered, app.webhook_secret)
+    assert not valid_signature(post, "another secret")
+
+
+def test_status_changes_of_the_apps_messages_are_posted(receiver, django_capture_on_commit_callbacks):
+    app, client = app_client(with_webhook(receiver))
+    user = opted_in_user(app)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent_id = client.post("/developer/v1/messages", text(user.phone_number)).json()["messages"][0]["id"]
+    message = app.bot.memberships.get().conversation.messages.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        receipts.mark_delivered(user=user, conversation_id=message.conversation_id, seq=message.seq)
+        receipts.mark_delivered(user=user, conversation_id=message.conversation_id, seq=message.seq)  # no change
+    with django_capture_on_commit_callbacks(execute=True):
+        receipts.mark_read(user=user, conversation_id=message.conversation_id, seq=message.seq)
+    webhooks.deliver_due()
+
+    statuses = [(e["status"]["id"], e["status"]["status"]) for e in receiver.events()]
+    assert statuses == [(sent_id, "delivered"), (sent_id, "read")]
+    assert receiver.events()[0]["status"]["recipient"] == user.phone_number
+
+
+def test_a_failed_send_is_posted_as_a_failed_status(receiver, django_capture_on_commit_callbacks):
+    app, client = app_client(with_webhook(receiver))
+    user = opted_in_user(app)
+    people.block_user(blocker=user, user_id=app.bot_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/developer/v1/messages", text(user.phone_number))
+    webhooks.deliver_due()
+
+    [event] = receiver.events()
+    assert event["status"]["status"] == "failed" and event["status"]["error"]["code"] == "recipient_unavailable"
+
+
+def test_apps_without_a_webhook_get_no_deliveries(django_capture_on_commit_callbacks):
+    app = make_app()
+
+    user_writes(app, UserFactory(), "hello?", django_capture_on_commit_callbacks)
+
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_messages_between_people_cost_no_webhook_work(django_capture_on_commit_callbacks):
+    alice, bob = UserFactory(), UserFactory()
+    make_app()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent_message(alice, direct_conversation(alice, bob), "hi")
+
+    assert not WebhookDelivery.objects.exists()
+
+
+# --- retries and order -------------------------------------------------------------------------
+def test_a_failed_delivery_is_retried_with_backoff_and_logged(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user_writes(app, UserFactory(), "one", django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    receiver.responses = [500, 502]
+    start = delivery.next_attempt_at
+
+    webhooks.deliver_due(now=start)
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.next_attempt_at == start + timedelta(seconds=10)
+    assert webhooks.deliver_due(now=start + timedelta(seconds=9)) == 0  # not due yet: not attempted
+    webhooks.deliver_due(now=start + timedelta(seconds=10))
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at == start + timedelta(seconds=30)  # then 20 s more
+    assert webhooks.deliver_due(now=start + timedelta(seconds=30)) == 1
+
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.attempts == 3
+    log = list(WebhookAttempt.objects.filter(delivery=delivery))
+    assert [(a.status_code, a.ok) for a in log] == [(500, False), (502, False), (200, True)]
+    assert all(a.latency_ms >= 0 and a.url == receiver.url for a in log)
+    assert len(receiver.posts) == 3 and {p["raw"] for p in receiver.posts} == {receiver.posts[0]["raw"]}
+    assert [p["headers"]["X-Messenger-Attempt"] for p in receiver.posts] == ["1", "2", "3"]
+
+
+def test_retries_go_on_for_at_least_a_day_then_the_event_is_given_up(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user = UserFactory()
+    user_writes(app, user, "first", django_capture_on_commit_callbacks)
+    user_writes(app, user, "second", django_capture_on_commit_callbacks)
+    receiver.refuse = lambda event: event["message"]["text"]["body"] == "first"
+    first = WebhookDelivery.objects.order_by("id").first()
+    started = first.retry_started_at
+
+    moments = []
+    for _ in range(100):
+        first.refresh_from_db()
+        if first.status != "pending":
+            break
+        moments.append(first.next_attempt_at)
+        webhooks.deliver_due(now=first.next_attempt_at)
+
+    first.refresh_from_db()
+    assert first.status == "failed"
+    gaps = [(b - a).total_seconds() for a, b in zip(moments, moments[1:])]
+    assert gaps[:5] == [10, 20, 40, 80, 160] and max(gaps) == 3600  # exponential, capped at an hour
+    assert moments[-1] - started >= timedelta(hours=24)  # the last try came after a whole day
+    # Given up, the event no longer holds the conversation back.
+    bodies = [e["message"]["text"]["body"] for e in receiver.events()]
+    assert bodies[-1] == "second" and bodies.count("second") == 1
+
+
+def test_events_of_a_conversation_arrive_in_order_never_overtaking(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user = UserFactory()
+    for body in ("1", "2", "3"):
+        user_writes(app, user, body, django_capture_on_commit_callbacks)
+    receiver.responses = [503, 503]
+    moment = timezone.now()
+
+    for step in range(4):  # retries as time passes
+        webhooks.deliver_due(now=moment + timedelta(hours=step))
+
+    bodies = [e["message"]["text"]["body"] for e in receiver.events()]
+    assert bodies == ["1", "1", "1", "2", "3"]  # "2" waited until "1" was accepted
+
+
+def test_a_stuck_conversation_does_not_hold_up_another(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    stuck, fine = UserFactory(display_name="Stuck"), UserFactory(display_name="Fine")
+    user_writes(app, stuck, "a", django_capture_on_commit_callbacks)
+    user_writes(app, fine, "b", django_capture_on_commit_callbacks)
+    user_writes(app, stuck, "c", django_capture_on_commit_callbacks)
+    receiver.refuse = lambda event: event["message"]["from_name"] == "Stuck"
+
+    webhooks.deliver_due()
+
+    delivered = WebhookDelivery.objects.filter(status="delivered")
+    assert [json.loads(d.body)["message"]["text"]["body"] for d in delivered] == ["b"]
+    assert [e["message"]["text"]["body"] for e in receiver.events()] == ["a", "b"]  # "c" waits behind "a"
+
+
+def test_two_workers_on_one_conversation_still_keep_the_order(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    user = UserFactory()
+    for body in ("1", "2", "3", "4"):
+        user_writes(app, user, body, django_capture_on_commit_callbacks)
+    conversation_id = WebhookDelivery.objects.first().conversation_id
+    head = WebhookDelivery.objects.order_by("id").first()
+    # Another worker holds the oldest event right now (it is posting it): this one must not skip it.
+    WebhookDelivery.objects.filter(pk=head.pk).update(locked_until=timezone.now() + timedelta(minutes=1))
+
+    assert webhooks.deliver_lane(app_id=app.pk, conversation_id=conversation_id) == 0
+    assert receiver.posts == []
+
+    WebhookDelivery.objects.filter(pk=head.pk).update(locked_until=None)  # its hold ran out
+    assert webhooks.deliver_lane(app_id=app.pk, conversation_id=conversation_id) == 4
+    assert [e["message"]["text"]["body"] for e in receiver.events()] == ["1", "2", "3", "4"]
+
+
+def test_an_operator_resends_an_event(receiver, django_capture_on_commit_callbacks, admin_user):
+    app = with_webhook(receiver)
+    user_writes(app, UserFactory(), "again please", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+    delivery = WebhookDelivery.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.resend(delivery=delivery, actor=admin_user)
+    webhooks.deliver_due()
+
+    assert len(receiver.posts) == 2 and receiver.posts[0]["raw"] == receiver.posts[1]["raw"]
+    assert WebhookAttempt.objects.filter(delivery=delivery).count() == 2
+
+
+def test_removing_the_webhook_gives_up_what_is_pending(receiver, django_capture_on_commit_callbacks):
+    app = with_webhook(receiver)
+    receiver.responses = [500]
+    user_writes(app, UserFactory(), "x", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+
+    webhooks.clear_webhook(app=app)
+
+    assert WebhookDelivery.objects.get().status == "failed"
+
+
+def test_backoff_doubles_up_to_an_hour():
+    assert [webhooks.backoff_delay(n) for n in (1, 2, 3, 9, 10, 50)] == [10, 20, 40, 2560, 3600, 3600]
+
+
+# --- the documented example receiver -------------------------------------------------------------
+def test_the_example_receiver_in_the_docs_verifies_our_signatures(settings, django_capture_on_commit_callbacks):
+    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+    spec = importlib.util.spec_from_file_location("webhook_receiver", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    app = make_app()
+    heard = []
+    server = example.make_server("127.0.0.1", 0, secret=app.webhook_secret, verify_token="s3cret",
+                                 on_event=heard.append)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/webhook"
+        webhooks.set_webhook(app=app, url=url, verify_token="s3cret")
+        user_writes(app, UserFactory(), "hello example", django_capture_on_commit_callbacks)
+        assert webhooks.deliver_due() == 1
+        # A forged event (signed with another secret) is refused, and retried, never handled.
+        forged = app.webhook_secret
+        DeveloperApp.objects.filter(pk=app.pk).update(webhook_secret="f" * 64)
+        user_writes(app, UserFactory(), "forged", django_capture_on_commit_callbacks)
+        webhooks.deliver_due()
+        assert WebhookAttempt.objects.order_by("-id").first().status_code == 401
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert [e["message"]["text"]["body"] for e in heard] == ["hello example"]
+    assert forged == app.webhook_secret
+
+
+# --- the task worker ---------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_the_task_worker_delivers_queued_events(receiver):
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    app = with_webhook(receiver)
+    user = UserFactory()
+    sent_message(user, direct_conversation(user, app.bot), "via the worker")  # commits: the signal runs
+    assert DBTaskResult.objects.filter(task_path="developer_api.tasks.deliver_webhook_lane").count() == 1
+    assert receiver.posts == []  # nothing is posted from the request itself
+
+    Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+           max_tasks=None, worker_id="test-worker", excluded_queue_names=[]).run()
+
+    assert [e["message"]["text"]["body"] for e in receiver.events()] == ["via the worker"]
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+    assert WebhookDelivery.objects.get().status == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_attempt_queues_its_retry_for_later(receiver):
+    from django_tasks_db.models import DBTaskResult
+
+    app = with_webhook(receiver)
+    receiver.responses = [500]
+    user = UserFactory()
+    sent_message(user, direct_conversation(user, app.bot), "retry me")
+    delivery = WebhookDelivery.objects.get()
+
+    webhooks.deliver_lane(app_id=app.pk, conversation_id=delivery.conversation_id)
+
+    delivery.refresh_from_db()
+    retry = DBTaskResult.objects.order_by("-enqueued_at").first()
+    assert DBTaskResult.objects.count() == 2 and retry.run_after == delivery.next_attempt_at
