@@ -25,12 +25,15 @@ $(STAMP): requirements.txt
 migrate: venv
 	$(PY) manage.py migrate --noinput
 
+# The server and, beside it, the task worker that posts developer apps' webhooks; both stop together.
 run: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py db_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) messenger.asgi:application
 
-# The task worker that posts developer apps' webhooks (run it beside `make run`).
+# The task worker alone (a scaled-out deployment runs it as its own service).
 worker: migrate
 	$(PY) manage.py db_worker
 
