@@ -43,6 +43,12 @@ class Conflict(BrokerError):
     code = "conflict"
 
 
+class TooLarge(BrokerError):
+    """An upload over its kind's size limit (HTTP 413); the message names the limit."""
+
+    code = "too_large"
+
+
 class RateLimited(BrokerError):
     code = "rate_limited"
 

@@ -6,7 +6,7 @@ REST API returns the same `message_payload` and `user_payload`.
 
 from datetime import datetime
 
-from storage.models import Membership, Message, User
+from storage.models import Media, Membership, Message, User
 
 MESSAGE_NEW = "message.new"
 MESSAGE_SENT = "message.sent"
@@ -62,9 +62,26 @@ def message_payload(message: Message, *, status: str = "sent") -> dict:
         "kind": message.kind,
         "text": message.text,
         "event": message.event,
+        "media": media_payload(message.media) if message.media_id else None,
         "client_id": message.client_id,
         "created_at": timestamp(message.created_at),
         "status": status,
+    }
+
+
+def media_payload(media: Media) -> dict:
+    """An uploaded file as clients see it: download it (and its thumbnail) from the URLs given."""
+    return {
+        "id": media.pk,
+        "kind": media.kind,
+        "mime_type": media.mime_type,
+        "size": media.size,
+        "sha256": media.sha256,
+        "width": media.width,
+        "height": media.height,
+        "duration": media.duration,
+        "url": f"/api/v1/media/{media.pk}",
+        "thumbnail_url": f"/api/v1/media/{media.pk}/thumbnail" if media.thumbnail else None,
     }
 
 

@@ -5,7 +5,6 @@ import json
 import logging
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -14,6 +13,7 @@ from broker.errors import BrokerError
 from broker.publish import apublish, device_group, session_group, user_group
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
+from frontdesk.db import database_sync_to_async
 from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 
@@ -219,7 +219,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame):
         message, created = await self.call(
             send.send_message, sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
-            text=frame.get("text"), origin_channel=self.channel_name,
+            text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name,
         )
         status = "sent" if created else await self.call(send.current_status, message=message)
         await self._send_event(events.message_sent(message.client_id, message, status=status))

@@ -10,7 +10,6 @@ from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddleware
-from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
@@ -20,6 +19,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import is_same_domain
 
 from broker.services.accounts import authenticate_token
+from frontdesk.db import database_sync_to_async
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

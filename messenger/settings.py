@@ -5,6 +5,7 @@ local-memory cache: `make run` needs nothing else. `DATABASE_URL` and `REDIS_URL
 scale-out path (PostgreSQL, Redis channel layer and cache). See docs/deployment.md.
 """
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -142,15 +143,19 @@ AUTH_USER_MODEL = "storage.User"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "messenger")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # socket_timeout above channels_redis' 5 s blocking BZPOPMIN: redis-py >= 8 defaults it to 5 s,
-            # which kills idle consumers with 1011 every few seconds (django/channels_redis#422).
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": CHANNEL_LAYER_PREFIX,
-                       "capacity": 1500, "expiry": 60},
-        }
-    }
+    # CHANNEL_LAYER=pubsub (default): Redis pub/sub, one pipelined round of PUBLISHes per event
+    # (messenger/channel_layer.py) and one subscription per group per process. At-most-once, which
+    # is all a doorbell needs. CHANNEL_LAYER=queues: channels_redis' per-channel queues, several
+    # round trips per event and recipient (docs/performance.md measures both).
+    # socket_timeout above channels_redis' 5 s blocking BZPOPMIN: redis-py >= 8 defaults it to 5 s,
+    # which kills idle consumers with 1011 every few seconds (django/channels_redis#422).
+    _redis_hosts = [{"address": REDIS_URL, "socket_timeout": 15}]
+    if os.environ.get("CHANNEL_LAYER", "pubsub") == "queues":
+        CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+            "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1500, "expiry": 60}}}
+    else:
+        CHANNEL_LAYERS = {"default": {"BACKEND": "messenger.channel_layer.RedisPubSubLayer", "CONFIG": {
+            "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX}}}
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -188,7 +193,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", "blob:"],
+        # Previews of a file about to be sent, and a voice recording, are blob: URLs.
+        "media-src": ["'self'", "blob:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
@@ -226,6 +233,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConversationKind": ["direct", "group"],
         "MessageKind": ["text", "system"],
+        "MediaKind": ["image", "video", "voice", "document"],
         "MessageStatus": ["sent", "delivered", "read"],
         "MemberRole": ["admin", "member"],
     },
@@ -244,6 +252,8 @@ MESSENGER = {
     # Sends per user: `SEND_RATE` messages in `SEND_RATE_WINDOW` seconds.
     "SEND_RATE": int(os.environ.get("MESSENGER_SEND_RATE", 60)),
     "SEND_RATE_WINDOW": int(os.environ.get("MESSENGER_SEND_RATE_WINDOW", 10)),
+    # Threads (each with its own connection) for websocket database work on PostgreSQL; SQLite uses one.
+    "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 4)),
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.
     # A frame over budget is answered `rate_limited`; a client that goes on sending a whole burst
     # more while refused is closed (4008).
@@ -300,13 +310,39 @@ DEVELOPER_API = {
     "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": env_bool("DEVELOPER_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False),
 }
 
+# --- Media (photos, videos, voice messages, documents; docs/protocol.md "Media") --------------
+_MB = 1024 * 1024
+MESSENGER.update({
+    # Largest upload per kind, in bytes (the type is decided from the content, never the name).
+    "MEDIA_MAX_BYTES": {
+        "image": int(os.environ.get("MESSENGER_MEDIA_MAX_IMAGE_BYTES", 16 * _MB)),
+        "video": int(os.environ.get("MESSENGER_MEDIA_MAX_VIDEO_BYTES", 64 * _MB)),
+        "voice": int(os.environ.get("MESSENGER_MEDIA_MAX_VOICE_BYTES", 16 * _MB)),
+        "document": int(os.environ.get("MESSENGER_MEDIA_MAX_DOCUMENT_BYTES", 100 * _MB)),
+    },
+    # Images with more pixels are refused before they are decoded (decompression bombs).
+    "MEDIA_MAX_IMAGE_PIXELS": int(os.environ.get("MESSENGER_MEDIA_MAX_IMAGE_PIXELS", 50_000_000)),
+    "MEDIA_THUMBNAIL_SIZE": 320,
+    # An upload no message carries is removed this many seconds after it was made (manage.py clean_media).
+    "MEDIA_UPLOAD_GRACE": int(os.environ.get("MESSENGER_MEDIA_UPLOAD_GRACE", 24 * 3600)),
+})
+# Uploads are stored through Django's storage API: on local disk under MEDIA_ROOT by default, or
+# any django-storages backend (S3, GCS, Azure...) named by MESSENGER_MEDIA_STORAGE, with its
+# options as JSON in MESSENGER_MEDIA_STORAGE_OPTIONS. Files are never served from MEDIA_URL:
+# every download goes through the authorizing view GET /api/v1/media/{id}.
+MEDIA_ROOT = Path(os.environ.get("MESSENGER_MEDIA_ROOT", DATA_DIR / "media"))
+MEDIA_STORAGE_BACKEND = os.environ.get("MESSENGER_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
+MEDIA_STORAGE_OPTIONS = json.loads(os.environ.get("MESSENGER_MEDIA_STORAGE_OPTIONS") or "{}")
+# Larger uploads stream to a temporary file rather than memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * _MB
+
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": MEDIA_STORAGE_BACKEND, "OPTIONS": MEDIA_STORAGE_OPTIONS},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Serve straight from the apps' static folders too, so a fresh checkout works before collectstatic.

@@ -122,6 +122,33 @@ class Membership(models.Model):
         indexes = [models.Index(fields=["user", "conversation"])]
 
 
+class Media(models.Model):
+    """An uploaded file: one row per upload, blobs shared by content (`sha256`), so identical files are
+    stored once. Readable by its uploader and by members of a conversation with a message carrying it."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        VIDEO = "video"
+        VOICE = "voice"
+        DOCUMENT = "document"
+
+    uploader = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    mime_type = models.CharField(max_length=127)
+    size = models.BigIntegerField()
+    # SHA-256 of the stored file (after re-encoding, for images); the blob's name derives from it.
+    sha256 = models.CharField(max_length=64, db_index=True)
+    file = models.FileField(max_length=255)
+    width = models.IntegerField(null=True, blank=True)
+    height = models.IntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    thumbnail = models.FileField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.sha256[:12]}"
+
+
 class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
@@ -136,6 +163,8 @@ class Message(models.Model):
     text = models.TextField(blank=True)
     # For system messages: {"action": "member_added", "user": id, "by": id} and the like.
     event = models.JSONField(null=True, blank=True)
+    # A photo, video, voice message or document; `text` is then its (optional) caption.
+    media = models.ForeignKey(Media, on_delete=models.PROTECT, null=True, blank=True, related_name="messages")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -173,7 +173,7 @@ def conversation_summaries(*, user: User, conversation_id: int | None = None) ->
     for m in own:
         if m.conversation.last_seq > m.joined_after_seq:
             last_keys |= Q(conversation_id=m.conversation_id, seq=m.conversation.last_seq)
-    last_messages = {msg.conversation_id: msg for msg in Message.objects.filter(last_keys)}
+    last_messages = {msg.conversation_id: msg for msg in Message.objects.filter(last_keys).select_related("media")}
     return [
         ConversationSummary(
             membership=m,
@@ -193,7 +193,9 @@ def history_page(
     With `after_seq`, the page starts just after it (catching up forward); otherwise it ends just
     before `before_seq` (or at the newest message) and the caller pages backwards.
     """
-    visible = Message.objects.filter(conversation_id=membership.conversation_id, seq__gt=membership.joined_after_seq)
+    visible = Message.objects.filter(
+        conversation_id=membership.conversation_id, seq__gt=membership.joined_after_seq
+    ).select_related("media")
     if after_seq is not None:
         visible = visible.filter(seq__gt=after_seq)
         if before_seq is not None:
@@ -219,7 +221,8 @@ def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Messa
     for conversation_id, after in behind:
         while True:
             batch = list(
-                Message.objects.filter(conversation_id=conversation_id, seq__gt=after).order_by("seq")[:batch_size]
+                Message.objects.filter(conversation_id=conversation_id, seq__gt=after).select_related("media")
+                .order_by("seq")[:batch_size]
             )
             yield from batch
             if len(batch) < batch_size:
@@ -235,4 +238,4 @@ def message_by_client_id(*, sender_id: int, client_id: str) -> Message | None:
     # Asked before every send and almost always answered "none" (storage/sql.py says why in SQL);
     # the ORM is left for the rare retry that finds one.
     rows = sql.rows(f"SELECT id FROM {sql.table(Message)} WHERE sender_id = %s AND client_id = %s", [sender_id, client_id])
-    return Message.objects.get(pk=rows[0][0]) if rows else None
+    return Message.objects.select_related("media").get(pk=rows[0][0]) if rows else None

@@ -9,6 +9,7 @@ MESSENGER_REQUIRE_SERVICES=1 (set by .ci/run), which turns the skip into a failu
 import multiprocessing
 import os
 import socket
+import tempfile
 import uuid
 from urllib.parse import urlparse
 
@@ -65,7 +66,7 @@ def pytest_configure(config):
     from django.conf import settings
 
     # Each run gets its own channel-layer namespace on a shared Redis.
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+    if settings.REDIS_URL:
         run_prefix = f"test-{uuid.uuid4().hex[:8]}"
         settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = run_prefix
         settings.CACHES["default"]["KEY_PREFIX"] = run_prefix
@@ -80,10 +81,22 @@ def pytest_configure(config):
     else:
         database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
     settings.MESSENGER["SEND_RATE"] = 1000
+    # Uploads of this run go to a temporary folder of its own (tests/broker/test_media.py gives
+    # each media test a fresh one).
+    settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="messenger-test-media-")
     # Every test client is 127.0.0.1; tests/security lowers these to test the throttles.
     settings.MESSENGER.update(LOGIN_RATE_PER_IP=100_000, REGISTER_RATE_PER_IP=100_000, REGISTER_RATE_PER_PHONE=1000)
     # The default hasher costs ~0.2 s a password on purpose; tests register and log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    from django.conf import settings
+
+    if "messenger-test-media-" in str(getattr(settings, "MEDIA_ROOT", "")):
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
 def _clear_this_runs_cache(cache) -> None:

@@ -8,14 +8,15 @@ from broker import events, signals
 from broker.errors import Blocked, Conflict, InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
 from broker.ratelimit import check_send_rate
+from broker.services.media import usable_media
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
 from storage import selectors, sql
-from storage.models import Conversation, Membership, Message, User
+from storage.models import Conversation, Media, Membership, Message, User
 
 
 def append_message(*, conversation_id: int, sender: User | None, text: str = "", client_id: str | None = None,
-                   kind: str = Message.Kind.TEXT, event: dict | None = None,
+                   kind: str = Message.Kind.TEXT, event: dict | None = None, media: Media | None = None,
                    origin_channel: str | None = None, member_ids: list[int] | None = None) -> Message:
     """Store a message under the conversation's next seq. Must run inside a transaction.
 
@@ -26,7 +27,7 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     now = timezone.now()
     seq = _take_next_seq(conversation_id, now)
     message = Message(conversation_id=conversation_id, seq=seq, sender=sender, client_id=client_id, kind=kind,
-                      text=text, event=event, created_at=now)
+                      text=text, event=event, media=media, created_at=now)
     _insert(message)
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     publish_on_commit([user_group(uid) for uid in recipients], events.message_new(message), skip_channel=origin_channel)
@@ -47,7 +48,7 @@ def _take_next_seq(conversation_id: int, now) -> int:
     return row[0]
 
 
-_INSERT_FIELDS = ("conversation_id", "seq", "sender_id", "client_id", "kind", "text", "event", "created_at")
+_INSERT_FIELDS = ("conversation_id", "seq", "sender_id", "client_id", "kind", "text", "event", "media", "created_at")
 
 
 def _insert(message: Message) -> None:
@@ -80,11 +81,14 @@ def _clean_client_id(value: object) -> str:
     return value
 
 
-def _clean_text(value: object) -> str:
+def _clean_text(value: object, *, optional: bool = False) -> str:
+    """The message's text; with media it is the caption, which may be empty (or absent)."""
     limit = settings.MESSENGER["MAX_TEXT_LENGTH"]
+    if optional and value is None:
+        return ""
     if not isinstance(value, str):
         raise InvalidInput("text must be a string.", field="text")
-    if not value.strip():
+    if not value.strip() and not optional:
         raise InvalidInput("text must not be empty.", field="text")
     if len(value) > limit:
         raise InvalidInput(f"text is longer than {limit} characters.", field="text")
@@ -105,16 +109,17 @@ def _check_not_blocked(*, sender: User, member_ids: list[int]) -> None:
         raise Blocked("You have blocked this person; unblock them to send a message.", field="conversation")
 
 
-def send_message(*, sender: User, conversation_id: object, client_id: object, text: object,
-                 origin_channel: str | None = None) -> tuple[Message, bool]:
-    """Store a text message and announce it; returns (message, created).
+def send_message(*, sender: User, conversation_id: object, client_id: object, text: object = None,
+                 media_id: object = None, origin_channel: str | None = None) -> tuple[Message, bool]:
+    """Store a message (text, or media uploaded before with an optional caption) and announce it;
+    returns (message, created).
 
     A client_id the sender used before returns the message it made then, so a retry after a lost
     reply never makes a second message.
     """
     conversation_id = parse_id(conversation_id, field="conversation")
     client_id = _clean_client_id(client_id)
-    text = _clean_text(text)
+    text = _clean_text(text, optional=media_id is not None)
 
     existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
     if existing is not None:
@@ -129,11 +134,12 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
         _check_not_blocked(sender=sender, member_ids=context.member_ids)
     if not sender.is_business:  # developer apps' bots have their own per-key and per-app limits
         check_send_rate(user_id=sender.pk)
+    media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
 
     try:
         with transaction.atomic():
             message = append_message(
-                conversation_id=conversation_id, sender=sender, text=text, client_id=client_id,
+                conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
                 origin_channel=origin_channel, member_ids=context.member_ids,
             )
             author_has_seen(author=sender, conversation_id=conversation_id, seq=message.seq,

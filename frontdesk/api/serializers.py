@@ -50,7 +50,16 @@ class MemberRemoveRequest(serializers.Serializer):
 class MessageSendRequest(serializers.Serializer):
     client_id = serializers.CharField(max_length=64, trim_whitespace=False,
                                       help_text="Unique per message; a retry with the same id returns the same message.")
-    text = serializers.CharField(trim_whitespace=False)
+    text = serializers.CharField(trim_whitespace=False, required=False, allow_blank=True,
+                                 help_text="Required without media_id; with it, an optional caption.")
+    media_id = serializers.IntegerField(min_value=1, required=False,
+                                        help_text="A file uploaded with POST media (or one you can see, to forward).")
+
+
+class MediaUploadRequest(serializers.Serializer):
+    file = serializers.FileField(help_text="The file; its type is decided from its content, not its name.")
+    kind = serializers.ChoiceField(choices=["image", "video", "voice", "document"], required=False,
+                                   help_text="What to send it as; by default decided from the content.")
 
 
 class WatermarkRequest(serializers.Serializer):
@@ -77,6 +86,19 @@ class AuthResponse(serializers.Serializer):
     token = serializers.CharField(help_text="Bearer token of this device; shown only now.")
 
 
+class MediaSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["image", "video", "voice", "document"])
+    mime_type = serializers.CharField(help_text="Decided from the file's content.")
+    size = serializers.IntegerField(help_text="Bytes stored (images are re-encoded without metadata).")
+    sha256 = serializers.CharField()
+    width = serializers.IntegerField(allow_null=True, help_text="images")
+    height = serializers.IntegerField(allow_null=True, help_text="images")
+    duration = serializers.FloatField(allow_null=True, help_text="seconds, when known")
+    url = serializers.CharField(help_text="GET it (with Range, to seek)")
+    thumbnail_url = serializers.CharField(allow_null=True, help_text="images: a small JPEG")
+
+
 class MessageSchema(serializers.Serializer):
     id = serializers.IntegerField()
     conversation = serializers.IntegerField()
@@ -87,6 +109,7 @@ class MessageSchema(serializers.Serializer):
     # A DictField, not a JSONField: drf-spectacular documents a nullable JSONField as
     # oneOf [{}, null], which a null (every text message) matches twice and so fails.
     event = serializers.DictField(allow_null=True, help_text="system messages: what happened")
+    media = MediaSchema(allow_null=True, help_text="a photo, video, voice message or document; text is its caption")
     client_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])

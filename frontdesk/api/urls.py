@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontdesk.api import views
+from frontdesk.api import media_views, views
 
 urlpatterns = [
     path("auth/register", views.RegisterView.as_view(), name="api-register"),
@@ -17,4 +17,7 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/messages", views.MessagesView.as_view(), name="api-messages"),
     path("conversations/<int:conversation_id>/read", views.ReadView.as_view(), name="api-read"),
     path("conversations/<int:conversation_id>/delivered", views.DeliveredView.as_view(), name="api-delivered"),
+    path("media", media_views.MediaUploadView.as_view(), name="api-media-upload"),
+    path("media/<int:media_id>", media_views.MediaDownloadView.as_view(), name="api-media"),
+    path("media/<int:media_id>/thumbnail", media_views.MediaThumbnailView.as_view(), name="api-media-thumbnail"),
 ]

@@ -206,7 +206,8 @@ class MessagesView(APIView):
     def post(self, request, conversation_id: int):
         data = validated(s.MessageSendRequest, request.data)
         message, created = send.send_message(
-            sender=request.user, conversation_id=conversation_id, client_id=data["client_id"], text=data["text"]
+            sender=request.user, conversation_id=conversation_id, client_id=data["client_id"], text=data.get("text"),
+            media_id=data.get("media_id"),
         )
         if created:
             return Response(events.message_payload(message), status=status.HTTP_201_CREATED)

@@ -60,6 +60,27 @@ export class Api {
   conversations() { return this.get("conversations"); }
   conversation(id) { return this.get(`conversations/${id}`); }
   messages(id, query) { return this.get(`conversations/${id}/messages`, query); }
-  send(id, clientId, text) { return this.post(`conversations/${id}/messages`, { client_id: clientId, text }); }
+  send(id, clientId, text, mediaId) {
+    const body = mediaId ? { client_id: clientId, text, media_id: mediaId } : { client_id: clientId, text };
+    return this.post(`conversations/${id}/messages`, body);
+  }
+
+  /** POST media (multipart) with upload progress: onProgress(fraction 0..1). Resolves to the media. */
+  upload(file, kind, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", this.base + "media");
+      xhr.setRequestHeader("X-CSRFToken", cookie("csrftoken"));
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.responseType = "json";
+      xhr.upload.onprogress = (event) => { if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total); };
+      xhr.onload = () => (xhr.status === 201 ? resolve(xhr.response) : reject(new ApiError(xhr.status, xhr.response)));
+      xhr.onerror = () => reject(new ApiError(0, { error: { code: "network", message: "The server cannot be reached." } }));
+      const form = new FormData();
+      form.append("file", file, file.name || "file");
+      if (kind) form.append("kind", kind);
+      xhr.send(form);
+    });
+  }
   contacts() { return this.get("contacts"); }
 }

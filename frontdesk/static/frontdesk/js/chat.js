@@ -56,6 +56,10 @@ const els = {
   sideDrawer: $("side-drawer"),
   infoDrawer: $("info-drawer"),
   profileButton: $("open-profile"),
+  attachPanel: $("attach-panel"),
+  attachButton: $("attach-button"),
+  attachInput: $("attach-input"),
+  recordButton: $("record-button"),
 };
 
 // --- small helpers ------------------------------------------------------------------------
@@ -318,9 +322,9 @@ async function loadOlder(c) {
 
 // --- sending ---------------------------------------------------------------------------------
 
-function sendText(c, text) {
+function sendText(c, text, media = null) {
   const clientId = uuid4();
-  const pending = { client_id: clientId, text, created_at: new Date().toISOString(), state: "pending", error: null, timer: null };
+  const pending = { client_id: clientId, text, media, created_at: new Date().toISOString(), state: "pending", error: null, timer: null };
   c.pending.set(clientId, pending);
   c.last_activity_at = pending.created_at;
   transmit(c, pending);
@@ -333,7 +337,9 @@ function transmit(c, pending) {
   pending.error = null;
   clearTimeout(pending.timer);
   // Not connected: it stays pending and goes out when the socket is back (see onOpen).
-  conn.send({ type: "message.send", client_id: pending.client_id, conversation: c.id, text: pending.text });
+  const frame = { type: "message.send", client_id: pending.client_id, conversation: c.id, text: pending.text };
+  if (pending.media) frame.media_id = pending.media.id;
+  conn.send(frame);
   pending.timer = setTimeout(() => {
     if (c.pending.get(pending.client_id) === pending && pending.state === "pending") fail(c, pending, "Not sent yet.");
   }, SEND_TIMEOUT_MS);
@@ -359,7 +365,7 @@ async function retry(c, clientId) {
   pending.state = "pending";
   renderMessages(c);
   try {
-    const message = await api.send(c.id, clientId, pending.text);
+    const message = await api.send(c.id, clientId, pending.text, pending.media && pending.media.id);
     addMessage(c, message);
     advance(c);
     renderConversationEverywhere(c);
@@ -523,7 +529,7 @@ function previewOf(c) {
   const last = pendings.length ? pendings[pendings.length - 1] : null;
   if (last) {
     return [last.state === "failed" ? icon("alert", { size: 16, label: "Not sent" }) : icon("clock", { size: 14, label: "Sending" }),
-      h("span", { class: "preview-text", text: last.text })];
+      h("span", { class: "preview-text", text: last.media ? `${MEDIA_LABELS[last.media.kind] || "File"}${last.text ? `: ${last.text}` : ""}` : last.text })];
   }
   const m = c.last_message;
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
@@ -531,7 +537,8 @@ function previewOf(c) {
   const parts = [];
   if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
   else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
-  parts.push(h("span", { class: "preview-text", text: m.text }));
+  const caption = m.media ? `${MEDIA_LABELS[m.media.kind] || "File"}${m.text ? `: ${m.text}` : ""}` : m.text;
+  parts.push(h("span", { class: "preview-text", text: caption }));
   return parts;
 }
 
@@ -642,7 +649,7 @@ function messageItems(c) {
   const entries = [...c.msgs.values()].sort((a, b) => a.seq - b.seq)
     .map((m) => ({ m, own: m.sender === me.id, pending: null }));
   for (const p of c.pending.values()) {
-    entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, client_id: p.client_id, created_at: p.created_at }, own: true, pending: p });
+    entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, media: p.media, client_id: p.client_id, created_at: p.created_at }, own: true, pending: p });
   }
   const days = new Set();
   let previous = null;
@@ -670,6 +677,20 @@ function statusIcon(status) {
   return ticks(status);
 }
 
+const MEDIA_LABELS = { image: "Photo", video: "Video", voice: "Voice message", document: "Document" };
+
+/** A message's photo (thumbnail, opening full size), video, voice message or document. */
+function mediaElement(media) {
+  const label = MEDIA_LABELS[media.kind] || "File";
+  if (media.kind === "image") {
+    return h("a", { class: "msg-media msg-image", href: media.url, target: "_blank", rel: "noopener", "aria-label": `${label}, open full size` },
+      h("img", { src: media.thumbnail_url || media.url, alt: label, width: media.width || undefined, height: media.height || undefined, loading: "lazy" }));
+  }
+  if (media.kind === "video") return h("video", { class: "msg-media msg-video", src: media.url, controls: true, preload: "metadata", "aria-label": label });
+  if (media.kind === "voice") return voicePlayer(media);
+  return h("a", { class: "msg-media msg-document", href: media.url, download: "" }, `${label} (${Math.max(1, Math.round(media.size / 1024))} KB)`);
+}
+
 function messageElement(c, m, { own, first, status, pending }) {
   if (m.kind === "system") {
     return h("div", { class: "msg msg-system", dataset: { seq: m.seq } }, h("span", { class: "system-text", text: m.text }));
@@ -681,7 +702,8 @@ function messageElement(c, m, { own, first, status, pending }) {
   const meta = h("span", { class: "msg-meta" },
     h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
     own ? statusIcon(status) : null);
-  const bubble = h("div", { class: "bubble" }, author, h("span", { class: "msg-text", text: m.text }), meta);
+  const bubble = h("div", { class: "bubble" }, author, m.media ? mediaElement(m.media) : null,
+    m.text ? h("span", { class: "msg-text", text: m.text }) : null, meta);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (status === "failed" && pending) {
     row.append(h("div", { class: "msg-failed" },
@@ -779,6 +801,189 @@ function closeConversation() {
 
 // --- the composer ----------------------------------------------------------------------------
 
+// --- media: attach, record, play -------------------------------------------------------------
+
+function clock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "0:00";
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+/** A voice message: play/pause, a seek bar and the time (the file is fetched with Range as it plays). */
+function voicePlayer(media) {
+  const audio = h("audio", { src: media.url, preload: "metadata" });
+  const button = h("button", { type: "button", class: "icon-button voice-play", "aria-label": "Play voice message" }, icon("play"));
+  const seek = h("input", { type: "range", class: "voice-seek", min: "0", max: "1000", value: "0", step: "1", "aria-label": "Seek voice message" });
+  const time = h("span", { class: "voice-time", text: clock(media.duration) });
+  let duration = media.duration || NaN;
+  const known = () => Number.isFinite(duration) && duration > 0;
+  const show = () => {
+    time.textContent = audio.paused && audio.currentTime === 0 ? clock(duration) : `${clock(audio.currentTime)} / ${clock(duration)}`;
+    if (known()) seek.value = String(Math.round((audio.currentTime / duration) * 1000));
+  };
+  const measure = () => {
+    if (Number.isFinite(audio.duration) && audio.duration > 0) {
+      duration = audio.duration;
+      show();
+    } else if (audio.duration === Infinity && !audio.dataset.probing) {
+      // MediaRecorder's WebM has no duration in its header: seek far past the end to learn it.
+      audio.dataset.probing = "1";
+      audio.currentTime = 1e7;
+    }
+  };
+  audio.addEventListener("loadedmetadata", measure);
+  audio.addEventListener("durationchange", () => {
+    measure();
+    if (audio.dataset.probing === "1" && Number.isFinite(audio.duration)) {
+      audio.dataset.probing = "done";
+      audio.currentTime = 0;
+    }
+  });
+  audio.addEventListener("timeupdate", show);
+  audio.addEventListener("play", () => { button.replaceChildren(icon("pause")); button.setAttribute("aria-label", "Pause voice message"); });
+  const paused = () => { button.replaceChildren(icon("play")); button.setAttribute("aria-label", "Play voice message"); show(); };
+  audio.addEventListener("pause", paused);
+  audio.addEventListener("ended", paused);
+  button.addEventListener("click", () => (audio.paused ? audio.play().catch(() => {}) : audio.pause()));
+  seek.addEventListener("input", () => { if (known()) audio.currentTime = (Number(seek.value) / 1000) * duration; });
+  return h("div", { class: "msg-media msg-voice", role: "group", "aria-label": "Voice message" }, button, seek, time, audio);
+}
+
+let staged = null; // { file, kind, url, uploading, progress } or { recorder, ... } while recording
+
+function kindOf(file) {
+  const type = file.type || "";
+  if (/^image\/(jpeg|png|webp)$/.test(type)) return "image";
+  if (/^video\/(mp4|webm)$/.test(type)) return "video";
+  return "document";
+}
+
+function renderStaged() {
+  const panel = els.attachPanel;
+  clear(panel);
+  panel.hidden = !staged;
+  if (!staged) return;
+  let preview;
+  if (staged.recorder) {
+    preview = h("span", { class: "attach-recording", role: "status", text: `Recording… ${clock(staged.elapsed || 0)}` });
+  } else if (staged.kind === "image") {
+    preview = h("img", { class: "attach-preview", src: staged.url, alt: "Photo to send" });
+  } else if (staged.kind === "video") {
+    preview = h("video", { class: "attach-preview", src: staged.url, muted: true, controls: true, "aria-label": "Video to send" });
+  } else if (staged.kind === "voice") {
+    preview = h("span", { class: "attach-name", text: "Voice message" });
+  } else {
+    preview = h("span", { class: "attach-name", text: `${staged.file.name} (${Math.max(1, Math.round(staged.file.size / 1024))} KB)` });
+  }
+  const progress = staged.uploading
+    ? h("progress", { class: "attach-progress", max: "100", value: String(Math.round((staged.progress || 0) * 100)), "aria-label": "Upload progress" })
+    : null;
+  const error = staged.error ? h("span", { class: "attach-error", role: "alert", text: staged.error }) : null;
+  const actions = staged.recorder
+    ? [h("button", { type: "button", class: "button button-primary", onclick: () => stopRecording(true), text: "Stop and send" }),
+       h("button", { type: "button", class: "button", onclick: () => stopRecording(false), text: "Cancel" })]
+    : [h("button", { type: "button", class: "button", onclick: unstage, disabled: staged.uploading, text: "Cancel" })];
+  append(panel, [preview, progress, error, h("span", { class: "attach-actions" }, actions)]);
+}
+
+function unstage() {
+  if (staged && staged.url) URL.revokeObjectURL(staged.url);
+  staged = null;
+  els.attachInput.value = "";
+  renderStaged();
+}
+
+function stage(file, kind = kindOf(file)) {
+  unstage();
+  staged = { file, kind, url: kind === "image" || kind === "video" ? URL.createObjectURL(file) : null, uploading: false, progress: 0 };
+  renderStaged();
+  els.input.focus();
+}
+
+async function sendStaged(c, caption) {
+  const item = staged;
+  item.uploading = true;
+  item.error = null;
+  renderStaged();
+  try {
+    const media = await api.upload(item.file, item.kind, (fraction) => {
+      item.progress = fraction;
+      const bar = els.attachPanel.querySelector("progress");
+      if (bar) bar.value = Math.round(fraction * 100);
+    });
+    if (staged === item) unstage();
+    if (item.kind !== "voice") {
+      els.input.value = "";
+      c.draft = "";
+      autosize();
+    }
+    sendText(c, item.kind === "voice" ? "" : caption, media);
+  } catch (exc) {
+    item.uploading = false;
+    item.error = errorText(exc);
+    if (staged === item) renderStaged();
+  }
+}
+
+els.attachButton.addEventListener("click", () => els.attachInput.click());
+els.attachInput.addEventListener("change", () => {
+  const file = els.attachInput.files && els.attachInput.files[0];
+  if (file) stage(file);
+});
+
+const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/mp4"];
+
+async function startRecording() {
+  if (staged) return;
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (exc) {
+    staged = { error: "The microphone is not available.", recorder: null, uploading: false };
+    renderStaged();
+    return;
+  }
+  const mimeType = RECORDING_TYPES.find((type) => window.MediaRecorder && MediaRecorder.isTypeSupported(type));
+  const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+  const chunks = [];
+  const started = Date.now();
+  staged = { recorder, stream, chunks, elapsed: 0, uploading: false, send: false };
+  recorder.addEventListener("dataavailable", (event) => { if (event.data.size) chunks.push(event.data); });
+  recorder.addEventListener("stop", () => {
+    const item = staged;
+    stream.getTracks().forEach((track) => track.stop());
+    clearInterval(item.ticker);
+    const c = state.conversations.get(state.openId);
+    if (!item.send || !c || !chunks.length) {
+      unstage();
+      return;
+    }
+    const type = (recorder.mimeType || "audio/webm").split(";")[0];
+    const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
+    staged = { file: new File(chunks, `voice.${ext}`, { type }), kind: "voice", url: null, uploading: false, progress: 0 };
+    sendStaged(c, "");
+  });
+  staged.ticker = setInterval(() => {
+    staged.elapsed = (Date.now() - started) / 1000;
+    const label = els.attachPanel.querySelector(".attach-recording");
+    if (label) label.textContent = `Recording… ${clock(staged.elapsed)}`;
+  }, 250);
+  recorder.start(250);
+  renderStaged();
+}
+
+function stopRecording(send) {
+  if (!staged || !staged.recorder) return;
+  staged.send = send;
+  staged.recorder.stop();
+}
+
+els.recordButton.addEventListener("click", () => {
+  if (staged && staged.recorder) stopRecording(true);
+  else if (!staged) startRecording();
+  else if (staged.error && !staged.file) unstage();
+});
+
 function autosize() {
   els.input.style.height = "auto";
   els.input.style.height = `${Math.min(els.input.scrollHeight, 160)}px`;
@@ -788,7 +993,11 @@ els.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const c = state.conversations.get(state.openId);
   const text = els.input.value;
-  if (!c || !text.trim()) return;
+  if (c && staged && staged.file && !staged.uploading) {
+    sendStaged(c, text);
+    return;
+  }
+  if (!c || !text.trim() || (staged && (staged.file || staged.recorder))) return;
   els.input.value = "";
   c.draft = "";
   autosize();

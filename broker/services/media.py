@@ -1,0 +1,313 @@
+"""Media: photos, videos, voice messages and documents, uploaded first and then sent in a message.
+
+The type of a file is decided from its content with `filetype` (magic-byte sniffing, pure Python,
+no libmagic to install, maintained; it knows every container we accept: JPEG, PNG, WebP, MP4,
+WebM, Ogg, M4A), never from its name or the client's Content-Type. Images are decoded and
+re-encoded with Pillow, which drops EXIF (GPS included) and every other metadata block, after a
+pixel-count check that refuses decompression bombs before decoding. Nothing is written to storage
+until the file has passed every check; blobs are named by the SHA-256 of what is stored, so an
+identical file is stored once and each upload only adds a row.
+"""
+
+import hashlib
+import io
+import logging
+import warnings
+from datetime import timedelta
+
+import filetype
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from broker.errors import InvalidInput, NotFound, TooLarge
+from broker.services.people import parse_id
+from storage.models import Media, Membership, Message, User
+
+logger = logging.getLogger(__name__)
+
+Kind = Media.Kind
+
+# Sniffed MIME type -> the kinds it may be uploaded as (any file may be a document).
+IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/apng": "PNG", "image/webp": "WEBP"}
+VIDEO_TYPES = {"video/mp4", "video/webm"}
+# Ogg/Opus (Firefox, Android), WebM/Opus (Chromium's MediaRecorder), MP4/AAC (Safari).
+VOICE_TYPES = {"audio/ogg", "audio/opus", "video/webm", "audio/webm", "audio/mp4", "video/mp4", "audio/aac"}
+ACCEPTED = {
+    Kind.IMAGE: "JPEG, PNG or WebP",
+    Kind.VIDEO: "MP4 or WebM",
+    Kind.VOICE: "Ogg/Opus, WebM/Opus or MP4/AAC",
+    Kind.DOCUMENT: "any file",
+}
+SNIFF_BYTES = 8192
+CHUNK = 64 * 1024
+
+
+def max_bytes(kind: str) -> int:
+    return settings.MESSENGER["MEDIA_MAX_BYTES"][kind]
+
+
+def largest_upload() -> int:
+    return max(settings.MESSENGER["MEDIA_MAX_BYTES"].values())
+
+
+def _human(size: int) -> str:
+    mb = size / (1024 * 1024)
+    return f"{mb:g} MB" if mb >= 1 else f"{size} bytes"
+
+
+def too_large(kind: str | None = None) -> TooLarge:
+    if kind:
+        limit = max_bytes(kind)
+        return TooLarge(f"The file is larger than the {_human(limit)} limit for {kind} files ({limit} bytes).",
+                        field="file")
+    limit = largest_upload()
+    return TooLarge(f"The upload is larger than the {_human(limit)} limit for any file ({limit} bytes).", field="file")
+
+
+def _sniff(upload) -> str:
+    upload.seek(0)
+    head = upload.read(SNIFF_BYTES)
+    upload.seek(0)
+    guess = filetype.guess(head) if head else None
+    if guess is None:
+        return "application/octet-stream"
+    if guess.mime == "video/webm" and b"\x83\x81\x02" in head[:SNIFF_BYTES] and b"V_" not in head:
+        return "audio/webm"  # a WebM whose only track is audio (track type 2): a voice recording
+    return guess.mime
+
+
+def _default_kind(mime: str) -> str:
+    if mime in IMAGE_TYPES:
+        return Kind.IMAGE
+    if mime in {"audio/ogg", "audio/opus", "audio/webm", "audio/mp4", "audio/aac"}:
+        return Kind.VOICE
+    if mime in VIDEO_TYPES:
+        return Kind.VIDEO
+    return Kind.DOCUMENT
+
+
+def _check_kind(kind: str, mime: str) -> None:
+    allowed = {Kind.IMAGE: IMAGE_TYPES.keys(), Kind.VIDEO: VIDEO_TYPES | {"audio/webm"}, Kind.VOICE: VOICE_TYPES}
+    if kind in allowed and mime not in allowed[kind]:
+        raise InvalidInput(
+            f"The file's content is {mime}, not a {kind} file ({ACCEPTED[kind]}).", field="file"
+        )
+
+
+def _clean_kind(kind: object) -> str | None:
+    if kind in (None, ""):
+        return None
+    if kind not in Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(Kind.values)}.", field="kind")
+    return kind
+
+
+def _sha256_of(upload) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    for chunk in iter(lambda: upload.read(CHUNK), b""):
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
+    """(image bytes, JPEG thumbnail bytes, width, height): decoded and written anew, metadata gone."""
+    limit = settings.MESSENGER["MEDIA_MAX_IMAGE_PIXELS"]
+    upload.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(upload)
+            if image.format != IMAGE_TYPES[mime]:
+                raise InvalidInput(f"The file's content is not a valid {IMAGE_TYPES[mime]} image.", field="file")
+            if image.width * image.height > limit:  # checked from the header, before decoding
+                raise InvalidInput(f"The image has more than {limit} pixels.", field="file")
+            image.load()
+            image = ImageOps.exif_transpose(image)  # keep the orientation EXIF carried, then drop EXIF
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInput(f"The image has more than {limit} pixels.", field="file") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput("The image could not be decoded.", field="file") from exc
+
+    fmt = IMAGE_TYPES[mime]
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    if fmt in ("PNG", "WEBP") and image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        image = image.convert("RGBA")
+    clean = image.copy()
+    clean.info = {}  # EXIF, XMP, ICC, comments: none of it is written back
+    out = io.BytesIO()
+    options = {"JPEG": {"quality": 90, "optimize": True}, "PNG": {"optimize": True}, "WEBP": {"quality": 90}}[fmt]
+    clean.save(out, format=fmt, **options)
+
+    size = settings.MESSENGER["MEDIA_THUMBNAIL_SIZE"]
+    thumb = clean.convert("RGBA") if clean.mode in ("P", "LA", "RGBA") else clean.convert("RGB")
+    if thumb.mode == "RGBA":
+        background = Image.new("RGB", thumb.size, (255, 255, 255))
+        background.paste(thumb, mask=thumb.getchannel("A"))
+        thumb = background
+    thumb.thumbnail((size, size))
+    thumb_out = io.BytesIO()
+    thumb.save(thumb_out, format="JPEG", quality=80)
+    return out.getvalue(), thumb_out.getvalue(), clean.width, clean.height
+
+
+def blob_name(sha256: str) -> str:
+    return f"media/{sha256[:2]}/{sha256}"
+
+
+def thumbnail_name(sha256: str) -> str:
+    return f"media/thumbnails/{sha256[:2]}/{sha256}.jpg"
+
+
+def _store(name: str, content) -> bool:
+    """Write `content` under `name` unless a blob is there already (dedupe); True if written now.
+    A failed write leaves nothing behind."""
+    if default_storage.exists(name):
+        return False
+    try:
+        saved = default_storage.save(name, content)
+    except BaseException:
+        _delete_quietly(name)
+        raise
+    if saved != name:  # another upload of the same content won the race: keep one copy
+        _delete_quietly(saved)
+        return False
+    return True
+
+
+def _delete_quietly(name: str) -> None:
+    try:
+        if name and default_storage.exists(name):
+            default_storage.delete(name)
+    except Exception:  # storage trouble must not hide the original error
+        logger.exception("Could not delete media blob %s", name)
+
+
+def upload(*, uploader: User, file, kind: object = None) -> Media:
+    """Validate an uploaded file (a Django UploadedFile, or any file object with `.size`) and store it."""
+    if file is None:
+        raise InvalidInput("Send the file in the multipart field \"file\".", field="file")
+    declared = _clean_kind(kind)
+    size = getattr(file, "size", None)
+    if size is None:
+        file.seek(0, io.SEEK_END)
+        size = file.tell()
+    if size > (max_bytes(declared) if declared else largest_upload()):  # before reading any of it
+        raise too_large(declared)
+    if size == 0:
+        raise InvalidInput("The file is empty.", field="file")
+
+    mime = _sniff(file)
+    kind = declared or _default_kind(mime)
+    _check_kind(kind, mime)
+    if size > max_bytes(kind):
+        raise too_large(kind)
+
+    width = height = None
+    thumbnail_bytes = None
+    if kind == Kind.IMAGE:
+        data, thumbnail_bytes, width, height = _reencode(file, mime)
+        mime = "image/png" if mime == "image/apng" else mime
+        sha256 = hashlib.sha256(data).hexdigest()
+        content = ContentFile(data)
+        size = len(data)
+    else:
+        sha256 = _sha256_of(file)
+        content = File(file)
+        if mime == "audio/webm":
+            mime = "audio/webm" if kind == Kind.VOICE else "video/webm"
+
+    name = blob_name(sha256)
+    written = []
+    try:
+        if _store(name, content):
+            written.append(name)
+        thumb = ""
+        if thumbnail_bytes is not None:
+            thumb = thumbnail_name(sha256)
+            if _store(thumb, ContentFile(thumbnail_bytes)):
+                written.append(thumb)
+        media = Media.objects.create(
+            uploader=uploader, kind=kind, mime_type=mime, size=size, sha256=sha256, file=name,
+            width=width, height=height, duration=None, thumbnail=thumb,
+        )
+    except BaseException:
+        for path in written:
+            _delete_quietly(path)
+        raise
+    return media
+
+
+# --- Reading ----------------------------------------------------------------------------------
+def readable_media(*, user: User, media_id: object) -> Media:
+    """The media if `user` uploaded it or is in a conversation where a message carries it; else 404."""
+    media_id = parse_id(media_id, field="media")
+    # History before a member joined is hidden from them, and so is its media.
+    member = Membership.objects.filter(
+        user=user, conversation_id=OuterRef("conversation_id"), joined_after_seq__lt=OuterRef("seq")
+    )
+    in_conversation = Message.objects.filter(media_id=OuterRef("pk")).filter(Exists(member))
+    media = Media.objects.filter(pk=media_id).filter(Q(uploader=user) | Exists(in_conversation)).first()
+    if media is None:
+        raise NotFound(f"No media {media_id}.", field="media")
+    return media
+
+
+def usable_media(*, sender: User, media_id: object) -> Media:
+    """Media the sender may attach to a message: their own upload, or media they can already see
+    (forwarding)."""
+    return readable_media(user=sender, media_id=media_id)
+
+
+# --- Cleanup ----------------------------------------------------------------------------------
+def delete_media(media: Media) -> None:
+    """Delete the row and, after commit, its blobs if no other upload shares them."""
+    sha256, file_name, thumb = media.sha256, media.file.name, media.thumbnail.name
+    media.delete()
+
+    def remove_blobs():
+        if not Media.objects.filter(sha256=sha256).exists():
+            _delete_quietly(file_name)
+            _delete_quietly(thumb)
+
+    transaction.on_commit(remove_blobs)
+
+
+def media_unreferenced(media_id: int) -> bool:
+    return not Message.objects.filter(media_id=media_id).exists()
+
+
+def release_media(media_id: int) -> None:
+    """A message carrying `media_id` was deleted: the media goes too if no message carries it now."""
+    if media_unreferenced(media_id):
+        media = Media.objects.filter(pk=media_id).first()
+        if media is not None:
+            delete_media(media)
+
+
+def message_deleted(sender, instance: Message, **kwargs) -> None:
+    """post_delete of a Message (connected in BrokerConfig.ready)."""
+    if instance.media_id is not None:
+        release_media(instance.media_id)
+
+
+def collect_unused(*, older_than: timedelta | None = None, now=None) -> int:
+    """Delete uploads no message carries, made longer ago than the upload grace period; their
+    blobs go when no other upload shares them. Returns how many uploads were deleted."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.MESSENGER["MEDIA_UPLOAD_GRACE"])
+    cutoff = (now or timezone.now()) - older_than
+    unused = Media.objects.filter(created_at__lt=cutoff).exclude(Exists(Message.objects.filter(media_id=OuterRef("pk"))))
+    count = 0
+    for media in unused.iterator():
+        with transaction.atomic():
+            delete_media(media)
+        count += 1
+    return count

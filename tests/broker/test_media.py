@@ -1,0 +1,252 @@
+"""broker.services.media: sniffing, limits, re-encoding, dedupe, who may read, cleanup."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
+from PIL import Image
+
+from broker.errors import InvalidInput, NotFound, TooLarge
+from broker.services import media as media_service
+from broker.services.send import send_message
+from storage.models import Media, Message
+from tests import media_samples as samples
+from tests.factories import UserFactory, direct_conversation, group_conversation, sent_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def stored_files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def upload(user, content, kind=None, name="file.bin", content_type="application/octet-stream"):
+    return media_service.upload(uploader=user, file=samples.uploaded(content, name, content_type), kind=kind)
+
+
+@pytest.mark.parametrize("fmt,mime", [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")])
+def test_images_are_sniffed_reencoded_measured_and_thumbnailed(fmt, mime):
+    user = UserFactory()
+    media = upload(user, samples.image_bytes(fmt, size=(800, 600)), name="x.txt", content_type="text/plain")
+    assert (media.kind, media.mime_type, media.width, media.height) == ("image", mime, 800, 600)
+    with default_storage.open(media.file.name) as f:
+        assert Image.open(f).format == fmt
+    with default_storage.open(media.thumbnail.name) as f:
+        thumb = Image.open(f)
+        assert thumb.format == "JPEG" and max(thumb.size) == 320
+    assert media.size == default_storage.size(media.file.name)
+
+
+def test_exif_and_gps_are_stripped():
+    original = samples.image_bytes("JPEG", exif=True)
+    assert b"SpyCam" in original and Image.open(io.BytesIO(original)).getexif().get_ifd(samples.GPS_IFD)
+    media = upload(UserFactory(), original)
+    with default_storage.open(media.file.name) as f:
+        stored = f.read()
+    assert b"SpyCam" not in stored
+    image = Image.open(io.BytesIO(stored))
+    assert not image.getexif() and "exif" not in image.info
+
+
+@pytest.mark.parametrize("content,kind,mime", [
+    (samples.MP4, None, "video/mp4"),
+    (samples.WEBM, None, "video/webm"),
+    (samples.OGG_OPUS, None, "audio/ogg"),
+    (samples.M4A, None, "audio/mp4"),
+    (samples.OGG_OPUS, "voice", "audio/ogg"),
+    (samples.WEBM, "voice", "video/webm"),
+    (samples.MP4, "voice", "video/mp4"),
+    (samples.PDF, None, "application/pdf"),
+    (b"just some text", None, "application/octet-stream"),
+    (samples.MP4, "document", "video/mp4"),
+])
+def test_each_kind_is_decided_from_content(content, kind, mime):
+    media = upload(UserFactory(), content, kind=kind, name="photo.jpg", content_type="image/jpeg")
+    expected_kind = kind or {"video/mp4": "video", "video/webm": "video", "audio/ogg": "voice",
+                             "audio/mp4": "voice"}.get(mime, "document")
+    assert (media.kind, media.mime_type, media.size) == (expected_kind, mime, len(content))
+    assert media.width is None and media.duration is None and not media.thumbnail
+    with default_storage.open(media.file.name) as f:
+        assert f.read() == content
+
+
+@pytest.mark.parametrize("content,kind", [
+    (samples.PDF, "image"),
+    (samples.MP4, "image"),
+    (samples.image_bytes(), "video"),
+    (samples.PDF, "voice"),
+    (samples.OGG_OPUS, "video"),
+])
+def test_content_that_is_not_the_declared_kind_is_refused_and_nothing_is_stored(content, kind, media_root):
+    with pytest.raises(InvalidInput) as info:
+        upload(UserFactory(), content, kind=kind, name="a.jpg", content_type="image/jpeg")
+    assert info.value.field == "file" and kind in info.value.message
+    assert stored_files(media_root) == [] and not Media.objects.exists()
+
+
+def test_a_truncated_image_is_refused(media_root):
+    broken = samples.image_bytes("PNG", size=(300, 300))[:200]
+    with pytest.raises(InvalidInput, match="decoded"):
+        upload(UserFactory(), broken, kind="image")
+    assert stored_files(media_root) == []
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(InvalidInput) as info:
+        upload(UserFactory(), samples.PDF, kind="sticker")
+    assert info.value.field == "kind"
+
+
+def test_an_empty_file_is_refused():
+    with pytest.raises(InvalidInput, match="empty"):
+        upload(UserFactory(), b"")
+
+
+def test_oversize_files_are_refused_naming_the_limit(settings, media_root):
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_BYTES": {
+        "image": 1000, "video": 2000, "voice": 1500, "document": 5000}}
+    with pytest.raises(TooLarge) as info:
+        upload(UserFactory(), samples.MP4 + b"\x00" * 2000)  # sniffed as video: over 2000
+    assert info.value.code == "too_large" and "2000 bytes" in info.value.message and "video" in info.value.message
+    with pytest.raises(TooLarge, match="1500 bytes"):
+        upload(UserFactory(), samples.OGG_OPUS, kind="voice")  # declared: refused before reading
+    with pytest.raises(TooLarge, match="5000 bytes"):
+        upload(UserFactory(), b"x" * 5001)
+    assert stored_files(media_root) == [] and not Media.objects.exists()
+
+
+def test_decompression_bombs_are_refused_before_decoding(settings, media_root):
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 10_000}
+    with pytest.raises(InvalidInput, match="10000 pixels"):
+        upload(UserFactory(), samples.image_bytes("PNG", size=(200, 200)))
+    assert stored_files(media_root) == []
+
+
+def test_pillows_own_bomb_guard_is_a_400_too(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InvalidInput, match="pixels"):
+        upload(UserFactory(), samples.image_bytes("PNG", size=(100, 100)))
+
+
+def test_identical_files_are_stored_once(media_root):
+    a, b = UserFactory(), UserFactory()
+    first = upload(a, samples.image_bytes("PNG"))
+    second = upload(b, samples.image_bytes("PNG"))
+    third = upload(b, samples.PDF)
+    assert first.pk != second.pk and first.sha256 == second.sha256
+    assert first.file.name == second.file.name and first.thumbnail.name == second.thumbnail.name
+    assert len(stored_files(media_root)) == 3  # one image, its thumbnail, the PDF
+
+
+def test_a_failed_row_insert_leaves_no_blob(monkeypatch, media_root):
+    def fail(**kwargs):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(Media.objects, "create", fail)
+    with pytest.raises(RuntimeError):
+        upload(UserFactory(), samples.image_bytes())
+    assert stored_files(media_root) == []
+
+
+def test_only_the_uploader_and_members_where_it_was_sent_may_read():
+    alice, bob, carol, dave = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    media = upload(alice, samples.PDF)
+    assert media_service.readable_media(user=alice, media_id=media.pk) == media
+    with pytest.raises(NotFound):
+        media_service.readable_media(user=bob, media_id=media.pk)
+    group = group_conversation(alice, bob, carol)
+    send_message(sender=alice, conversation_id=group.pk, client_id="m1", media_id=media.pk)
+    assert media_service.readable_media(user=bob, media_id=media.pk) == media
+    with pytest.raises(NotFound):
+        media_service.readable_media(user=dave, media_id=media.pk)
+    # Someone added later does not see the history before they joined, nor its media.
+    from broker.services.conversations import add_members
+
+    add_members(actor=alice, conversation_id=group.pk, user_ids=[dave.pk])
+    with pytest.raises(NotFound):
+        media_service.readable_media(user=dave, media_id=media.pk)
+
+
+def test_a_message_can_carry_media_with_or_without_a_caption():
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    media = upload(alice, samples.image_bytes())
+    bare, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="a", media_id=media.pk)
+    captioned, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="b", text="look",
+                                media_id=media.pk)
+    assert (bare.text, bare.media_id) == ("", media.pk) and (captioned.text, captioned.media_id) == ("look", media.pk)
+    with pytest.raises(InvalidInput, match="empty"):
+        send_message(sender=alice, conversation_id=conversation.pk, client_id="c", text="  ")
+
+
+def test_someone_elses_unseen_media_cannot_be_sent():
+    alice, bob, mallory = UserFactory(), UserFactory(), UserFactory()
+    media = upload(alice, samples.PDF)
+    conversation = direct_conversation(mallory, bob)
+    with pytest.raises(NotFound) as info:
+        send_message(sender=mallory, conversation_id=conversation.pk, client_id="steal", media_id=media.pk)
+    assert info.value.field == "media"
+    assert not Message.objects.filter(client_id="steal").exists()
+
+
+def test_media_deleted_with_its_last_message_is_removed_from_storage(media_root):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    media = upload(alice, samples.image_bytes())
+    twin = upload(bob, samples.image_bytes())  # same blob, another upload
+    first, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="1", media_id=media.pk)
+    second, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="2", media_id=media.pk)
+    first.delete()
+    assert Media.objects.filter(pk=media.pk).exists()
+    second.delete()
+    assert not Media.objects.filter(pk=media.pk).exists()
+    assert len(stored_files(media_root)) == 2  # the twin still holds the blob and thumbnail
+    twin_message, _ = send_message(sender=bob, conversation_id=conversation.pk, client_id="3", media_id=twin.pk)
+    conversation.delete()  # messages go by cascade
+    assert not Media.objects.exists()
+    assert stored_files(media_root) == []
+
+
+def test_unsent_uploads_are_collected_after_the_grace_period(settings, media_root):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    old_unsent = upload(alice, samples.PDF)
+    Media.objects.filter(pk=old_unsent.pk).update(created_at=timezone.now() - timedelta(days=2))
+    sent = upload(alice, samples.image_bytes())
+    Media.objects.filter(pk=sent.pk).update(created_at=timezone.now() - timedelta(days=2))
+    send_message(sender=alice, conversation_id=conversation.pk, client_id="x", media_id=sent.pk)
+    fresh = upload(alice, samples.MP4)
+
+    out = io.StringIO()
+    call_command("clean_media", stdout=out)
+    assert "1" in out.getvalue()
+    assert set(Media.objects.values_list("pk", flat=True)) == {sent.pk, fresh.pk}
+    assert not default_storage.exists(old_unsent.file.name)
+    assert default_storage.exists(sent.file.name) and default_storage.exists(fresh.file.name)
+    assert media_service.collect_unused(older_than=timedelta(0)) == 1  # the fresh one, with no grace
+    assert not default_storage.exists(fresh.file.name)
+
+
+def test_the_message_payload_carries_the_media():
+    from broker.events import message_payload
+
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    media = upload(alice, samples.image_bytes(size=(10, 20)))
+    message, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="p", media_id=media.pk)
+    payload = message_payload(Message.objects.get(pk=message.pk))
+    assert payload["media"] == {
+        "id": media.pk, "kind": "image", "mime_type": "image/jpeg", "size": media.size, "sha256": media.sha256,
+        "width": 10, "height": 20, "duration": None, "url": f"/api/v1/media/{media.pk}",
+        "thumbnail_url": f"/api/v1/media/{media.pk}/thumbnail",
+    }
+    assert message_payload(sent_message(alice, conversation))["media"] is None

@@ -1,0 +1,131 @@
+"""Media received in the browser: a photo shows as its thumbnail (fetched with the session cookie,
+under the content security policy) and opens full size; a voice message gets a player."""
+
+import json
+import re
+import urllib.request
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests import media_samples as samples
+from tests.browser.test_chat_ui import _patience, bubble, csp_violations, open_chat  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def upload(server, token: str, content: bytes, kind: str) -> dict:
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\n{kind}\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/media", data=body, method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_photo_and_a_voice_message_arrive_and_show(people, server):
+    alice = people("Alice Media")
+    bob = people("Bob Media", register=False).register_by_api()
+    token = bob.token()
+    conversation = server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=token)
+    photo = upload(server, token, samples.image_bytes("PNG", size=(640, 480)), "image")
+    voice = upload(server, token, samples.OGG_OPUS, "voice")
+    server.api("POST", f"conversations/{conversation['id']}/messages",
+               {"client_id": "p1", "media_id": photo["id"], "text": "Look at this"}, token=token)
+    server.api("POST", f"conversations/{conversation['id']}/messages",
+               {"client_id": "v1", "media_id": voice["id"]}, token=token)
+
+    item = alice.page.locator(".chat-item", has_text="Bob Media")
+    expect(item).to_contain_text("Voice message")
+    open_chat(alice, "Bob Media")
+    row = bubble(alice.page, "Look at this")
+    image = row.locator("img")
+    expect(image).to_be_visible()
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") == 320  # the thumbnail, loaded with the session
+    expect(row.get_by_role("link", name="Photo, open full size")).to_have_attribute("href", photo["url"])
+    expect(alice.page.locator("#messages .msg-voice audio")).to_have_attribute("src", voice["url"])
+    assert csp_violations(alice) == []
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Chromium with a fake microphone (a beeping tone) that needs no permission prompt."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            "--autoplay-policy=no-user-gesture-required"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        yield browser
+        browser.close()
+
+
+def test_record_a_voice_message_and_play_it_on_the_other_side(people):
+    from tests.browser.test_chat_ui import start_chat
+
+    alice = people("Alice Voice")
+    bob = people("Bob Voice")
+    alice.context.grant_permissions(["microphone"])
+    start_chat(alice, bob)
+
+    alice.page.get_by_role("button", name="Record a voice message").click()
+    recording = alice.page.locator(".attach-recording")
+    expect(recording).to_contain_text("Recording")
+    expect(recording).to_contain_text("0:02", timeout=6000)
+    alice.page.get_by_role("button", name="Stop and send").click()
+    mine = alice.page.locator("#messages .msg-out .msg-voice")
+    expect(mine).to_have_count(1)
+    expect(alice.page.locator("#messages .msg-out").last).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+
+    item = bob.page.locator(".chat-item", has_text="Alice Voice")
+    expect(item).to_contain_text("Voice message")
+    open_chat(bob, "Alice Voice")
+    player = bob.page.locator("#messages .msg-in .msg-voice")
+    expect(player).to_have_count(1)
+    # The duration is learnt from the file (MediaRecorder's WebM carries none in its header).
+    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[2-4]$"))
+    player.get_by_role("button", name="Play voice message").click()
+    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
+    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[1-4] / 0:0[2-4]$"))
+    audio = player.locator("audio")
+    assert audio.evaluate("a => a.currentTime") > 0
+    # Seek back to the start with the bar, then let it play to the end.
+    player.locator(".voice-seek").fill("0")
+    expect(player.get_by_role("button", name="Play voice message")).to_be_visible(timeout=10_000)
+    assert audio.evaluate("a => a.ended") is True
+    assert csp_violations(alice) == [] and csp_violations(bob) == []
+
+
+def test_attach_a_photo_with_a_caption(people):
+    from tests.browser.test_chat_ui import start_chat
+
+    alice = people("Alice Photo")
+    bob = people("Bob Photo")
+    start_chat(alice, bob)
+    alice.page.locator("#attach-input").set_input_files(
+        files=[{"name": "holiday.png", "mimeType": "image/png", "buffer": samples.image_bytes("PNG", size=(900, 600))}]
+    )
+    expect(alice.page.locator("#attach-panel img.attach-preview")).to_be_visible()
+    alice.page.get_by_label("Message", exact=True).fill("Holiday!")
+    alice.page.get_by_label("Message", exact=True).press("Enter")
+    expect(alice.page.locator("#attach-panel")).to_be_hidden()
+    expect(bubble(alice.page, "Holiday!").locator("img")).to_be_visible()
+
+    open_chat(bob, "Alice Photo")
+    row = bubble(bob.page, "Holiday!")
+    expect(row.locator("img")).to_have_js_property("complete", True)
+    assert row.locator("img").evaluate("img => img.naturalWidth") == 320
+    href = row.get_by_role("link", name="Photo, open full size").get_attribute("href")
+    full = bob.page.request.get(bob.server.url + href)
+    assert full.status == 200 and full.headers["content-type"] == "image/png"
+    assert csp_violations(alice) == [] and csp_violations(bob) == []
