@@ -22,13 +22,7 @@ def check_send_rate(*, user_id: int) -> None:
     window = settings.MESSENGER["SEND_RATE_WINDOW"]
     now = time.time()
     window_index = int(now // window)
-    key = f"ratelimit:send:{user_id}:{window_index}"
-    cache.add(key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.set(key, 1, timeout=window + 1)
-        count = 1
+    count = _incr(f"ratelimit:send:{user_id}:{window_index}", window)
     if count > limit:
         retry_after = max(1, int((window_index + 1) * window - now + 0.999))
         raise RateLimited(f"Too many messages: at most {limit} every {window} seconds.", retry_after=retry_after)
@@ -46,12 +40,31 @@ def _count(key: str) -> int:
 
 
 def _incr(key: str, window: int) -> int:
+    """Count one more in a counter that lives `window + 1` seconds; the new count.
+
+    Every message sent passes here. On Redis that is one round trip (SET NX EX, INCR, pipelined)
+    instead of the cache API's two, each costing more in redis-py than in Redis."""
+    client = _redis_client(key)
+    if client is not None:
+        full_key = cache.make_and_validate_key(key)
+        pipe = client.pipeline(transaction=False)
+        pipe.set(full_key, 0, ex=window + 1, nx=True)
+        pipe.incr(full_key)
+        return pipe.execute()[1]
     cache.add(key, 0, timeout=window + 1)
     try:
         return cache.incr(key)
     except ValueError:  # the key expired between add and incr
         cache.set(key, 1, timeout=window + 1)
         return 1
+
+
+def _redis_client(key: str):
+    """The redis-py client behind Django's RedisCache, or None for any other cache backend."""
+    backend = getattr(cache, "_cache", None)
+    if not hasattr(backend, "get_client"):
+        return None
+    return backend.get_client(cache.make_and_validate_key(key), write=True)
 
 
 def _subject(value: str) -> str:

@@ -67,16 +67,6 @@ def membership(*, user_id: int, conversation_id: int) -> Membership | None:
     )
 
 
-def blockers_between(*, user_id: int, other_id: int) -> set[int]:
-    """Which of the two users has blocked the other (an empty set: neither), in one query."""
-    rows = sql.rows(
-        f"SELECT blocker_id FROM {sql.table(Block)} WHERE (blocker_id = %s AND blocked_id = %s) "
-        "OR (blocker_id = %s AND blocked_id = %s)",
-        [user_id, other_id, other_id, user_id],
-    )
-    return {blocker_id for (blocker_id,) in rows}
-
-
 @dataclass(frozen=True)
 class ConversationContext:
     """What sending and receipts need to know about a conversation and one member of it."""
@@ -87,25 +77,38 @@ class ConversationContext:
     membership_id: int  # the member's
     delivered_seq: int
     read_seq: int
+    blocked_by: set[int]  # direct chats: the other member, if they have blocked the member
+    blocking: set[int]  # direct chats: the other member, if the member has blocked them
 
 
 def conversation_context(*, user_id: int, conversation_id: int) -> ConversationContext | None:
-    """In one query (run for every message and receipt, so in SQL); None if the user is not a member."""
+    """In one query (it runs for every message and receipt, so in SQL; storage/sql.py says why),
+    blocks between the two people of a direct chat included; None if the user is not a member."""
+    block = sql.table(Block)
     result = sql.rows(
-        f"SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq FROM {sql.table(Membership)} m "
-        f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id WHERE m.conversation_id = %s",
-        [conversation_id],
+        "SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq, "
+        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = m.user_id AND b.blocked_id = %s), "
+        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id) "
+        f"FROM {sql.table(Membership)} m JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
+        "WHERE m.conversation_id = %s",
+        [Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, conversation_id],
     )
-    ids, own = [], None
+    ids, own, blocked_by, blocking = [], None, set(), set()
     for row in result:
         ids.append(row[0])
         if row[0] == user_id:
             own = row
+        else:
+            if row[6]:
+                blocked_by.add(row[0])
+            if row[7]:
+                blocking.add(row[0])
     if own is None:
         return None
-    _, membership_id, delivered_seq, read_seq, kind, last_seq = own
+    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _ = own
     return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, membership_id=membership_id,
-                               delivered_seq=delivered_seq, read_seq=read_seq)
+                               delivered_seq=delivered_seq, read_seq=read_seq, blocked_by=blocked_by,
+                               blocking=blocking)
 
 
 def member_ids(*, conversation_id: int) -> list[int]:

@@ -98,14 +98,10 @@ def _clean_text(value: object, *, optional: bool = False) -> str:
     return value
 
 
-def _check_not_blocked(*, sender: User, member_ids: list[int]) -> None:
-    peers = [uid for uid in member_ids if uid != sender.pk]
-    if len(peers) != 1:
-        return
-    blockers = selectors.blockers_between(user_id=sender.pk, other_id=peers[0])
-    if peers[0] in blockers:
+def _check_not_blocked(context: selectors.ConversationContext) -> None:
+    if context.blocked_by:
         raise Blocked("This person has blocked you; your message was not sent.", field="conversation")
-    if sender.pk in blockers:
+    if context.blocking:
         raise Blocked("You have blocked this person; unblock them to send a message.", field="conversation")
 
 
@@ -125,13 +121,12 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     if existing is not None:
         return _retried(existing, conversation_id), False
 
-    # One query for membership, the conversation's kind, every member (the recipients) and the
-    # sender's read watermark: the hot path's reads, before any lock is taken.
+    # One query for membership, the conversation's kind, every member (the recipients), blocks and
+    # the sender's read watermark: the hot path's reads, before any lock is taken.
     context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id)
     if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    if context.kind == Conversation.Kind.DIRECT:
-        _check_not_blocked(sender=sender, member_ids=context.member_ids)
+    _check_not_blocked(context)
     if not sender.is_business:  # developer apps' bots have their own per-key and per-app limits
         check_send_rate(user_id=sender.pk)
     media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
