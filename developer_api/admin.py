@@ -216,8 +216,9 @@ class MonthlyUsageAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "app", "to", "tier", "billable", "failed", "reported_status", "created_at"]
-    list_filter = ["billable", "tier", "failed", "month"]
+    list_display = ["public_id", "app", "to", "message_type", "tier", "billable", "failed", "reported_status",
+                    "created_at"]
+    list_filter = ["billable", "tier", "failed", "message_type", "month"]
     search_fields = ["public_id", "to", "app__name"]
     date_hierarchy = "created_at"
 

@@ -125,7 +125,8 @@ class OutboundMessage(models.Model):
     """A message an app sent through the API: its API id, and the record usage fees are billed from.
 
     `message` is the stored conversation message; a send the recipient's side refused (they blocked
-    the app) is kept too, as `failed`, without one.
+    the app) is kept too, as `failed`, without one. A media message keeps its type and media here,
+    so its status still reports them without the conversation message.
     """
 
     public_id = models.CharField(max_length=40, unique=True)
@@ -135,6 +136,10 @@ class OutboundMessage(models.Model):
     to = models.CharField(max_length=16)
     message = models.OneToOneField("storage.Message", on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="outbound")
+    # text, image, video, audio or document, as the app sent it.
+    message_type = models.CharField(max_length=16, default="text")
+    # The media a media message carried (null for text, or once the media is deleted).
+    media = models.ForeignKey("storage.Media", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # The direct conversation with the recipient (0 if none exists): webhooks keep order within it.
     conversation_id = models.BigIntegerField(default=0)
     client_id = models.CharField(max_length=64, null=True, blank=True)

@@ -3,6 +3,8 @@
 leaves it out. The owner- and user-facing calls (/api/v1/developer/..., /api/v1/apps/...,
 /api/v1/reports) are part of the client API and its schema, tagged "developer" and "apps"."""
 
+from django.conf import settings
+
 APP_API_PREFIX = "/developer/v1/"
 
 APP_API_SETTINGS = {
@@ -14,6 +16,11 @@ APP_API_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "PREPROCESSING_HOOKS": [],
+    "ENUM_NAME_OVERRIDES": {
+        **settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],
+        "AppMediaKind": ["image", "video", "audio", "document"],
+        "AppMessageType": ["text", "image", "video", "audio", "document"],
+    },
 }
 
 

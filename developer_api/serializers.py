@@ -52,12 +52,32 @@ class TextBody(serializers.Serializer):
     body = serializers.CharField(trim_whitespace=False)
 
 
+MEDIA_KINDS = ["image", "video", "audio", "document"]
+
+
+class MediaRef(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1, max_value=2**62,
+                                  help_text="A media id from POST /developer/v1/media (or from a user's message).")
+    caption = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                    help_text="image, video and document only.")
+
+
 class SendMessageRequest(serializers.Serializer):
     to = serializers.CharField(max_length=32, help_text="The user's phone number, in international form.")
-    type = serializers.CharField(max_length=32, help_text='"text" (other types come with media support).')
+    type = serializers.CharField(max_length=32, help_text='"text", "image", "video", "audio" or "document".')
     text = TextBody(required=False, help_text='For type "text".')
+    image = MediaRef(required=False, help_text='For type "image": media uploaded as an image.')
+    video = MediaRef(required=False, help_text='For type "video": media uploaded as a video.')
+    audio = MediaRef(required=False, help_text='For type "audio": media uploaded as audio (no caption).')
+    document = MediaRef(required=False, help_text='For type "document": media uploaded as a document.')
     client_id = serializers.CharField(max_length=64, required=False, trim_whitespace=False,
                                       help_text="Optional, unique per message: a retry returns the same message.")
+
+
+class MediaUploadRequest(serializers.Serializer):
+    file = serializers.FileField(help_text="The file; its type is decided from its content, not its name.")
+    kind = serializers.ChoiceField(choices=MEDIA_KINDS, required=False,
+                                   help_text="What to send it as; by default decided from the content.")
 
 
 # --- Responses --------------------------------------------------------------------------------
@@ -149,12 +169,34 @@ class SendMessageResponse(serializers.Serializer):
     messages = SentMessageSchema(many=True)
 
 
+class AppMediaSchema(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Send it with {\"type\": kind, kind: {\"id\": id}}.")
+    kind = serializers.ChoiceField(choices=MEDIA_KINDS, help_text="The message type it can be sent as.")
+    mime_type = serializers.CharField(help_text="Decided from the file's content.")
+    size = serializers.IntegerField(help_text="Bytes stored (images are re-encoded without metadata).")
+    sha256 = serializers.CharField()
+    width = serializers.IntegerField(allow_null=True, help_text="images")
+    height = serializers.IntegerField(allow_null=True, help_text="images")
+    url = serializers.CharField(help_text="GET it (scope messages:read; Range supported)")
+
+
+class MessageMediaSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    mime_type = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+
+
 class MessageStatusSchema(serializers.Serializer):
     id = serializers.CharField()
     to = serializers.CharField()
-    type = serializers.ChoiceField(choices=["text"])
+    type = serializers.ChoiceField(choices=["text", *MEDIA_KINDS])
     status = serializers.ChoiceField(choices=["sent", "delivered", "read", "failed"])
     created_at = serializers.DateTimeField()
+    image = MessageMediaSchema(required=False, help_text='type "image": its media (absent once deleted).')
+    video = MessageMediaSchema(required=False, help_text='type "video": its media (absent once deleted).')
+    audio = MessageMediaSchema(required=False, help_text='type "audio": its media (absent once deleted).')
+    document = MessageMediaSchema(required=False, help_text='type "document": its media (absent once deleted).')
     error = MessageErrorSchema(required=False, help_text="Only when failed.")
 
 

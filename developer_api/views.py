@@ -6,18 +6,23 @@
 - Apps, with an API key, use /developer/v1/ (a schema of its own, see developer_api.schema).
 """
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker import events
+from broker.media_http import LimitedUploadHandler, check_declared_length, media_response
 from developer_api import payloads
 from developer_api import serializers as s
 from developer_api.authentication import ApiKeyAuthentication
 from developer_api.models import ApiKey
 from developer_api.ratelimit import take_token
 from developer_api.services import apps, keys, messaging, spam, usage, webhooks
+from developer_api.services import media as app_media
 
 ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429)}
 OWNER = ["developer"]
@@ -196,6 +201,8 @@ class AppApiView(APIView):
 
 
 APP_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 429)}
+# Calls with a JSON body: 413 body_too_large over the REST body limit, 415 for anything but JSON.
+BODY_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (413, 415)}
 
 
 class AppInfoView(AppApiView):
@@ -213,19 +220,24 @@ class MessagesView(AppApiView):
 
     @extend_schema(
         tags=["messages"], request=s.SendMessageRequest,
-        responses={201: s.SendMessageResponse, 200: s.SendMessageResponse, **APP_ERRORS},
+        responses={201: s.SendMessageResponse, 200: s.SendMessageResponse, **APP_ERRORS, **BODY_ERRORS},
         summary="Send a message",
         description=(
             "Scope messages:send. The recipient must have opted in (messaged the app, or accepted it), "
-            "else 403 not_opted_in. Only type \"text\" exists yet; other types answer 400 unsupported_type. "
-            "201 for a new message; 200 with the earlier one for a repeated client_id. A recipient who "
-            "blocked the app makes a message with status \"failed\"."
+            "else 403 not_opted_in. Types: \"text\" with text.body; \"image\", \"video\", \"audio\" or "
+            "\"document\" with {\"id\": <media id>, \"caption\"?} under the type's name (no caption for audio), "
+            "whose media the app uploaded with POST /developer/v1/media (or received from a user) as that kind: "
+            "another app's media is 404, media of another kind 400 (field <type>.id); any other type is 400 "
+            "unsupported_type. 201 for a new message; 200 with the earlier one for a repeated client_id. A "
+            "recipient who blocked the app makes a message with status \"failed\"."
         ),
     )
     def post(self, request):
         data = validated(s.SendMessageRequest, request.data)
+        message_type = data["type"]
         record, created = messaging.send_message(
-            api_key=request.auth, to=data["to"], message_type=data["type"], text=data.get("text"),
+            api_key=request.auth, to=data["to"], message_type=message_type, text=data.get("text"),
+            media=data.get(message_type) if message_type in messaging.MEDIA_TYPES else None,
             client_id=data.get("client_id"),
         )
         item = {k: v for k, v in messaging.message_payload(record).items() if k in ("id", "status", "error")}
@@ -237,10 +249,80 @@ class MessageDetailView(AppApiView):
 
     @extend_schema(tags=["messages"], responses={200: s.MessageStatusSchema, **APP_ERRORS},
                    parameters=[OpenApiParameter("message_id", str, OpenApiParameter.PATH, description="msg_...")],
-                   summary="A message's status", description="Scope messages:read.")
+                   summary="A message's status",
+                   description="Scope messages:read. A media message reports its media under its type.")
     def get(self, request, message_id: str):
         record = messaging.find_message(app=request.auth.app, message_id=message_id)
         return Response(messaging.message_payload(record))
+
+
+class AnyAccept(BaseContentNegotiation):
+    """Downloads answer whatever the client accepts; errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MediaUploadView(AppApiView):
+    required_scopes = {"POST": "media:write"}
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        request.upload_handlers = [LimitedUploadHandler(request)]  # before anything reads the body
+        return super().initialize_request(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # the key, its scope and the rate limits first
+        check_declared_length(request)  # then a body over every limit is refused unread
+
+    @extend_schema(
+        tags=["media"], request={"multipart/form-data": s.MediaUploadRequest},
+        responses={201: s.AppMediaSchema, 413: OpenApiResponse(s.ErrorSchema, description="too_large"),
+                   415: OpenApiResponse(s.ErrorSchema, description="Not multipart/form-data."), **APP_ERRORS},
+        summary="Upload media",
+        description=(
+            "Scope media:write. Upload a photo, video, audio file or document (multipart field file), then send "
+            "it with POST /developer/v1/messages. The kind is decided from the content: image (JPEG, PNG, WebP), "
+            "video (MP4, WebM), audio (Ogg/Opus, WebM/Opus, MP4/AAC), document (anything else, or anything "
+            "uploaded with kind=document). Content not of the declared kind is 400 (field file); a file over its "
+            "kind's limit 413 too_large. Images are re-encoded without metadata. An upload no message carries is "
+            "deleted after a grace period (24 hours by default)."
+        ),
+    )
+    def post(self, request):
+        data = validated(s.MediaUploadRequest, request.data)
+        upload = data["file"]
+        try:
+            media = app_media.upload(app=request.auth.app, file=upload, kind=data.get("kind"))
+        finally:
+            upload.close()  # a temporary file goes now, whatever happened
+        return Response(app_media.media_payload(media), status=status.HTTP_201_CREATED)
+
+
+class MediaDownloadView(AppApiView):
+    required_scopes = {"GET": "messages:read"}
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        tags=["media"],
+        responses={
+            (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole file, as its MIME type."),
+            (206, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The part asked for with Range."),
+            416: OpenApiResponse(s.ErrorSchema, description="The Range lies outside the file."),
+            **APP_ERRORS,
+        },
+        summary="Download media",
+        description=(
+            "Scope messages:read. Media the app uploaded, or that users sent it (the media id of an inbound "
+            "message event); anything else is 404. Supports Range (one range)."
+        ),
+    )
+    def get(self, request, media_id: int):
+        media = app_media.readable_media(app=request.auth.app, media_id=media_id)
+        return media_response(request, media)
 
 
 class AppWebhookView(AppApiView):
@@ -251,7 +333,8 @@ class AppWebhookView(AppApiView):
     def get(self, request):
         return Response(webhooks.webhook_payload(request.auth.app))
 
-    @extend_schema(tags=["webhooks"], request=s.WebhookSetRequest, responses={200: s.WebhookSchema, **APP_ERRORS},
+    @extend_schema(tags=["webhooks"], request=s.WebhookSetRequest,
+                   responses={200: s.WebhookSchema, **APP_ERRORS, **BODY_ERRORS},
                    summary="Set your webhook",
                    description="Scope webhooks:manage. The callback must answer GET ?hub.mode=subscribe&"
                                "hub.verify_token=...&hub.challenge=... with 200 and the challenge.")

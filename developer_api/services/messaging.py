@@ -1,7 +1,7 @@
 """Apps sending messages: through the broker's own `send_message`, as the app's bot account, so
 ordering, receipts and blocks work as between people. Here are the rules only apps have: the key
-must still be valid when the message is stored, the recipient must have opted in, and the month's
-cap must not be reached.
+must still be valid when the message is stored, the recipient must have opted in, the month's
+cap must not be reached, and a media message carries media of the app's, of its type.
 """
 
 import secrets
@@ -16,11 +16,13 @@ from broker.services import conversations, send
 from developer_api.errors import NotOptedIn, UnsupportedType
 from developer_api.models import ApiKey, DeveloperApp, OutboundMessage
 from developer_api.services import keys, usage, webhooks
+from developer_api.services import media as app_media
 from developer_api.services.apps import has_opted_in
 from storage import selectors
-from storage.models import Conversation
+from storage.models import Conversation, Media
 
-SUPPORTED_TYPES = ["text"]  # media types come with media support
+MEDIA_TYPES = app_media.MEDIA_TYPES
+SUPPORTED_TYPES = ["text", *MEDIA_TYPES]
 
 
 def new_public_id() -> str:
@@ -39,6 +41,34 @@ def _clean_body(text: object) -> str:
     return body
 
 
+def _clean_media_ref(message_type: str, media: object) -> tuple[object, str]:
+    """(media id, caption) of `{"<type>": {"id": ..., "caption": ...}}`; the id is checked later,
+    against the app's media."""
+    if not isinstance(media, dict) or media.get("id") is None:
+        raise InvalidInput(
+            f"A {message_type} message needs {message_type}: {{\"id\": <media id>}}; upload the file with "
+            "POST /developer/v1/media first.", field=f"{message_type}.id",
+        )
+    caption = media.get("caption")
+    field = f"{message_type}.caption"
+    if caption is None or caption == "":
+        return media["id"], ""
+    if message_type not in app_media.CAPTIONED_TYPES:
+        raise InvalidInput(f"{message_type} messages have no caption.", field=field)
+    if not isinstance(caption, str):
+        raise InvalidInput(f"{field} must be a string.", field=field)
+    limit = settings.MESSENGER["MAX_TEXT_LENGTH"]
+    if len(caption) > limit:
+        raise InvalidInput(f"{field} is longer than {limit} characters.", field=field)
+    if "\x00" in caption:
+        raise InvalidInput(f"{field} must not contain NUL characters.", field=field)
+    try:
+        caption.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains an unpaired surrogate, which is not valid Unicode.", field=field) from None
+    return media["id"], caption
+
+
 def _clean_client_id(client_id: object) -> str | None:
     if client_id is None:
         return None
@@ -53,21 +83,28 @@ def _direct_conversation_id(*, app: DeveloperApp, user_id: int) -> int:
 
 
 def send_message(*, api_key: ApiKey, to: object, message_type: object, text: object = None,
-                 client_id: object = None) -> tuple[OutboundMessage, bool]:
+                 media: object = None, client_id: object = None) -> tuple[OutboundMessage, bool]:
     """Send a message from the key's app to the user with phone number `to`; (record, created).
 
+    `text` is the `{"body"}` of a text message; `media` the `{"id", "caption"?}` of an image, video,
+    audio or document message, whose media the app uploaded (or received) and stored as that type.
     A `client_id` the app used before returns the earlier message instead of sending another.
     A recipient who blocked the app makes a `failed` message (nothing reaches them).
     """
     if message_type not in SUPPORTED_TYPES:
         raise UnsupportedType(
-            f"Messages of type {message_type!r} are not supported yet; send type \"text\".", field="type"
+            f"Messages of type {message_type!r} are not supported; send one of {', '.join(SUPPORTED_TYPES)}.",
+            field="type",
         )
-    body = _clean_body(text)
+    if message_type == "text":
+        body, media_id = _clean_body(text), None
+    else:
+        media_id, body = _clean_media_ref(message_type, media)
     phone = normalize_phone_number(to, field="to")
     client_id = _clean_client_id(client_id)
     try:
-        return _send(api_key=api_key, phone=phone, body=body, client_id=client_id)
+        return _send(api_key=api_key, phone=phone, message_type=message_type, body=body, media_id=media_id,
+                     client_id=client_id)
     except IntegrityError:
         # The same client_id sent twice at the same moment: the other request stored it.
         existing = OutboundMessage.objects.filter(app_id=api_key.app_id, client_id=client_id).first()
@@ -76,7 +113,8 @@ def send_message(*, api_key: ApiKey, to: object, message_type: object, text: obj
         return existing, False
 
 
-def _send(*, api_key: ApiKey, phone: str, body: str, client_id: str | None) -> tuple[OutboundMessage, bool]:
+def _send(*, api_key: ApiKey, phone: str, message_type: str, body: str, media_id: object,
+          client_id: str | None) -> tuple[OutboundMessage, bool]:
     with transaction.atomic():
         # Checked again here, inside the transaction that stores the message: a key revoked (or an
         # app suspended) after this request authenticated stops it all the same.
@@ -86,6 +124,9 @@ def _send(*, api_key: ApiKey, phone: str, body: str, client_id: str | None) -> t
             existing = OutboundMessage.objects.filter(app=app, client_id=client_id).first()
             if existing is not None:
                 return existing, False
+        media: Media | None = None
+        if media_id is not None:
+            media = app_media.sendable_media(app=app, message_type=message_type, media_id=media_id)
         recipient = selectors.user_by_phone(phone_number=phone)
         # The same answer whether nobody has this number or they have not opted in: an app must not
         # learn who uses messenger by trying numbers.
@@ -93,7 +134,8 @@ def _send(*, api_key: ApiKey, phone: str, body: str, client_id: str | None) -> t
             raise NotOptedIn(f"{phone} has not opted in to messages from this app.", field="to")
         billable = app.tier == DeveloperApp.Tier.COMMERCIAL
         record = OutboundMessage(public_id=new_public_id(), app=app, api_key=key, recipient=recipient, to=phone,
-                                 client_id=client_id, tier=app.tier, billable=billable, month=usage.month_of())
+                                 client_id=client_id, tier=app.tier, billable=billable, month=usage.month_of(),
+                                 message_type=message_type, media=media)
         if selectors.is_blocked_by(blocker_id=recipient.pk, blocked_id=app.bot_id):
             return _failed(record, app=app, code="recipient_unavailable",
                            reason="The recipient does not accept messages from this app."), True
@@ -103,7 +145,8 @@ def _send(*, api_key: ApiKey, phone: str, body: str, client_id: str | None) -> t
             with transaction.atomic():
                 record.month = usage.count_message(app=app, billable=billable)
                 message, _ = send.send_message(sender=app.bot, conversation_id=conversation.pk,
-                                               client_id=record.public_id, text=body)
+                                               client_id=record.public_id, text=body,
+                                               media_id=media.pk if media is not None else None)
         except Blocked:  # blocked between the check above and the send
             return _failed(record, app=app, code="recipient_unavailable",
                            reason="The recipient does not accept messages from this app."), True
@@ -128,7 +171,7 @@ def _failed(record: OutboundMessage, *, app: DeveloperApp, code: str, reason: st
 def find_message(*, app: DeveloperApp, message_id: object) -> OutboundMessage:
     if not isinstance(message_id, str) or not message_id.startswith("msg_") or len(message_id) > 40:
         raise NotFound(f"This app sent no message {message_id!r}.", field="message_id")
-    record = OutboundMessage.objects.select_related("message").filter(app=app, public_id=message_id).first()
+    record = OutboundMessage.objects.select_related("message", "media").filter(app=app, public_id=message_id).first()
     if record is None:
         raise NotFound(f"This app sent no message {message_id!r}.", field="message_id")
     return record
@@ -147,10 +190,12 @@ def message_payload(record: OutboundMessage, *, status: str | None = None) -> di
     payload = {
         "id": record.public_id,
         "to": record.to,
-        "type": "text",
+        "type": record.message_type,
         "status": status or status_of(record),
         "created_at": events.timestamp(record.created_at),
     }
+    if record.message_type in MEDIA_TYPES and record.media is not None:  # null once the media is deleted
+        payload[record.message_type] = app_media.media_object(record.media)
     if record.failed:
         payload["error"] = {"code": record.error_code, "reason": record.error_reason}
     return payload

@@ -37,6 +37,7 @@ from developer_api.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from developer_api.services import media as app_media
 from storage.models import Message, User
 
 logger = logging.getLogger(__name__)
@@ -214,17 +215,22 @@ def _queue(*, app: DeveloperApp, conversation_id: int, event: str, payload: dict
 
 
 def message_received(*, app: DeveloperApp, message: Message, sender: User) -> None:
-    """A user wrote to the app's bot."""
+    """A user wrote to the app's bot: text, or a photo, video, voice message or document (with its
+    caption), which the app downloads by the media id given."""
+    body = {
+        "id": f"in_{message.pk}",
+        "from": sender.phone_number,
+        "from_user_id": sender.pk,
+        "from_name": sender.display_name,
+    }
+    if message.media_id is not None:
+        message_type = app_media.TYPE_OF_KIND[message.media.kind]
+        body.update({"type": message_type, message_type: app_media.media_object(message.media, caption=message.text)})
+    else:
+        body.update({"type": "text", "text": {"body": message.text}})
+    body["created_at"] = events.timestamp(message.created_at)
     _queue(app=app, conversation_id=message.conversation_id, event=WebhookDelivery.Event.MESSAGE, seq=message.seq,
-           payload={"message": {
-               "id": f"in_{message.pk}",
-               "from": sender.phone_number,
-               "from_user_id": sender.pk,
-               "from_name": sender.display_name,
-               "type": "text",
-               "text": {"body": message.text},
-               "created_at": events.timestamp(message.created_at),
-           }})
+           payload={"message": body})
 
 
 def status_changed(*, outbound: OutboundMessage, status: str) -> None:

@@ -76,11 +76,11 @@ def test_opting_out_stops_the_messages():
     assert client.post(MESSAGES, text(user.phone_number)).json()["error"]["code"] == "not_opted_in"
 
 
-def test_only_text_messages_exist_yet():
+def test_a_type_that_does_not_exist_is_unsupported():
     app, client = app_client()
     user = opted_in_user(app)
 
-    response = client.post(MESSAGES, {"to": user.phone_number, "type": "image", "image": {"id": "x"}})
+    response = client.post(MESSAGES, {"to": user.phone_number, "type": "sticker", "sticker": {"id": 1}})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unsupported_type" and response.json()["error"]["field"] == "type"

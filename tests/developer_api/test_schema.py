@@ -93,6 +93,17 @@ def test_a_malformed_body_is_a_400():
     assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_body"
 
 
+def test_bodies_that_are_not_json_or_too_large_are_refused_as_documented():
+    _, client = app_client()
+
+    form = client.post("/developer/v1/messages", {"to": "+12125550123"}, format="multipart")
+    huge = client.post("/developer/v1/messages", {"to": "+12125550123", "type": "text",
+                                                  "text": {"body": "x" * 300_000}})
+
+    assert form.status_code == 415 and form.json()["error"]["code"] == "unsupported_media_type"
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "body_too_large"
+
+
 def test_the_app_api_docs_are_served_offline(client):
     page = client.get("/developer/v1/docs/")
 

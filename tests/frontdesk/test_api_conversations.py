@@ -219,6 +219,30 @@ def test_listing_conversations_takes_the_same_number_of_queries_however_many_the
     assert queries_for_list() == with_one
 
 
+def test_an_apps_account_is_marked_is_business_wherever_it_appears():
+    """The browser UI (and any client) shows a "business" badge from this field."""
+    from developer_api.services import apps
+
+    alice, client = api_user()
+    app = apps.create_app(owner=UserFactory(), name="Corner Shop")
+    bob = UserFactory()
+    direct_conversation(alice, bob)
+    started = client.post(CONVERSATIONS, {"kind": "direct", "user_id": app.bot_id}).json()
+    client.post("/api/v1/contacts", {"user_id": app.bot_id})
+
+    listed = {c["title"]: c for c in client.get(CONVERSATIONS).json()}
+    fetched = client.get(detail(started["id"])).json()
+    [contact] = client.get("/api/v1/contacts").json()
+
+    def flags(conversation):
+        return {m["user"]["id"]: m["user"]["is_business"] for m in conversation["members"]}
+
+    assert flags(started) == flags(listed["Corner Shop"]) == flags(fetched) == {alice.pk: False, app.bot_id: True}
+    assert flags(listed[bob.display_name]) == {alice.pk: False, bob.pk: False}
+    assert contact["user"]["id"] == app.bot_id and contact["user"]["is_business"] is True
+    assert client.get("/api/v1/me").json()["is_business"] is False
+
+
 def test_a_conversation_can_be_fetched_by_id():
     me, client = api_user()
     group = group_conversation(me, UserFactory(), title="Family")

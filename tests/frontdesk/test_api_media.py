@@ -138,7 +138,7 @@ def test_a_body_over_the_largest_limit_is_refused_before_it_is_read(settings):
 def test_a_body_of_undeclared_length_stops_at_the_largest_limit(settings, media_root):
     from django.test import RequestFactory
 
-    from frontdesk.api.media_views import LimitedUploadHandler
+    from broker.media_http import LimitedUploadHandler
 
     settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_BYTES": {
         "image": 100, "video": 100, "voice": 100, "document": 1000}}

@@ -29,7 +29,7 @@ const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 const state = {
   conversations: new Map(),
   fetching: new Map(), // conversation id -> promise of its first fetch
-  users: new Map(), // user id -> {id, phone_number, display_name, about, online, last_seen}
+  users: new Map(), // user id -> {id, phone_number, display_name, about, is_business, online, last_seen}
   contacts: [],
   blocked: new Set(boot.blocked),
   openId: null,
@@ -48,6 +48,7 @@ const els = {
   title: $("conversation-title"),
   subtitle: $("conversation-subtitle"),
   headerAvatar: $("conversation-avatar"),
+  headerBadge: $("conversation-badge"),
   messages: $("messages"),
   messagesInner: $("messages-inner"),
   composer: $("composer"),
@@ -93,6 +94,17 @@ function nameOf(userId) {
   if (contact && contact.name) return contact.name;
   const user = state.users.get(userId);
   return (user && (user.display_name || user.phone_number)) || "Someone";
+}
+
+function isBusiness(userId) {
+  const user = state.users.get(userId);
+  return Boolean(user && user.is_business);
+}
+
+/** The "business" badge beside the name of a developer app's account (is_business), else null. */
+function businessBadge(userId) {
+  if (userId === me.id || !isBusiness(userId)) return null;
+  return h("span", { class: "business-badge", title: "Business account: the messaging account of an app", text: "Business" });
 }
 
 function peerOf(c) {
@@ -564,7 +576,9 @@ function renderChatItem(c) {
     avatar(title, { id: c.kind === "group" ? c.id : (peerOf(c) || {}).id, group: c.kind === "group" }),
     h("span", { class: "chat-item-body" },
       h("span", { class: "chat-item-top" },
-        h("span", { class: "chat-item-title", text: title }),
+        h("span", { class: "chat-item-name" },
+          h("span", { class: "chat-item-title", text: title }),
+          c.kind === "direct" && peerOf(c) ? businessBadge(peerOf(c).id) : null),
         h("time", { class: "chat-item-time", datetime: c.last_activity_at || "", text: fmt.listTime(c.last_activity_at) })),
       h("span", { class: "chat-item-bottom" },
         h("span", { class: "chat-item-preview" }, previewOf(c)),
@@ -609,7 +623,8 @@ function subtitleOf(c) {
     // While this page is cut off, "online" would be a guess: show what is known for sure.
     if (peer.online && conn.isOpen) return { text: "online" };
     if (peer.last_seen) return { text: fmt.lastSeen(peer.last_seen) };
-    return { text: peer.phone_number || "" };
+    // An app's account has no real number (docs/developer-api.md): say what it is instead.
+    return { text: peer.is_business ? "Business account" : peer.phone_number || "" };
   }
   const names = c.members.map((m) => nameOf(m.user.id)).sort((a, b) => (a === "You") - (b === "You") || a.localeCompare(b));
   return { text: names.join(", ") };
@@ -618,6 +633,8 @@ function subtitleOf(c) {
 function renderHeader(c) {
   const title = titleOf(c);
   els.title.textContent = title;
+  const peer = c.kind === "direct" ? peerOf(c) : null;
+  els.headerBadge.hidden = !(peer && isBusiness(peer.id));
   const sub = subtitleOf(c);
   els.subtitle.textContent = sub.text;
   els.subtitle.classList.toggle("typing", Boolean(sub.typing));
@@ -698,7 +715,9 @@ function messageElement(c, m, { own, first, status, pending }) {
   const classes = ["msg", own ? "msg-out" : "msg-in"];
   if (first) classes.push("msg-first");
   if (own) classes.push(`msg-${status}`);
-  const author = !own && c.kind === "group" && first ? h("div", { class: "msg-author", text: nameOf(m.sender) }) : null;
+  const author = !own && c.kind === "group" && first
+    ? h("div", { class: "msg-author" }, h("span", { text: nameOf(m.sender) }), businessBadge(m.sender))
+    : null;
   const meta = h("span", { class: "msg-meta" },
     h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
     own ? statusIcon(status) : null);
@@ -1079,8 +1098,10 @@ function personRow(user, { action = null, extra = null } = {}) {
   return h("div", { class: "person-row" },
     avatar(user.id === me.id ? me.display_name : nameOf(user.id), { id: user.id }),
     h("span", { class: "person-text" },
-      h("span", { class: "person-name", text: nameOf(user.id) === "You" ? `${me.display_name} (you)` : nameOf(user.id) }),
-      h("span", { class: "person-sub", text: user.about || user.phone_number || "" })),
+      h("span", { class: "person-name-row" },
+        h("span", { class: "person-name", text: nameOf(user.id) === "You" ? `${me.display_name} (you)` : nameOf(user.id) }),
+        businessBadge(user.id)),
+      h("span", { class: "person-sub", text: user.about || (user.is_business ? "Business account" : user.phone_number) || "" })),
     extra, action);
 }
 
@@ -1176,7 +1197,9 @@ function peoplePicker(candidates, legend) {
     const id = `p-${user.id}-${uuid4().slice(0, 4)}`;
     const box = h("input", { type: "checkbox", id, value: user.id, checked });
     list.append(h("div", { class: "check-row" }, box, h("label", { for: id }, avatar(nameOf(user.id), { id: user.id, size: "sm" }),
-      h("span", { class: "person-text" }, h("span", { class: "person-name", text: nameOf(user.id) }), h("span", { class: "person-sub", text: user.phone_number || "" })))));
+      h("span", { class: "person-text" },
+        h("span", { class: "person-name-row" }, h("span", { class: "person-name", text: nameOf(user.id) }), businessBadge(user.id)),
+        h("span", { class: "person-sub", text: (user.is_business ? "Business account" : user.phone_number) || "" })))));
   }
   for (const user of candidates) addChoice(user);
   const phone = field("Phone number", { autocomplete: "tel", inputmode: "tel", placeholder: "+12025550123" });
@@ -1327,7 +1350,8 @@ function renderInfo(c) {
       icon("block"), blocked ? `Unblock ${nameOf(peer.id)}` : `Block ${nameOf(peer.id)}`));
     append(body, [
       h("div", { class: "info-card" }, avatar(nameOf(peer.id), { id: peer.id, size: "lg" }),
-        h("h3", { text: nameOf(peer.id) }), h("p", { class: "muted", text: peer.phone_number })),
+        h("h3", { text: nameOf(peer.id) }), businessBadge(peer.id),
+        h("p", { class: "muted", text: isBusiness(peer.id) ? "Business account" : peer.phone_number })),
       peer.about ? h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: "About" }), h("p", { text: peer.about })) : null,
       actions, error,
     ]);

@@ -1,0 +1,133 @@
+"""Media files over HTTP, for every API that uploads or serves them (the client API, the developer
+API): an upload handler that stops at the largest media limit, and downloads with HTTP Range.
+
+Django's FileResponse has no Range support and the static-file servers that do (WhiteNoise,
+nginx's X-Accel) would bypass the per-file authorization, so `ranged_response` is a small
+single-range implementation (RFC 9110 §14): `bytes=a-b`, `bytes=a-` and `bytes=-n`; a request with
+several ranges gets the whole file (200), which the RFC allows; an unsatisfiable one gets 416 with
+`Content-Range: bytes */size`. It reads through the storage API, so it works on any backend.
+
+Who may read which file is the services' question (broker.services.media); this module only
+moves bytes.
+"""
+
+import re
+
+from django.core.files.storage import default_storage
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http import JsonResponse, StreamingHttpResponse
+
+from broker.errors import InvalidInput, NotFound
+from broker.services import media as media_service
+from storage.models import Media
+
+CHUNK = 64 * 1024
+MULTIPART_OVERHEAD = 64 * 1024  # the form's boundaries, headers and its small fields
+RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+class LimitedUploadHandler(TemporaryFileUploadHandler):
+    """Streams the file to a temporary file (never memory) and stops at the largest media limit,
+    for bodies whose length was not declared up front."""
+
+    def new_file(self, *args, **kwargs):
+        self.received = 0
+        super().new_file(*args, **kwargs)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > media_service.largest_upload():
+            self.file.close()  # the temporary file goes with it
+            raise media_service.too_large()
+        return super().receive_data_chunk(raw_data, start)
+
+
+def check_declared_length(request) -> None:
+    """Refuse (413 too_large) an upload whose declared length is over any media limit, before its
+    body is read."""
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared and declared.isdigit() and int(declared) > media_service.largest_upload() + MULTIPART_OVERHEAD:
+        raise media_service.too_large()
+
+
+class RangeNotSatisfiable(InvalidInput):
+    code = "range_not_satisfiable"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single satisfiable range, or None for the whole file."""
+    if not header:
+        return None
+    match = RANGE.match(header)
+    if match is None:
+        return None  # several ranges or another unit: the whole file
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":  # the last n bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(f"The file has {size} bytes.", field="Range")
+        return max(size - n, 0), size - 1
+    start = int(first)
+    if last and int(last) < start:
+        return None  # syntactically invalid: ignored, as the RFC says
+    end = int(last) if last else size - 1
+    if start >= size:
+        raise RangeNotSatisfiable(f"The file has {size} bytes.", field="Range")
+    return start, min(end, size - 1)
+
+
+def _stream(name: str, start: int, length: int):
+    with default_storage.open(name, "rb") as handle:
+        if start:
+            handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def ranged_response(request, *, name: str, size: int, content_type: str, etag: str, disposition: str):
+    """The stored file `name` (or the one range of it the request asks for), streamed."""
+    if_range = request.headers.get("If-Range")
+    header = request.headers.get("Range") if not if_range or if_range.strip('"') == etag else None
+    try:
+        span = parse_range(header, size)
+    except RangeNotSatisfiable as exc:
+        response = JsonResponse({"error": exc.as_dict()}, status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if span is None:
+        start, length, code = 0, size, 200
+    else:
+        start, length, code = span[0], span[1] - span[0] + 1, 206
+    response = StreamingHttpResponse(_stream(name, start, length), status=code, content_type=content_type)
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = f'"{etag}"'
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["Content-Disposition"] = disposition
+    if code == 206:
+        response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+    return response
+
+
+def media_response(request, media: Media, *, thumbnail: bool = False):
+    """A media file (or its JPEG thumbnail) for someone the caller has checked may read it; photos,
+    videos and voice messages inline, documents as attachments."""
+    if thumbnail:
+        if not media.thumbnail:
+            raise NotFound(f"Media {media.pk} has no thumbnail.", field="media")
+        name, content_type = media.thumbnail.name, "image/jpeg"
+        size = default_storage.size(name)
+        etag = f"{media.sha256}-thumbnail"
+    else:
+        name, content_type, size, etag = media.file.name, media.mime_type, media.size, media.sha256
+    inline = media.kind in (Media.Kind.IMAGE, Media.Kind.VIDEO, Media.Kind.VOICE) or thumbnail
+    disposition = "inline" if inline else f'attachment; filename="media-{media.pk}"'
+    return ranged_response(request, name=name, size=size, content_type=content_type, etag=etag,
+                           disposition=disposition)
