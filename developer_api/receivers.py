@@ -3,7 +3,8 @@ commit): a user's message to an app's bot opts them in and goes to the app's web
 watermark passing the app's messages becomes their delivered/read status events.
 
 Every message in the system passes through here, so the first question (is an app's bot in this
-direct conversation, other than the author?) is one small SQL query; the rest runs only for apps.
+direct conversation, other than the author?) is answered from the context the broker sends along
+(or one small SQL query without it); the rest runs only for apps.
 """
 
 import logging
@@ -34,10 +35,20 @@ def bots_in_direct_conversation(*, conversation_id: int, other_than: int) -> lis
         return [row[0] for row in cursor.fetchall()]
 
 
-def on_message_stored(sender, message: Message, **kwargs) -> None:
+def _bots(*, conversation_id: int, other_than: int, context) -> list[int]:
+    """The apps' bots in this direct conversation, from the broker's context when it sent one (the
+    common case, no query) or else from the database."""
+    if context is None:
+        return bots_in_direct_conversation(conversation_id=conversation_id, other_than=other_than)
+    if context.kind != Conversation.Kind.DIRECT:
+        return []
+    return [uid for uid in context.business_member_ids if uid != other_than]
+
+
+def on_message_stored(sender, message: Message, context=None, **kwargs) -> None:
     if message.sender_id is None or message.kind != Message.Kind.TEXT:
         return
-    bot_ids = bots_in_direct_conversation(conversation_id=message.conversation_id, other_than=message.sender_id)
+    bot_ids = _bots(conversation_id=message.conversation_id, other_than=message.sender_id, context=context)
     if not bot_ids:
         return
     try:
@@ -50,8 +61,9 @@ def on_message_stored(sender, message: Message, **kwargs) -> None:
         logger.exception("developer_api could not handle message %s", message.pk)
 
 
-def on_watermark_advanced(sender, conversation_id: int, user_id: int, seq: int, status: str, **kwargs) -> None:
-    bot_ids = bots_in_direct_conversation(conversation_id=conversation_id, other_than=user_id)
+def on_watermark_advanced(sender, conversation_id: int, user_id: int, seq: int, status: str, context=None,
+                          **kwargs) -> None:
+    bot_ids = _bots(conversation_id=conversation_id, other_than=user_id, context=context)
     if not bot_ids:
         return
     try:

@@ -158,7 +158,7 @@ if REDIS_URL:
             "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX}}}
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "messenger.cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
         }

@@ -74,28 +74,38 @@ class ConversationContext:
     kind: str
     last_seq: int
     member_ids: list[int]  # everyone in it, the member included
+    business_member_ids: list[int]  # those of them that are developer apps' accounts
     membership_id: int  # the member's
     delivered_seq: int
     read_seq: int
     blocked_by: set[int]  # direct chats: the other member, if they have blocked the member
     blocking: set[int]  # direct chats: the other member, if the member has blocked them
+    existing_message_id: int | None = None  # the member's message with the client_id asked about
 
 
-def conversation_context(*, user_id: int, conversation_id: int) -> ConversationContext | None:
+def conversation_context(*, user_id: int, conversation_id: int, client_id: str | None = None) -> ConversationContext | None:
     """In one query (it runs for every message and receipt, so in SQL; storage/sql.py says why),
-    blocks between the two people of a direct chat included; None if the user is not a member."""
+    blocks between the two people of a direct chat included, and, given a `client_id`, the id of the
+    member's message that already has it; None if the user is not a member."""
     block = sql.table(Block)
+    existing = (f"(SELECT id FROM {sql.table(Message)} WHERE sender_id = %s AND client_id = %s)"
+                if client_id is not None else "NULL")
     result = sql.rows(
         "SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq, "
         f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = m.user_id AND b.blocked_id = %s), "
-        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id) "
+        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id), "
+        f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END "
         f"FROM {sql.table(Membership)} m JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
+        f"JOIN {sql.table(User)} u ON u.id = m.user_id "
         "WHERE m.conversation_id = %s",
-        [Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, conversation_id],
+        [Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, user_id]
+        + ([user_id, client_id] if client_id is not None else []) + [conversation_id],
     )
-    ids, own, blocked_by, blocking = [], None, set(), set()
+    ids, business, own, blocked_by, blocking = [], [], None, set(), set()
     for row in result:
         ids.append(row[0])
+        if row[8]:
+            business.append(row[0])
         if row[0] == user_id:
             own = row
         else:
@@ -105,10 +115,10 @@ def conversation_context(*, user_id: int, conversation_id: int) -> ConversationC
                 blocking.add(row[0])
     if own is None:
         return None
-    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _ = own
-    return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, membership_id=membership_id,
-                               delivered_seq=delivered_seq, read_seq=read_seq, blocked_by=blocked_by,
-                               blocking=blocking)
+    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id = own
+    return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, business_member_ids=business,
+                               membership_id=membership_id, delivered_seq=delivered_seq, read_seq=read_seq,
+                               blocked_by=blocked_by, blocking=blocking, existing_message_id=existing_message_id)
 
 
 def member_ids(*, conversation_id: int) -> list[int]:

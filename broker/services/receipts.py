@@ -33,35 +33,40 @@ def _context_and_seq(*, user: User, conversation_id: object, seq: object) -> tup
 
 
 def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: str,
-                       member_ids: list[int] | None = None) -> None:
+                       member_ids: list[int] | None = None,
+                       context: selectors.ConversationContext | None = None) -> None:
     """Tell every member's devices that `user_id` has received or read up to `seq` (after commit).
 
-    `member_ids` may be passed by a caller that has just read them."""
+    `member_ids`, or the whole `context`, may be passed by a caller that has just read them."""
+    if member_ids is None and context is not None:
+        member_ids = context.member_ids
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     event = events.message_status(conversation_id=conversation_id, seq=seq, status=status, user_id=user_id)
     publish_on_commit([user_group(uid) for uid in recipients], event)
     transaction.on_commit(
         lambda: signals.watermark_advanced.send(
-            sender=Membership, conversation_id=conversation_id, user_id=user_id, seq=seq, status=status
+            sender=Membership, conversation_id=conversation_id, user_id=user_id, seq=seq, status=status,
+            context=context,
         )
     )
 
 
 # Receipts arrive for nearly every message delivered, so their statements are SQL (storage/sql.py).
 # The WHERE clause makes each a no-op unless it moves the watermark forward, whatever else ran since.
+# Each is one UPDATE, committed on its own (autocommit): no BEGIN and COMMIT round trips around it,
+# and outside a transaction the announcement goes out at once, after the write.
 def mark_delivered(*, user: User, conversation_id: object, seq: object) -> bool:
     """Record that the user's devices hold everything up to `seq`; False if it was known already."""
     conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
     if seq <= context.delivered_seq:
         return False
-    with transaction.atomic():
-        advanced = sql.execute(
-            f"UPDATE {sql.table(Membership)} SET delivered_seq = %s WHERE id = %s AND delivered_seq < %s",
-            [seq, context.membership_id, seq],
-        )
-        if advanced:
-            announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=DELIVERED,
-                               member_ids=context.member_ids)
+    advanced = sql.execute(
+        f"UPDATE {sql.table(Membership)} SET delivered_seq = %s WHERE id = %s AND delivered_seq < %s",
+        [seq, context.membership_id, seq],
+    )
+    if advanced:
+        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=DELIVERED,
+                           context=context)
     return bool(advanced)
 
 
@@ -70,14 +75,12 @@ def mark_read(*, user: User, conversation_id: object, seq: object) -> bool:
     conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
     if seq <= context.read_seq:
         return False
-    with transaction.atomic():
-        advanced = sql.execute(
-            f"UPDATE {sql.table(Membership)} SET read_seq = %s, "
-            "delivered_seq = CASE WHEN delivered_seq < %s THEN %s ELSE delivered_seq END "
-            "WHERE id = %s AND read_seq < %s",
-            [seq, seq, seq, context.membership_id, seq],
-        )
-        if advanced:
-            announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=READ,
-                               member_ids=context.member_ids)
+    advanced = sql.execute(
+        f"UPDATE {sql.table(Membership)} SET read_seq = %s, "
+        "delivered_seq = CASE WHEN delivered_seq < %s THEN %s ELSE delivered_seq END "
+        "WHERE id = %s AND read_seq < %s",
+        [seq, seq, seq, context.membership_id, seq],
+    )
+    if advanced:
+        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=READ, context=context)
     return bool(advanced)

@@ -17,21 +17,25 @@ from storage.models import Conversation, Media, Membership, Message, User
 
 def append_message(*, conversation_id: int, sender: User | None, text: str = "", client_id: str | None = None,
                    kind: str = Message.Kind.TEXT, event: dict | None = None, media: Media | None = None,
-                   origin_channel: str | None = None, member_ids: list[int] | None = None) -> Message:
+                   origin_channel: str | None = None, member_ids: list[int] | None = None,
+                   context: selectors.ConversationContext | None = None) -> Message:
     """Store a message under the conversation's next seq. Must run inside a transaction.
 
     The UPDATE takes the conversation's row lock (the database's write lock on SQLite) until
     commit, so concurrent senders in any process get consecutive seqs; a rollback returns the seq.
-    `member_ids` (who hears of it) may be passed by a caller that has just read them.
+    `member_ids` (who hears of it), or the whole `context`, may be passed by a caller that has just
+    read them.
     """
     now = timezone.now()
     seq = _take_next_seq(conversation_id, now)
     message = Message(conversation_id=conversation_id, seq=seq, sender=sender, client_id=client_id, kind=kind,
                       text=text, event=event, media=media, created_at=now)
     _insert(message)
+    if member_ids is None and context is not None:
+        member_ids = context.member_ids
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     publish_on_commit([user_group(uid) for uid in recipients], events.message_new(message), skip_channel=origin_channel)
-    transaction.on_commit(lambda: signals.message_stored.send(sender=Message, message=message))
+    transaction.on_commit(lambda: signals.message_stored.send(sender=Message, message=message, context=context))
     return message
 
 
@@ -117,13 +121,15 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     client_id = _clean_client_id(client_id)
     text = _clean_text(text, optional=media_id is not None)
 
-    existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
-    if existing is not None:
-        return _retried(existing, conversation_id), False
-
-    # One query for membership, the conversation's kind, every member (the recipients), blocks and
-    # the sender's read watermark: the hot path's reads, before any lock is taken.
-    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id)
+    # One query for membership, the conversation's kind, every member (the recipients), blocks, the
+    # sender's read watermark and a message already sent with this client_id: the hot path's reads,
+    # before any lock is taken.
+    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id, client_id=client_id)
+    if context is None or context.existing_message_id is not None:
+        # A retry: answered with the message made the first time, even if the sender has left since.
+        existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
+        if existing is not None:
+            return _retried(existing, conversation_id), False
     if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     _check_not_blocked(context)
@@ -135,10 +141,10 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
         with transaction.atomic():
             message = append_message(
                 conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
-                origin_channel=origin_channel, member_ids=context.member_ids,
+                origin_channel=origin_channel, context=context,
             )
             author_has_seen(author=sender, conversation_id=conversation_id, seq=message.seq,
-                            read_seq_before=context.read_seq, member_ids=context.member_ids)
+                            read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
     except IntegrityError:
         existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
         if existing is None:
@@ -154,7 +160,7 @@ def _retried(existing: Message, conversation_id: int) -> Message:
 
 
 def author_has_seen(*, author: User, conversation_id: int, seq: int, read_seq_before: int | None = None,
-                    member_ids: list[int] | None = None) -> None:
+                    member_ids: list[int] | None = None, context: selectors.ConversationContext | None = None) -> None:
     """Writing in a conversation (a message, or a change that makes a notice) means having seen it:
     the author's watermarks move to the new seq.
 
@@ -177,7 +183,7 @@ def author_has_seen(*, author: User, conversation_id: int, seq: int, read_seq_be
     )
     if before < seq - 1:
         announce_watermark(conversation_id=conversation_id, user_id=author.pk, seq=seq, status="read",
-                           member_ids=member_ids)
+                           member_ids=member_ids, context=context)
 
 
 def current_status(message: Message) -> str:

@@ -1,0 +1,30 @@
+"""The shared cache (Redis when scaled out) as websocket connections use it."""
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from tests.ws import people, sockets  # noqa: F401  (sockets is a fixture)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not settings.REDIS_URL, reason="the embedded configuration has no Redis cache"),
+]
+
+
+def _redis_clients() -> int:
+    return cache._cache.get_client(write=True).info("clients")["connected_clients"]
+
+
+async def test_open_websockets_share_the_process_redis_connections(sockets):
+    """Each socket is its own asyncio context, where Django makes a cache object of its own; with a
+    pool per object a process held a Redis connection per open socket (and Redis ran out of them)."""
+    before = _redis_clients()
+    users = await people(40)
+    opened = [await sockets(token) for _, token in users]
+    for client in opened:  # each socket has counted itself online in the cache, and sends a message
+        await client.send(type="typing", conversation=0)
+        await client.receive_type("error")
+
+    # A few for the database threads and the channel layer; not one per socket.
+    assert _redis_clients() - before < 15
