@@ -9,7 +9,6 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from developer_api.models import ApiKey
 from developer_api.ratelimit import take_token
 from developer_api.services import apps, keys, messaging, spam, usage, webhooks
 from developer_api.services import media as app_media
+from messenger.negotiation import AnyAccept
 
 ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429)}
 OWNER = ["developer"]
@@ -254,16 +254,6 @@ class MessageDetailView(AppApiView):
     def get(self, request, message_id: str):
         record = messaging.find_message(app=request.auth.app, message_id=message_id)
         return Response(messaging.message_payload(record))
-
-
-class AnyAccept(BaseContentNegotiation):
-    """Downloads answer whatever the client accepts; errors are JSON."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class MediaUploadView(AppApiView):

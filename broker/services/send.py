@@ -11,6 +11,7 @@ from broker.ratelimit import check_send_rate
 from broker.services.media import usable_media
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
+from broker.text import check_encodable, clean_text
 from storage import selectors, sql
 from storage.models import Conversation, Media, Membership, Message, User
 
@@ -66,40 +67,25 @@ def _insert(message: Message) -> None:
     message._state.db = connection.alias
 
 
-def _check_encodable(value: str, *, field: str) -> None:
-    # JSON may spell unpaired surrogates ("\ud800"); no database can store them, so they are the
-    # client's error (invalid), not a server error at insert time.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"{field} contains an unpaired surrogate, which is not valid Unicode.", field=field) from exc
-
-
 def _clean_client_id(value: object) -> str:
     limit = settings.MESSENGER["MAX_CLIENT_ID_LENGTH"]
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("client_id is required: a unique string the client picks for each message.", field="client_id")
     if len(value) > limit:
         raise InvalidInput(f"client_id is longer than {limit} characters.", field="client_id")
-    _check_encodable(value, field="client_id")
+    check_encodable(value, field="client_id")
     return value
 
 
-def _clean_text(value: object, *, optional: bool = False) -> str:
-    """The message's text; with media it is the caption, which may be empty (or absent)."""
-    limit = settings.MESSENGER["MAX_TEXT_LENGTH"]
+def clean_message_text(value: object, *, optional: bool = False, field: str = "text") -> str:
+    """The message's text, kept as typed; with media it is the caption, which may be empty (or absent)."""
     if optional and value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput("text must be a string.", field="text")
-    if not value.strip() and not optional:
-        raise InvalidInput("text must not be empty.", field="text")
-    if len(value) > limit:
-        raise InvalidInput(f"text is longer than {limit} characters.", field="text")
-    if "\x00" in value:
-        raise InvalidInput("text must not contain NUL characters.", field="text")
-    _check_encodable(value, field="text")
-    return value
+        raise InvalidInput(f"{field} must be a string.", field=field)
+    if not optional and not value.strip():
+        raise InvalidInput(f"{field} must not be empty.", field=field)
+    return clean_text(value, field=field, max_length=settings.MESSENGER["MAX_TEXT_LENGTH"], strip=False)
 
 
 def _check_not_blocked(context: selectors.ConversationContext) -> None:
@@ -119,7 +105,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     """
     conversation_id = parse_id(conversation_id, field="conversation")
     client_id = _clean_client_id(client_id)
-    text = _clean_text(text, optional=media_id is not None)
+    text = clean_message_text(text, optional=media_id is not None)
 
     # One query for membership, the conversation's kind, every member (the recipients), blocks, the
     # sender's read watermark and a message already sent with this client_id: the hot path's reads,

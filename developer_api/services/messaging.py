@@ -55,17 +55,7 @@ def _clean_media_ref(message_type: str, media: object) -> tuple[object, str]:
         return media["id"], ""
     if message_type not in app_media.CAPTIONED_TYPES:
         raise InvalidInput(f"{message_type} messages have no caption.", field=field)
-    if not isinstance(caption, str):
-        raise InvalidInput(f"{field} must be a string.", field=field)
-    limit = settings.MESSENGER["MAX_TEXT_LENGTH"]
-    if len(caption) > limit:
-        raise InvalidInput(f"{field} is longer than {limit} characters.", field=field)
-    if "\x00" in caption:
-        raise InvalidInput(f"{field} must not contain NUL characters.", field=field)
-    try:
-        caption.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} contains an unpaired surrogate, which is not valid Unicode.", field=field) from None
+    caption = send.clean_message_text(caption, optional=True, field=field)
     return media["id"], caption
 
 

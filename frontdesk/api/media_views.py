@@ -8,7 +8,6 @@ broker.services.media's question.
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,22 +17,13 @@ from broker.media_http import LimitedUploadHandler, check_declared_length, media
 from broker.services import media as media_service
 from frontdesk.api import serializers as s
 from frontdesk.api.views import ERRORS, validated
+from messenger.negotiation import AnyAccept
 
 FILE_RESPONSES = {
     (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole file, as its MIME type."),
     (206, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The part asked for with Range; see Content-Range."),
     416: OpenApiResponse(s.ErrorSchema, description="The Range lies outside the file."),
 }
-
-
-class AnyAccept(BaseContentNegotiation):
-    """Downloads answer whatever the client accepts (an <img> asks for image/*); errors are JSON."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class MediaUploadView(APIView):
