@@ -6,9 +6,11 @@ request that already committed.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Iterable
 
@@ -49,9 +51,11 @@ def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = No
     payload = {"type": PUSH, "event": event, "skip_channel": skip_channel}
     loop = _server_event_loop()
     if loop is not None:
-        # In a server's worker thread (database_sync_to_async): hand the sends to the event loop and
-        # return at once, instead of holding the one database thread until every group_send is done.
-        loop.call_soon_threadsafe(_send_in_order, loop, groups, payload)
+        # In a server's worker thread (database_sync_to_async), or on the loop's own thread: hand the
+        # sends to the event loop and return at once, instead of holding the database thread until
+        # every group_send is done.
+        on_loop_thread = getattr(_calling_loop, "loop", None) is loop
+        (loop.call_soon if on_loop_thread else loop.call_soon_threadsafe)(_send_in_order, loop, groups, payload)
         return
     try:
         async_to_sync(_group_send_all)(groups, payload)
@@ -59,8 +63,26 @@ def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = No
         logger.exception("publishing %s to %d groups failed", event.get("type"), len(groups))
 
 
+# The event loop a database call runs on when it runs on the loop's own thread (frontdesk/db.py:
+# SQLite's short calls), with the loop hidden from Django's async-safety check for the call.
+_calling_loop = threading.local()
+
+
+@contextlib.contextmanager
+def called_from_loop(loop: asyncio.AbstractEventLoop):
+    """Publishing inside this block hands events to `loop`, the loop this thread is running."""
+    _calling_loop.loop = loop
+    try:
+        yield
+    finally:
+        _calling_loop.loop = None
+
+
 def _server_event_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop that called into this worker thread, if any (as asgiref's async_to_sync finds it)."""
+    loop = getattr(_calling_loop, "loop", None)
+    if loop is not None:
+        return loop
     local = SyncToAsync.threadlocal
     loop = getattr(local, "main_event_loop", None)
     if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid() or loop.is_closed():

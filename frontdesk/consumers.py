@@ -105,7 +105,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         audience = await database_sync_to_async(presence.presence_audience)(user_id=self.user.pk)
         await apublish(audience, presence.presence_event(user_id=self.user.pk, online=online, last_seen=last_seen))
 
-    @database_sync_to_async
+    @database_sync_to_async(may_take_long=True)
     def _backlog(self):
         return [events.message_new(m) for m in selectors.undelivered_messages(user=self.user)]
 

@@ -15,8 +15,21 @@ for a `SELECT 1` before its real work. A connection that answered in the last
 HEALTH_CHECK_SECONDS is taken as healthy instead. If it broke meanwhile, that one call fails (the
 client's frame gets an error and its retry, with the same client_id, is safe) and Django closes
 the connection after it, so the next call opens a fresh one.
+
+On SQLite, the short calls every frame makes (a handful of indexed statements, tens of
+microseconds each, never waiting on a network) run on the event loop's own thread instead. Handed
+to the database thread, each call paid more than its work: the hop there and back, and, for every
+statement, winning the GIL back from the busy event loop (SQLite lets go of it around each step).
+That thread was the bottleneck: in the benchmark, one-to-one chats topped out at 350-500 messages a
+second with the process under one core; on the loop, 800 (docs/performance.md). The cost is that
+the loop stands still while a call runs, and while it waits for SQLite's write lock when another
+connection (an HTTP request's thread, the task worker) holds it: a write there takes a
+millisecond. Calls that may take long (a reconnecting user's backlog) still go to the thread, and
+MESSENGER_SQLITE_ON_EVENT_LOOP=0 sends every call there.
 """
 
+import asyncio
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +37,8 @@ from asgiref.sync import SyncToAsync
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.db import close_old_connections, connections
+
+from broker.publish import called_from_loop
 
 HEALTH_CHECK_SECONDS = 1.0
 
@@ -60,7 +75,45 @@ class _DatabaseCall(DatabaseSyncToAsync):
             close_old_connections()
 
 
-def database_sync_to_async(func):
+class _OnEventLoop:
+    """Runs a short synchronous database call on the event loop's thread (SQLite only)."""
+
+    def __init__(self, func):
+        self.func = func
+        functools.update_wrapper(self, func)
+
+    def __get__(self, instance, owner):  # as a method decorator, like channels' database_sync_to_async
+        return self if instance is None else functools.partial(self.__call__, instance)
+
+    async def __call__(self, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        # Django refuses database work on a thread that runs an event loop, to keep blocking calls
+        # off it by mistake; this one is on purpose, so the loop is out of sight for its duration
+        # (nothing in the call awaits, so no other task runs meanwhile).
+        asyncio._set_running_loop(None)
+        try:
+            with called_from_loop(loop):
+                return self.func(*args, **kwargs)
+        finally:
+            close_old_connections()  # as after a request: drops a connection an error left unusable
+            asyncio._set_running_loop(loop)
+
+
+def _on_event_loop() -> bool:
+    return connections["default"].vendor == "sqlite" and settings.MESSENGER["SQLITE_ON_EVENT_LOOP"]
+
+
+def database_sync_to_async(func=None, *, may_take_long: bool = False):
+    """Run `func`'s database work from async code: on the event loop for SQLite's short calls,
+    otherwise in the database thread (SQLite) or pool (PostgreSQL).
+
+    `may_take_long`: the call's work grows with the data (a backlog of unknown size), so it must
+    not hold up the event loop.
+    """
+    if func is None:
+        return functools.partial(database_sync_to_async, may_take_long=may_take_long)
+    if not may_take_long and _on_event_loop():
+        return _OnEventLoop(func)
     executor = _executor()
     if executor is None:
         return _DatabaseCall(func)

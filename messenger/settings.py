@@ -254,6 +254,8 @@ MESSENGER = {
     "SEND_RATE_WINDOW": int(os.environ.get("MESSENGER_SEND_RATE_WINDOW", 10)),
     # Threads (each with its own connection) for websocket database work on PostgreSQL; SQLite uses one.
     "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 4)),
+    # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
+    "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.
     # A frame over budget is answered `rate_limited`; a client that goes on sending a whole burst
     # more while refused is closed (4008).

@@ -1,0 +1,82 @@
+"""On SQLite, a websocket's short database calls run on the event loop itself (frontdesk/db.py).
+
+What that must not change: messages, receipts and typing flow as with the calls in the database
+thread; a writer holding SQLite's lock elsewhere delays a message but never loses or fails it; and
+Django still refuses database work done on the loop by mistake.
+"""
+
+import sqlite3
+import threading
+
+import pytest
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db import connection
+
+from storage.models import Message, User
+from tests.factories import direct_conversation
+from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="where SQLite's calls run; PostgreSQL's use a thread pool"),
+]
+
+
+@pytest.fixture(params=[True, False], ids=["on-the-loop", "in-the-thread"])
+def calls_on_loop(request, settings):
+    settings.MESSENGER = {**settings.MESSENGER, "SQLITE_ON_EVENT_LOOP": request.param}
+    return request.param
+
+
+async def test_messages_receipts_and_typing_flow_wherever_the_calls_run(calls_on_loop, sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a, b = await sockets(alice_token), await sockets(bob_token)
+
+    for text in ("one", "two", "three"):
+        message = await a.send_message(chat.pk, text)
+        assert (await b.receive_new(message["seq"]))["message"]["text"] == text
+    await b.send(type="ack", conversation=chat.pk, seq=3)
+    assert (await a.receive_type("message.status"))["status"] == "delivered"
+    await b.send(type="typing", conversation=chat.pk)
+    assert (await a.receive_type("typing"))["user"] == bob.pk
+    assert await db(lambda: list(Message.objects.filter(conversation=chat).values_list("text", flat=True)
+                                 .order_by("seq")))() == ["one", "two", "three"]
+
+
+def _hold_write_lock() -> sqlite3.Connection:
+    """Another connection (an HTTP request's thread, the task worker) in the middle of a write."""
+    holder = sqlite3.connect(connection.settings_dict["NAME"], check_same_thread=False, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+async def test_a_message_sent_while_another_connection_writes_is_stored_when_the_lock_is_free(calls_on_loop, sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a, b = await sockets(alice_token), await sockets(bob_token)
+
+    holder = _hold_write_lock()
+    # Released from another thread: on the loop, the call waits for the lock with the loop stopped.
+    release = threading.Timer(0.3, holder.commit)
+    release.start()
+    try:
+        await a.send(type="message.send", client_id="while-locked", conversation=chat.pk, text="patience")
+        sent = await a.receive_type("message.sent", timeout=5)
+    finally:
+        release.join()
+        holder.close()
+
+    assert sent["client_id"] == "while-locked"
+    assert (await b.receive_new(sent["message"]["seq"]))["message"]["text"] == "patience"
+    assert await db(lambda: Message.objects.filter(client_id="while-locked").count())() == 1
+
+
+async def test_database_work_on_the_loop_by_mistake_is_still_refused(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    await a.send_message(chat.pk, "a call ran on the loop")
+
+    with pytest.raises(SynchronousOnlyOperation):
+        User.objects.count()
