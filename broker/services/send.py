@@ -1,7 +1,7 @@
 """Sending: the one door through which every message, user-written or system, enters a conversation."""
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from broker import events, signals
@@ -56,15 +56,29 @@ def _take_next_seq(conversation_id: int, now) -> int:
 _INSERT_FIELDS = ("conversation_id", "seq", "sender_id", "client_id", "kind", "text", "event", "media", "created_at")
 
 
+_insert_statements: dict[str, tuple[list, str]] = {}
+
+
+def _insert_statement() -> tuple[list, str]:
+    """The message's fields and its INSERT for this database, built once."""
+    statement = _insert_statements.get(connection.vendor)
+    if statement is None:
+        fields = [Message._meta.get_field(name) for name in _INSERT_FIELDS]
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        statement = _insert_statements[connection.vendor] = (
+            fields, f"INSERT INTO {sql.table(Message)} ({columns}) VALUES ({placeholders}) RETURNING id"
+        )
+    return statement
+
+
 def _insert(message: Message) -> None:
     """INSERT the unsaved message and give it its id: what `save()` does, without building the query."""
-    fields = [Message._meta.get_field(name) for name in _INSERT_FIELDS]
-    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    message.pk = sql.one(f"INSERT INTO {sql.table(Message)} ({columns}) VALUES ({placeholders}) RETURNING id", values)[0]
+    fields, statement = _insert_statement()
+    db = connections[DEFAULT_DB_ALIAS]
+    message.pk = sql.one(statement, [field.get_db_prep_save(getattr(message, field.attname), db) for field in fields])[0]
     message._state.adding = False
-    message._state.db = connection.alias
+    message._state.db = db.alias
 
 
 def _clean_client_id(value: object) -> str:
