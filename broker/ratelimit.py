@@ -51,12 +51,12 @@ def _incr(key: str, window: int) -> int:
         pipe.set(full_key, 0, ex=window + 1, nx=True)
         pipe.incr(full_key)
         return pipe.execute()[1]
-    cache.add(key, 0, timeout=window + 1)
-    try:
+    try:  # the window's counter usually exists: one cache call
         return cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.set(key, 1, timeout=window + 1)
-        return 1
+    except ValueError:  # the window's first count (or the counter expired just now)
+        if cache.add(key, 1, timeout=window + 1):
+            return 1
+        return cache.incr(key)  # another request started it meanwhile
 
 
 def _redis_client(key: str):
