@@ -32,7 +32,8 @@ def _direct_sqlite(db):
     """The driver's connection when a statement may skip Django's cursor (see the module's docstring)."""
     if db.vendor != "sqlite" or db.queries_logged or db.execute_wrappers:
         return None
-    db.ensure_connection()
+    if db.connection is None:
+        db.ensure_connection()
     db.validate_no_broken_transaction()
     return db.connection
 
