@@ -56,7 +56,7 @@ def scenarios(quick: bool) -> dict:
         "latency": [{"name": n, "mode": m, "users": u, "rate": r, "warmup": 1, "duration": duration}
                     for n, m, u, r in latency],
         "throughput": {
-            "pairs": {"users": 1000, "rates": [250, 350, 500, 650, 800, 1000, 1500, 2000, 3000, 4000],
+            "pairs": {"users": 1000, "rates": [250, 350, 500, 650, 800, 1000, 1200, 1500, 2000, 3000, 4000],
                       "warmup": 1, "duration": 2 if quick else 4},
             "groups": {"users": 1000, "rates": [20, 40, 60, 80, 120, 160, 250],
                        "warmup": 1, "duration": 2 if quick else 4},
