@@ -22,10 +22,10 @@ to the database thread, each call paid more than its work: the hop there and bac
 statement, winning the GIL back from the busy event loop (SQLite lets go of it around each step).
 That thread was the bottleneck: in the benchmark, one-to-one chats topped out at 350-500 messages a
 second with the process under one core; on the loop, 800, and 1,000-1,200 with the statements sent
-straight to the driver (storage/sql.py; docs/performance.md). The cost is that
-the loop stands still while a call runs, and while it waits for SQLite's write lock when another
-connection (an HTTP request's thread, the task worker) holds it: a write there takes a
-millisecond. Calls that may take long (a reconnecting user's backlog) still go to the thread, and
+straight to the driver (storage/sql.py; docs/performance.md). The cost is that the loop stands
+still while a call runs, and while it waits for SQLite's write lock when another connection (an
+HTTP request's thread, the task worker) holds it: a write there takes a millisecond. Calls that
+may take long (a reconnecting user's backlog) still go to the thread, and
 MESSENGER_SQLITE_ON_EVENT_LOOP=0 sends every call there.
 """
 
