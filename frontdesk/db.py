@@ -25,8 +25,9 @@ second with the process under one core; on the loop, 800, and 1,000-1,200 with t
 straight to the driver (storage/sql.py; docs/performance.md). The cost is that the loop stands
 still while a call runs, and while it waits for SQLite's write lock when another connection (an
 HTTP request's thread, the task worker) holds it: a write there takes a millisecond. Calls that
-may take long (a reconnecting user's backlog) still go to the thread, and
-MESSENGER_SQLITE_ON_EVENT_LOOP=0 sends every call there.
+may take long (a reconnecting user's backlog) still go to the thread, and the WAL checkpoints
+SQLite would run inside a commit now and then go to a thread of their own (storage/sqlite_wal.py).
+MESSENGER_SQLITE_ON_EVENT_LOOP=0 sends every call to the database thread.
 """
 
 import asyncio
@@ -37,9 +38,10 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import SyncToAsync
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from broker.publish import called_from_loop
+from storage.sqlite_wal import checkpoint_in_background
 
 HEALTH_CHECK_SECONDS = 1.0
 
@@ -97,7 +99,16 @@ class _OnEventLoop:
                 return self.func(*args, **kwargs)
         finally:
             close_old_connections()  # as after a request: drops a connection an error left unusable
+            _checkpoints_off_the_loop()
             asyncio._set_running_loop(loop)
+
+
+def _checkpoints_off_the_loop() -> None:
+    """The loop's SQLite connection leaves WAL checkpoints to a background thread (storage/sqlite_wal.py)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is not None and getattr(db, "messenger_checkpoints_moved", None) is not db.connection:
+        checkpoint_in_background(db.connection, db.settings_dict["NAME"])
+        db.messenger_checkpoints_moved = db.connection  # once per connection: a new one starts with SQLite's default
 
 
 def _on_event_loop() -> bool:

@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection
 
+from storage import sqlite_wal
 from storage.models import Message, User
 from tests.factories import direct_conversation
 from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
@@ -42,6 +43,8 @@ async def test_messages_receipts_and_typing_flow_wherever_the_calls_run(calls_on
     assert (await a.receive_type("typing"))["user"] == bob.pk
     assert await db(lambda: list(Message.objects.filter(conversation=chat).values_list("text", flat=True)
                                  .order_by("seq")))() == ["one", "two", "three"]
+    if calls_on_loop:  # SQLite's checkpoints are then left to a thread (storage/sqlite_wal.py), not to its commits
+        assert sqlite_wal.checkpointed_in_background(connection.settings_dict["NAME"])
 
 
 def _hold_write_lock() -> sqlite3.Connection:
