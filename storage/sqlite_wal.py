@@ -3,7 +3,7 @@
 SQLite copies the WAL back into the database file (a checkpoint) from inside whichever commit
 takes the log past `wal_autocheckpoint` pages (1,000 by default), with an fsync. The websocket
 path commits on the event loop itself (frontdesk/db.py), so every few hundred messages one commit
-did that work with every connection of the process waiting: in the benchmark, one-to-one chats at
+did that work with every connection of the process waiting: in profiling runs, one-to-one chats at
 1,500 messages a second built a queue (p50 0.3-0.5 s). Letting the log grow instead (a larger
 `wal_autocheckpoint`) made each checkpoint longer and reads slower, since a reader looks pages up
 in the log's index.
