@@ -1,5 +1,7 @@
 """Sending: the one door through which every message, user-written or system, enters a conversation."""
 
+import functools
+
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
@@ -29,16 +31,9 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     read them. With `author_membership_id`, the author's watermarks move to the new seq as well
     (what `author_has_seen` writes, without its announcement).
     """
-    now = timezone.now()
     message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=kind,
-                      text=text, event=event, media=media, created_at=now)
-    if connection.vendor == "postgresql":
-        _store_in_one_statement(message, author_membership_id)
-    else:
-        message.seq = _take_next_seq(conversation_id, now)
-        _insert(message)
-        if author_membership_id is not None:
-            _move_watermarks(membership_id=author_membership_id, seq=message.seq)
+                      text=text, event=event, media=media, created_at=timezone.now())
+    _store(message, author_membership_id=author_membership_id)
     if member_ids is None and context is not None:
         member_ids = context.member_ids
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
@@ -47,98 +42,74 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     return message
 
 
-def _take_next_seq(conversation_id: int, now) -> int:
-    """`last_seq + 1` under the conversation's row lock, in one statement (UPDATE ... RETURNING: the
-    ORM has no update-returning; storage/sql.py says why the hot path is SQL)."""
-    row = sql.one(
-        f"UPDATE {sql.table(Conversation)} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s "
-        "RETURNING last_seq",
-        [connection.ops.adapt_datetimefield_value(now), conversation_id],
-    )
-    if row is None:
-        raise Conversation.DoesNotExist(f"No conversation {conversation_id}.")
-    return row[0]
-
-
-_INSERT_FIELDS = ("conversation_id", "seq", "sender_id", "client_id", "kind", "text", "event", "media", "created_at")
-
-
-_insert_statements: dict[str, tuple[list, str]] = {}
-
-
-def _insert_statement() -> tuple[list, str]:
-    """The message's fields and its INSERT for this database, built once."""
-    statement = _insert_statements.get(connection.vendor)
-    if statement is None:
-        fields = [Message._meta.get_field(name) for name in _INSERT_FIELDS]
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        statement = _insert_statements[connection.vendor] = (
-            fields, f"INSERT INTO {sql.table(Message)} ({columns}) VALUES ({placeholders}) RETURNING id"
-        )
-    return statement
-
-
-def _insert(message: Message) -> None:
-    """INSERT the unsaved message and give it its id: what `save()` does, without building the query."""
-    fields, statement = _insert_statement()
-    db = connections[DEFAULT_DB_ALIAS]
-    message.pk = sql.one(statement, [field.get_db_prep_save(getattr(message, field.attname), db) for field in fields])[0]
-    message._state.adding = False
-    message._state.db = db.alias
-
-
+# The hot path's statements are SQL (storage/sql.py says why), built once per database.
 _WATERMARKS_TO_SEQ = (  # never backwards; read_seq <= delivered_seq holds after it
     "delivered_seq = CASE WHEN delivered_seq < {seq} THEN {seq} ELSE delivered_seq END, "
     "read_seq = CASE WHEN read_seq < {seq} THEN {seq} ELSE read_seq END"
 )
 
 
-def _move_watermarks(*, membership_id: int, seq: int) -> None:
-    sql.execute(f"UPDATE {sql.table(Membership)} SET {_WATERMARKS_TO_SEQ.format(seq='%s')} WHERE id = %s",
-                [seq, seq, seq, seq, membership_id])
+@functools.cache
+def _message_fields() -> list:
+    """What a message's INSERT writes, but its seq (which each statement takes its own way)."""
+    names = ("conversation_id", "sender_id", "client_id", "kind", "text", "event", "media", "created_at")
+    return [Message._meta.get_field(name) for name in names]
 
 
-_combined_statements: dict[bool, tuple[list, str]] = {}
+@functools.cache
+def _statements(vendor: str) -> dict[str, str]:
+    """The statements for the database of this vendor (the argument is the cache's key)."""
+    conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in _message_fields()) + ", seq"
+    values = ", ".join(["%s"] * len(_message_fields()))
+    next_seq = (f"UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s "
+                "RETURNING last_seq")
+    # PostgreSQL: the seq, the INSERT and (optionally) the author's watermarks in one statement of
+    # data-modifying CTEs. Scaled out, every statement is a round trip and a wait for the GIL on the
+    # way back; these were three of a send's seven. The conversation's row lock still orders
+    # concurrent senders. The seq is a scalar subquery in VALUES, not INSERT ... SELECT, so that the
+    # values are typed by their columns; a conversation that is gone leaves it NULL: an
+    # IntegrityError, and nothing is written.
+    insert_with_seq = (f"INSERT INTO {message} ({columns}) VALUES ({values}, (SELECT last_seq FROM next)) "
+                       "RETURNING id, seq")
+    seen = (f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
+            f"WHERE {membership}.id = %s)")
+    return {
+        "next_seq": next_seq,
+        "insert": f"INSERT INTO {message} ({columns}) VALUES ({values}, %s) RETURNING id",
+        "watermarks": f"UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='%s')} WHERE id = %s",
+        "store": f"WITH next AS ({next_seq}) {insert_with_seq}",
+        "store_and_see": f"WITH next AS ({next_seq}), {seen} {insert_with_seq}",
+    }
 
 
-def _combined_statement(with_watermarks: bool) -> tuple[list, str]:
-    """PostgreSQL: the seq, the INSERT and (optionally) the author's watermarks in one statement.
-
-    Scaled out, every statement is a round trip and a wait for the GIL on the way back; these three
-    were three of a send's seven. In one statement (data-modifying CTEs) the conversation's row lock
-    is still what orders concurrent senders.
-    """
-    statement = _combined_statements.get(with_watermarks)
-    if statement is None:
-        fields = [Message._meta.get_field(name) for name in _INSERT_FIELDS if name != "seq"]
-        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-        # A scalar subquery in VALUES, not INSERT ... SELECT: values typed by their columns.
-        values = ", ".join(["%s"] * len(fields))
-        watermarks = (
-            f", seen AS (UPDATE {sql.table(Membership)} SET "
-            f"{_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next WHERE {sql.table(Membership)}.id = %s)"
-        ) if with_watermarks else ""
-        statement = _combined_statements[with_watermarks] = (fields, (
-            f"WITH next AS (UPDATE {sql.table(Conversation)} SET last_seq = last_seq + 1, last_activity_at = %s "
-            f"WHERE id = %s RETURNING last_seq){watermarks} "
-            f"INSERT INTO {sql.table(Message)} ({columns}, seq) VALUES ({values}, (SELECT last_seq FROM next)) "
-            "RETURNING id, seq"
-        ))
-    return statement
-
-
-def _store_in_one_statement(message: Message, author_membership_id: int | None) -> None:
-    fields, statement = _combined_statement(author_membership_id is not None)
+def _store(message: Message, *, author_membership_id: int | None) -> None:
+    """Give the unsaved message the conversation's next seq and INSERT it (what `save()` does,
+    without building the query); with `author_membership_id`, move the author's watermarks too."""
     db = connections[DEFAULT_DB_ALIAS]
-    params = [db.ops.adapt_datetimefield_value(message.created_at), message.conversation_id]
-    if author_membership_id is not None:
-        params.append(author_membership_id)
-    params += [field.get_db_prep_save(getattr(message, field.attname), db) for field in fields]
-    # A conversation that is gone leaves the seq NULL: an IntegrityError, and nothing is written.
-    message.pk, message.seq = sql.one(statement, params)
+    statements = _statements(db.vendor)
+    now = db.ops.adapt_datetimefield_value(message.created_at)
+    values = [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
+    if db.vendor == "postgresql":
+        if author_membership_id is None:
+            message.pk, message.seq = sql.one(statements["store"], [now, message.conversation_id, *values])
+        else:
+            message.pk, message.seq = sql.one(statements["store_and_see"],
+                                              [now, message.conversation_id, author_membership_id, *values])
+    else:
+        row = sql.one(statements["next_seq"], [now, message.conversation_id])
+        if row is None:
+            raise Conversation.DoesNotExist(f"No conversation {message.conversation_id}.")
+        message.seq = row[0]
+        message.pk = sql.one(statements["insert"], [*values, message.seq])[0]
+        if author_membership_id is not None:
+            _move_watermarks(membership_id=author_membership_id, seq=message.seq)
     message._state.adding = False
     message._state.db = db.alias
+
+
+def _move_watermarks(*, membership_id: int, seq: int) -> None:
+    sql.execute(_statements(connection.vendor)["watermarks"], [seq, seq, seq, seq, membership_id])
 
 
 def _clean_client_id(value: object) -> str:
