@@ -154,26 +154,32 @@ class Message(models.Model):
         TEXT = "text"
         SYSTEM = "system"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Every index is written on every message (storage/migrations/0004 says which ones and why), so
+    # these foreign keys have none of their own: unique_message_seq and unique_sender_client_id
+    # begin with their columns and serve their lookups.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.BigIntegerField()
     # Null for system messages (membership changes), which the server writes itself.
-    sender = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    sender = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
     text = models.TextField(blank=True)
     # For system messages: {"action": "member_added", "user": id, "by": id} and the like.
     event = models.JSONField(null=True, blank=True)
     # A photo, video, voice message or document; `text` is then its (optional) caption.
-    media = models.ForeignKey(Media, on_delete=models.PROTECT, null=True, blank=True, related_name="messages")
+    media = models.ForeignKey(Media, on_delete=models.PROTECT, null=True, blank=True, related_name="messages",
+                              db_index=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="unique_message_seq"),
-            models.UniqueConstraint(
-                fields=["sender", "client_id"], condition=Q(client_id__isnull=False), name="unique_sender_client_id"
-            ),
+            # Not partial: a NULL client_id never conflicts anyway (NULLs are distinct in a unique
+            # index), and whole, it is also the index for finding a user's messages by sender.
+            models.UniqueConstraint(fields=["sender", "client_id"], name="unique_sender_client_id"),
         ]
+        # Only messages with media are indexed by it: text messages do not pay for the index.
+        indexes = [models.Index(fields=["media"], condition=Q(media__isnull=False), name="message_media")]
         ordering = ["conversation", "seq"]
 
     def __str__(self):
