@@ -4,6 +4,7 @@ This module is the single definition of the wire shapes; docs/protocol.md descri
 REST API returns the same `message_payload` and `user_payload`.
 """
 
+import json
 from datetime import datetime
 
 from storage.models import Media, Membership, Message, User
@@ -15,6 +16,11 @@ TYPING = "typing"
 PRESENCE = "presence"
 ERROR = "error"
 SESSION_REVOKED = "session.revoked"
+
+
+def to_frame(event: dict) -> str:
+    """An event as the websocket text frame that carries it."""
+    return json.dumps(event, separators=(",", ":"))
 
 
 def timestamp(value: datetime | None) -> str | None:

@@ -18,6 +18,8 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from broker.events import to_frame
+
 logger = logging.getLogger(__name__)
 
 PUSH = "push"  # the handler name consumers implement for every published event
@@ -45,10 +47,16 @@ def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str |
     transaction.on_commit(lambda: publish_now(groups, event, skip_channel=skip_channel))
 
 
+def _payload(event: dict, skip_channel: str | None) -> dict:
+    """What travels the channel layer: the event already as its websocket frame, serialized once for
+    every connection it reaches (49 for a message in a group of 50), with its type beside it."""
+    return {"type": PUSH, "event_type": event["type"], "frame": to_frame(event), "skip_channel": skip_channel}
+
+
 def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = None) -> None:
     if not groups:
         return
-    payload = {"type": PUSH, "event": event, "skip_channel": skip_channel}
+    payload = _payload(event, skip_channel)
     loop = _server_event_loop()
     if loop is not None:
         # In a server's worker thread (database_sync_to_async), or on the loop's own thread: hand the
@@ -105,14 +113,14 @@ async def _send_after(previous: asyncio.Task | None, groups: list[str], payload:
     try:
         await _group_send_all(groups, payload)
     except Exception:
-        logger.exception("publishing %s to %d groups failed", payload["event"].get("type"), len(groups))
+        logger.exception("publishing %s to %d groups failed", payload["event_type"], len(groups))
 
 
 async def _group_send_all(groups: list[str], payload: dict) -> None:
     layer = get_channel_layer()
     send_many = getattr(layer, "group_send_many", None)  # our layers: one round trip for all groups
     if send_many is not None:
-        await send_many(groups, payload)
+        await send_many(groups, payload, except_channel=payload.get("skip_channel"))
     else:
         await asyncio.gather(*(layer.group_send(group, payload) for group in groups))
 
@@ -120,6 +128,6 @@ async def _group_send_all(groups: list[str], payload: dict) -> None:
 async def apublish(groups: Iterable[str], event: dict, *, skip_channel: str | None = None) -> None:
     """The async form, for ephemeral events (typing, presence) that no transaction carries."""
     try:
-        await _group_send_all(list(groups), {"type": PUSH, "event": event, "skip_channel": skip_channel})
+        await _group_send_all(list(groups), _payload(event, skip_channel))
     except Exception:
         logger.exception("publishing %s failed", event.get("type"))

@@ -252,14 +252,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Every published event arrives here (see broker.publish)."""
         if payload.get("skip_channel") == self.channel_name:
             return
-        event = payload["event"]
-        if event["type"] == events.SESSION_REVOKED:
+        if payload["event_type"] == events.SESSION_REVOKED:
             await self._end_revoked()
             return
         if self.revoked:
             return
-        await self._send_event(event)
+        await self.send(text_data=payload["frame"])
 
     async def _send_event(self, event: dict):
-        await self.send(text_data=json.dumps(event, separators=(",", ":")))
+        await self.send(text_data=events.to_frame(event))
 

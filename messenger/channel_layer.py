@@ -112,7 +112,7 @@ class LocalChannelLayer(BaseChannelLayer):
                 if queue is not None and queue.empty() and not queue._getters:  # noqa: SLF001
                     del self.channels[channel]
 
-    async def group_send(self, group: str, message: dict) -> None:
+    async def group_send(self, group: str, message: dict, *, except_channel: str | None = None) -> None:
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_group_name(group)
         members = self.groups.get(group)
@@ -120,6 +120,8 @@ class LocalChannelLayer(BaseChannelLayer):
             return
         expires = time.time() + self.expiry
         for channel in list(members):
+            if channel == except_channel:
+                continue
             try:
                 self._send(channel, message, expires)
             except ChannelFull:
@@ -133,10 +135,12 @@ class LocalChannelLayer(BaseChannelLayer):
     async def close(self) -> None:
         pass
 
-    async def group_send_many(self, groups: list[str], message: dict) -> None:
-        """The same message to several groups (what broker.publish does for every event)."""
+    async def group_send_many(self, groups: list[str], message: dict, *, except_channel: str | None = None) -> None:
+        """The same message to several groups (what broker.publish does for every event), but not to
+        `except_channel`: the connection that caused the event, which has had its own answer. Left
+        out here, it costs nothing; delivered, it would wake that consumer only to be dropped."""
         for group in groups:
-            await self.group_send(group, message)
+            await self.group_send(group, message, except_channel=except_channel)
 
 
 try:
@@ -156,7 +160,9 @@ if RedisPubSubChannelLayer is not None:
         fallback, and channels-redis is pinned below 5 in requirements.txt.)
         """
 
-        async def group_send_many(self, groups: list[str], message: dict) -> None:
+        async def group_send_many(self, groups: list[str], message: dict, *, except_channel: str | None = None) -> None:
+            # `except_channel` is left to the consumer, which drops what names its own channel: the
+            # receiving process decides which of its connections get a group's message.
             layer = self._get_layer()
             try:
                 shards: dict = {}
