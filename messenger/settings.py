@@ -253,7 +253,11 @@ MESSENGER = {
     "SEND_RATE": int(os.environ.get("MESSENGER_SEND_RATE", 60)),
     "SEND_RATE_WINDOW": int(os.environ.get("MESSENGER_SEND_RATE_WINDOW", 10)),
     # Threads (each with its own connection) for websocket database work on PostgreSQL; SQLite uses one.
-    "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 4)),
+    # Each call hops to one and back and the threads take turns with the event loop for the GIL: on
+    # the benchmark machine 2 cost 10% less CPU per message than 4, with lower tails, and 1 (Channels'
+    # shared thread) more (docs/performance.md). Raise it when the database is far away and calls
+    # spend longer waiting.
+    "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
     "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.
