@@ -1,9 +1,9 @@
 """Fewer indexes on messages: every one of them is written by every message sent.
 
 On SQLite each index a message touches is one more page in the write-ahead log at commit (8 pages
-per message before this, 6 after; docs/performance.md). The ones dropped served nothing another index
-did not: `conversation_id` is the first column of unique_message_seq, `sender_id` the first of
-unique_sender_client_id (made whole: a NULL client_id never conflicts in a unique index, so the
+per message before this, 6 after; docs/performance.md). The ones dropped served nothing another
+index did not: `conversation_id` is the first column of unique_message_seq, `sender_id` the first
+of unique_sender_client_id (made whole: a NULL client_id never conflicts in a unique index, so the
 partial condition added nothing), and `media_id` is indexed only where it is set.
 """
 

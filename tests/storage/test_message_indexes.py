@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from broker.errors import NotFound
 from broker.services import media as media_service
 from broker.services import send
 from storage import selectors
@@ -18,10 +19,14 @@ from tests.factories import UserFactory, direct_conversation, sent_message
 pytestmark = pytest.mark.django_db
 
 
-def message_queries(run) -> list[str]:
+def message_queries(run, *, raises: type[Exception] | None = None) -> list[str]:
     """The SQL `run` sends that reads or changes messages, with its parameters filled in."""
     with CaptureQueriesContext(connection) as captured:
-        run()
+        if raises is None:
+            run()
+        else:
+            with pytest.raises(raises):
+                run()
     return [q["sql"] for q in captured.captured_queries if "storage_message" in q["sql"]]
 
 
@@ -74,7 +79,9 @@ def test_media_permission_and_clean_up_checks_find_messages_by_index(chat):
     alice, bob, conversation = chat
     media = Media.objects.create(uploader=alice, kind="image", mime_type="image/png", size=1, sha256="0" * 64,
                                  file="media/x.png")
-    queries = message_queries(lambda: media_service.media_unreferenced(media.pk))
+    # Not his upload, and not sent where he is: finding that out reads messages.
+    queries = message_queries(lambda: media_service.readable_media(user=bob, media_id=media.pk), raises=NotFound)
+    queries += message_queries(lambda: media_service.media_unreferenced(media.pk))
     queries += message_queries(lambda: Media.objects.filter(pk=media.pk).delete())
-    queries += message_queries(lambda: pytest.raises(Exception, media_service.readable_media, user=bob, media_id=media.pk))
-    assert queries and not [q for q in queries if scans_messages(q)]
+    assert len(queries) == 3 and all("media_id" in q for q in queries), queries
+    assert not [q for q in queries if scans_messages(q)]
