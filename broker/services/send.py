@@ -92,10 +92,10 @@ def _store(message: Message, *, author_membership_id: int | None) -> None:
     values = [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
     if db.vendor == "postgresql":
         if author_membership_id is None:
-            message.pk, message.seq = sql.one(statements["store"], [now, message.conversation_id, *values])
+            statement, params = statements["store"], [now, message.conversation_id]
         else:
-            message.pk, message.seq = sql.one(statements["store_and_see"],
-                                              [now, message.conversation_id, author_membership_id, *values])
+            statement, params = statements["store_and_see"], [now, message.conversation_id, author_membership_id]
+        message.pk, message.seq = sql.one(statement, [*params, *values])
     else:
         row = sql.one(statements["next_seq"], [now, message.conversation_id])
         if row is None:
