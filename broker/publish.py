@@ -62,8 +62,10 @@ def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = No
         # In a server's worker thread (database_sync_to_async), or on the loop's own thread: hand the
         # sends to the event loop and return at once, instead of holding the database thread until
         # every group_send is done.
-        on_loop_thread = getattr(_calling_loop, "loop", None) is loop
-        (loop.call_soon if on_loop_thread else loop.call_soon_threadsafe)(_send_in_order, loop, groups, payload)
+        if getattr(_calling_loop, "loop", None) is loop:
+            _send_in_order(loop, groups, payload)  # at once, so that `local_deliveries_first` sees it
+        else:
+            loop.call_soon_threadsafe(_send_in_order, loop, groups, payload)
         return
     try:
         async_to_sync(_group_send_all)(groups, payload)
@@ -123,6 +125,21 @@ async def _group_send_all(groups: list[str], payload: dict) -> None:
         await send_many(groups, payload, except_channel=payload.get("skip_channel"))
     else:
         await asyncio.gather(*(layer.group_send(group, payload) for group in groups))
+
+
+async def local_deliveries_first() -> None:
+    """Wait until what this event loop has published so far is handed to the in-process layer.
+
+    A consumer awaits it before answering its own client: the members' copies of a message are
+    written before the sender's `message.sent`, as a relay forwards before it acknowledges (the
+    recipients' write tasks are scheduled by then, ahead of the caller). With a layer that leaves the
+    process (Redis) the wait would be a round trip for nothing: the recipients are elsewhere.
+    """
+    if not getattr(get_channel_layer(), "delivers_in_process", False):
+        return
+    task = _last_send.get(asyncio.get_running_loop())
+    if task is not None and not task.done():
+        await asyncio.wait([task])
 
 
 async def apublish(groups: Iterable[str], event: dict, *, skip_channel: str | None = None) -> None:

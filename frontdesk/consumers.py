@@ -10,7 +10,7 @@ from django.conf import settings
 
 from broker import events
 from broker.errors import BrokerError
-from broker.publish import apublish, device_group, session_group, user_group
+from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
 from frontdesk.db import database_sync_to_async
@@ -32,6 +32,15 @@ def _frame_ref(frame: dict):
     if isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= MAX_REF_LENGTH:
         return ref
     return None
+
+
+_writing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+
+def _written(task: asyncio.Task) -> None:
+    _writing.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # e.g. the socket closed meanwhile
+        logger.debug("writing an event to a websocket failed: %r", task.exception())
 
 
 class CredentialRevoked(Exception):
@@ -86,12 +95,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if came_online:
             await self._announce_presence(online=True, last_seen=None)
         await self._send_backlog()
+        # From now on the in-process layer may write this socket's events on the spot (not before:
+        # live events that came during catch-up are queued, and go out after it).
+        attach = getattr(self.channel_layer, "attach", None)
+        if attach is not None:
+            attach(self.channel_name, self._push_now)
         if limits["AUTH_RECHECK_SECONDS"] > 0:
             self.recheck_task = asyncio.create_task(self._recheck_periodically(limits["AUTH_RECHECK_SECONDS"]))
 
     async def disconnect(self, code):
         if self.recheck_task is not None:
             self.recheck_task.cancel()
+        detach = getattr(self.channel_layer, "detach", None)
+        if detach is not None:
+            detach(self.channel_name)
         user = getattr(self, "user", None)
         if user is None:
             return
@@ -221,6 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             send.send_message, sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
             text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name,
         )
+        await local_deliveries_first()
         status = "sent" if created else await self.call(send.current_status, message=message)
         await self._send_event(events.message_sent(message.client_id, message, status=status))
 
@@ -258,6 +276,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.revoked:
             return
         await self.send(text_data=payload["frame"])
+
+    def _push_now(self, payload) -> bool:
+        """`push`, called by the in-process layer in the publisher's task (see LocalChannelLayer.attach):
+        the frame is written by a task of its own, started now. A revocation, which closes the
+        socket, goes through the queue and `push`; what follows it queues behind it."""
+        if payload.get("type") != PUSH or payload["event_type"] == events.SESSION_REVOKED:
+            return False
+        if payload.get("skip_channel") == self.channel_name or self.revoked:
+            return True
+        task = asyncio.get_running_loop().create_task(self.send(text_data=payload["frame"]))
+        _writing.add(task)
+        task.add_done_callback(_written)
+        return True
 
     async def _send_event(self, event: dict):
         await self.send(text_data=events.to_frame(event))

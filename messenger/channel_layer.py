@@ -13,7 +13,9 @@ semantics where they matter and costs O(recipients) per event:
 - group membership does not expire: a websocket open for days keeps getting its events (Channels'
   `group_expiry` of a day would silently stop them);
 - a message is shared by the recipients, not copied: consumers must not mutate what they receive
-  (ours only read it).
+  (ours only read it);
+- a consumer may `attach` a synchronous handler to its channel, which group messages are handed to
+  on the spot instead of being queued (see `attach`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import random
 import string
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
@@ -30,12 +33,14 @@ from channels.layers import BaseChannelLayer
 
 class LocalChannelLayer(BaseChannelLayer):
     extensions = ["groups", "flush"]
+    delivers_in_process = True  # every consumer is in this process (broker.publish asks)
 
     def __init__(self, expiry: int = 60, capacity: int = 1500, channel_capacity=None, **kwargs):
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity, **kwargs)
         self.channels: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, dict[str, None]] = defaultdict(dict)
         self.memberships: dict[str, set[str]] = defaultdict(set)  # channel -> its groups
+        self.handlers: dict[str, Callable[[dict], bool]] = {}  # channel -> what takes its messages on the spot
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         return f"{prefix}.local!{''.join(random.choices(string.ascii_letters, k=12))}"
@@ -88,6 +93,31 @@ class LocalChannelLayer(BaseChannelLayer):
         self._leave_groups(channel)
         self.channels.pop(channel, None)
 
+    # --- handing messages over on the spot ------------------------------------------------------
+    def attach(self, channel: str, handler: Callable[[dict], bool]) -> None:
+        """Hand the group messages for `channel` to `handler` as they are sent, instead of queuing them.
+
+        A queued message reaches its consumer three turns of the event loop later (the queue wakes
+        the receiving task, which wakes the consumer's dispatch loop), after everything else that
+        was ready meanwhile: for a group of 50, that is 49 consumers woken one after the other
+        before the last member's socket is written to. A handler writes at once. It runs in the
+        sender's task and must not block; it returns False for a message it leaves to the queue.
+        While anything is queued for the channel, messages queue behind it, so the channel's order
+        holds.
+        """
+        self.require_valid_channel_name(channel)
+        self.handlers[channel] = handler
+
+    def detach(self, channel: str) -> None:
+        self.handlers.pop(channel, None)
+
+    def _handed_over(self, channel: str, message: dict) -> bool:
+        handler = self.handlers.get(channel)
+        if handler is None:
+            return False
+        queue = self.channels.get(channel)
+        return (queue is None or queue.empty()) and handler(message)
+
     # --- groups ---------------------------------------------------------------------------------
     async def group_add(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -120,7 +150,7 @@ class LocalChannelLayer(BaseChannelLayer):
             return
         expires = time.time() + self.expiry
         for channel in list(members):
-            if channel == except_channel:
+            if channel == except_channel or self._handed_over(channel, message):
                 continue
             try:
                 self._send(channel, message, expires)
@@ -129,6 +159,7 @@ class LocalChannelLayer(BaseChannelLayer):
 
     async def flush(self) -> None:
         self.channels = {}
+        self.handlers = {}
         self.groups = defaultdict(dict)
         self.memberships = defaultdict(set)
 
@@ -159,6 +190,8 @@ if RedisPubSubChannelLayer is not None:
         PUBLISHes go in one pipeline. (It reaches into the layer's per-loop internals, hence the
         fallback, and channels-redis is pinned below 5 in requirements.txt.)
         """
+
+        delivers_in_process = False  # the members' consumers may be in any process
 
         async def group_send_many(self, groups: list[str], message: dict, *, except_channel: str | None = None) -> None:
             # `except_channel` is left to the consumer, which drops what names its own channel: the

@@ -138,9 +138,10 @@ class Client:
             await self.communicator.disconnect()
 
 
-async def connect(token: str | None = None, *, headers: list | None = None, path: str | None = None) -> Client:
+async def connect(token: str | None = None, *, headers: list | None = None, path: str | None = None,
+                  app=application) -> Client:
     url = path or (f"/ws/v1/?token={token}" if token else "/ws/v1/")
-    communicator = WebsocketCommunicator(application, url, headers=headers or [])
+    communicator = WebsocketCommunicator(app, url, headers=headers or [])
     connected, _ = await communicator.connect()
     assert connected
     client = Client(communicator)

@@ -1,0 +1,75 @@
+"""In one process, a message is written to its recipients' sockets before its sender's `message.sent`.
+
+The in-process channel layer hands events to the consumers on the spot (LocalChannelLayer.attach),
+and the sender's answer waits for that hand-over (broker.publish.local_deliveries_first): what a
+recipient waits for goes out first, as a relay forwards before it acknowledges.
+"""
+
+import json
+
+import pytest
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from messenger.asgi import application
+from tests.factories import direct_conversation, group_conversation
+from tests.ws import connect, db, people
+
+LAYER = import_string(settings.CHANNEL_LAYERS["default"]["BACKEND"])
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not getattr(LAYER, "delivers_in_process", False),
+                       reason="the channel layer leaves the process (Redis): recipients are elsewhere"),
+]
+
+
+def recording(writes: list, who: str):
+    """The ASGI application, with every frame it writes to this socket noted in `writes`."""
+    async def app(scope, receive, send):
+        async def noted_send(message):
+            if message["type"] == "websocket.send":
+                writes.append((who, json.loads(message["text"])["type"]))
+            await send(message)
+        return await application(scope, receive, noted_send)
+    return app
+
+
+async def open_sockets(writes: list, **tokens: str) -> dict:
+    return {who: await connect(token, app=recording(writes, who)) for who, token in tokens.items()}
+
+
+async def test_a_direct_message_reaches_the_recipient_before_the_sender_hears_it_was_sent():
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    writes = []
+    s = await open_sockets(writes, alice=alice_token, bob=bob_token)
+    try:
+        writes.clear()
+        await s["alice"].send_message(conversation.pk, "hi")
+        await s["bob"].receive_type("message.new")
+
+        assert writes.index(("bob", "message.new")) < writes.index(("alice", "message.sent"))
+    finally:
+        for socket in s.values():
+            await socket.close()
+
+
+async def test_every_group_member_is_written_to_before_the_sender_hears_it_was_sent():
+    members = await people(5)
+    users = [user for user, _ in members]
+    group = await db(group_conversation)(users[0], *users[1:])
+    writes = []
+    s = await open_sockets(writes, **{f"member{i}": token for i, (_, token) in enumerate(members)})
+    try:
+        writes.clear()
+        await s["member0"].send_message(group.pk, "hello all")
+        for i in range(1, 5):
+            await s[f"member{i}"].receive_type("message.new")
+
+        sent_at = writes.index(("member0", "message.sent"))
+        assert all(writes.index((f"member{i}", "message.new")) < sent_at for i in range(1, 5))
+        assert ("member0", "message.new") not in writes  # the sender's own device has its answer
+    finally:
+        for socket in s.values():
+            await socket.close()
