@@ -16,15 +16,16 @@ import re
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-_quoted_tables: dict[tuple[str, str], str] = {}
+_quoted_tables: dict[type, str] = {}
 _qmark_queries: dict[str, str] = {}
 
 
 def table(model) -> str:
-    key = (connection.vendor, model._meta.db_table)
-    quoted = _quoted_tables.get(key)
+    # Keyed by the model alone: asking the connection its vendor is a context-local lookup on every
+    # call, and SQLite and PostgreSQL quote names alike ("name").
+    quoted = _quoted_tables.get(model)
     if quoted is None:
-        quoted = _quoted_tables[key] = connection.ops.quote_name(model._meta.db_table)
+        quoted = _quoted_tables[model] = connection.ops.quote_name(model._meta.db_table)
     return quoted
 
 
