@@ -9,32 +9,16 @@ did that work with every connection of the process waiting: in profiling runs, o
 in the log's index.
 
 So a connection that commits on the loop stops checkpointing (`wal_autocheckpoint=0`) and a
-daemon thread of the process looks at the file every CHECKPOINT_INTERVAL and, once the log holds
-CHECKPOINT_PAGES pages not yet copied (SQLite's own trigger), runs a PASSIVE checkpoint on a
+daemon thread of the process runs a PASSIVE checkpoint of the file every CHECKPOINT_INTERVAL on a
 connection of its own. PASSIVE waits for no lock: it copies what no reader still needs and leaves
 the rest for the next round; the sqlite3 module lets go of the GIL while SQLite works, so the copy
 and the fsync happen beside the event loop. Other connections (HTTP requests, the task worker)
-keep SQLite's automatic checkpoints, which the thread leaves little to do.
-
-Why not checkpoint every round, whatever the log holds: once a checkpoint has copied the whole
-log, the next commit starts the log over from its beginning, and that commit writes a new log
-header and fsyncs it before anything else (SQLite does, so that a power cut cannot mix two
-generations of the log). At a few messages a second every round copied everything, and every
-message's commit, on the event loop, waited for that fsync: 0.5 ms of a one-to-one message's
-2 ms in the benchmark (docs/performance.md). With the threshold the log starts over once per
-thousand pages, as with SQLite's default.
-
-How many pages wait is read from the wal-index (the `-shm` file every connection maps): its
-header's `mxFrame` (frames in the log) less `nBackfill` (frames already copied), both documented
-in SQLite's WAL format (https://sqlite.org/walformat.html). A torn read of a header being
-rewritten only moves one round's decision; a database with no `-shm` file (exclusive locking
-mode) is checkpointed every round, as before. No library does this; it is a loop around one
-pragma.
+keep SQLite's automatic checkpoints, which the thread leaves little to do. No library does this;
+it is a loop around one pragma.
 """
 
 import logging
 import sqlite3
-import struct
 import threading
 import time
 from urllib.parse import quote
@@ -42,12 +26,6 @@ from urllib.parse import quote
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL = 0.1  # seconds: the log stays at a few megabytes at 1,500 messages a second
-CHECKPOINT_PAGES = 1000  # SQLite's default wal_autocheckpoint
-
-# The wal-index header (https://sqlite.org/walformat.html#the_wal_index_file_format): two copies of
-# a 48-byte header, then the checkpoint information; fields in the machine's byte order.
-_MX_FRAME_OFFSET = 16
-_N_BACKFILL_OFFSET = 96
 
 _paths: set[str] = set()
 _lock = threading.Lock()
@@ -88,30 +66,12 @@ def checkpoint(path: str) -> tuple[int, int, int] | None:
         connection.close()
 
 
-def pages_to_checkpoint(path: str) -> int | None:
-    """Pages in the log of the database at `path` that no checkpoint has copied yet, or None when
-    its wal-index cannot be read."""
-    try:
-        with open(f"{path}-shm", "rb") as shm:
-            header = shm.read(_N_BACKFILL_OFFSET + 4)
-    except OSError:
-        return None
-    if len(header) < _N_BACKFILL_OFFSET + 4:
-        return None
-    (in_log,) = struct.unpack_from("=I", header, _MX_FRAME_OFFSET)
-    (copied,) = struct.unpack_from("=I", header, _N_BACKFILL_OFFSET)
-    return max(0, in_log - copied)
-
-
 def _run() -> None:
     while True:
         time.sleep(CHECKPOINT_INTERVAL)
         with _lock:
             paths = list(_paths)
         for path in paths:
-            waiting = pages_to_checkpoint(path)
-            if waiting is not None and waiting < CHECKPOINT_PAGES:
-                continue
             try:
                 if checkpoint(path) is None:
                     with _lock:
