@@ -2,6 +2,11 @@
 turn them into an HTTP status and `{"error": {...}}` body, or a websocket `error` event."""
 
 
+class CredentialRevoked(Exception):
+    """The device was logged out (or the session ended, or the account deactivated) while a websocket
+    of it was open. Not an error to report: the socket is told `session.revoked` and closed."""
+
+
 class BrokerError(Exception):
     code = "error"
 

@@ -9,7 +9,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from broker import events
-from broker.errors import BrokerError
+from broker.errors import BrokerError, CredentialRevoked
 from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
@@ -43,8 +43,9 @@ def _written(task: asyncio.Task) -> None:
         logger.debug("writing an event to a websocket failed: %r", task.exception())
 
 
-class CredentialRevoked(Exception):
-    """The device was logged out (or the session ended) while this socket was open."""
+# Services that take the connection's device and check it within the conversation query they make
+# anyway (accounts.check_device): the frames that call them need no query of their own for it.
+_CHECK_DEVICE_IN_CALL = frozenset({send.send_message, receipts.mark_delivered, receipts.mark_read})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -138,12 +139,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return session_user_id(self.session_key) == self.user.pk
 
     def _checked_call(self, function, kwargs):
+        if self.device_id and function in _CHECK_DEVICE_IN_CALL:
+            try:
+                return function(device_id=self.device_id, **kwargs)
+            except CredentialRevoked:
+                raise
+            except Exception:
+                # Refused before it could check (bad input, say): a revoked socket is still closed
+                # rather than answered.
+                if not self._credential_valid():
+                    raise CredentialRevoked() from None
+                raise
         if not self._credential_valid():
             raise CredentialRevoked()
         return function(**kwargs)
 
     async def call(self, function, **kwargs):
-        """Run a broker service in the worker thread, after checking the credential in the same hop."""
+        """Run a broker service in the worker thread, after checking the credential in the same hop
+        (for sends and receipts, within the service's own conversation query)."""
         return await database_sync_to_async(self._checked_call)(function, kwargs)
 
     async def _end_revoked(self):

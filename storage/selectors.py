@@ -81,25 +81,33 @@ class ConversationContext:
     blocked_by: set[int]  # direct chats: the other member, if they have blocked the member
     blocking: set[int]  # direct chats: the other member, if the member has blocked them
     existing_message_id: int | None = None  # the member's message with the client_id asked about
+    device_active: bool | None = None  # the device asked about is logged in and its user active
 
 
-def conversation_context(*, user_id: int, conversation_id: int, client_id: str | None = None) -> ConversationContext | None:
+def conversation_context(*, user_id: int, conversation_id: int, client_id: str | None = None,
+                         device_id: int | None = None) -> ConversationContext | None:
     """In one query (it runs for every message and receipt, so in SQL; storage/sql.py says why),
-    blocks between the two people of a direct chat included, and, given a `client_id`, the id of the
-    member's message that already has it; None if the user is not a member."""
+    blocks between the two people of a direct chat included, given a `client_id` the id of the
+    member's message that already has it, and given a `device_id` what `device_is_active` says of it
+    (a websocket checks its credential before every frame: here that costs no query of its own);
+    None if the user is not a member."""
     block = sql.table(Block)
     existing = (f"(SELECT id FROM {sql.table(Message)} WHERE sender_id = %s AND client_id = %s)"
                 if client_id is not None else "NULL")
+    device = (f"CASE WHEN m.user_id = %s THEN u.is_active = %s AND EXISTS "
+              f"(SELECT 1 FROM {sql.table(Device)} d WHERE d.id = %s AND d.user_id = m.user_id) END"
+              if device_id is not None else "NULL")
     result = sql.rows(
         "SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq, "
         f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = m.user_id AND b.blocked_id = %s), "
         f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id), "
-        f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END "
+        f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END, {device} "
         f"FROM {sql.table(Membership)} m JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
         f"JOIN {sql.table(User)} u ON u.id = m.user_id "
         "WHERE m.conversation_id = %s",
         [Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, user_id]
-        + ([user_id, client_id] if client_id is not None else []) + [conversation_id],
+        + ([user_id, client_id] if client_id is not None else [])
+        + ([user_id, True, device_id] if device_id is not None else []) + [conversation_id],
     )
     ids, business, own, blocked_by, blocking = [], [], None, set(), set()
     for row in result:
@@ -115,10 +123,11 @@ def conversation_context(*, user_id: int, conversation_id: int, client_id: str |
                 blocking.add(row[0])
     if own is None:
         return None
-    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id = own
+    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id, device_active = own
     return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, business_member_ids=business,
                                membership_id=membership_id, delivered_seq=delivered_seq, read_seq=read_seq,
-                               blocked_by=blocked_by, blocking=blocking, existing_message_id=existing_message_id)
+                               blocked_by=blocked_by, blocking=blocking, existing_message_id=existing_message_id,
+                               device_active=None if device_active is None else bool(device_active))
 
 
 def member_ids(*, conversation_id: int) -> list[int]:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from broker import events, ratelimit
-from broker.errors import AuthenticationFailed, Conflict, InvalidInput
+from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, InvalidInput
 from broker.phone import normalize_phone_number
 from broker.publish import device_group, publish_on_commit, session_group
 from broker.text import check_encodable, clean_text
@@ -124,6 +124,17 @@ def logout(*, device: Device) -> None:
 def device_is_valid(device_id: int) -> bool:
     """Whether the device is still logged in (not logged out, its user not deactivated)."""
     return selectors.device_is_active(device_id=device_id)
+
+
+def check_device(*, device_id: int | None, context: selectors.ConversationContext | None) -> None:
+    """The credential check a websocket makes before each frame, for the services that read a
+    conversation's context anyway (sending, receipts): asked in that same query (given `device_id`
+    there), or on its own when the user is not a member. Raises CredentialRevoked."""
+    if device_id is None:
+        return
+    active = context.device_active if context is not None else device_is_valid(device_id)
+    if not active:
+        raise CredentialRevoked()
 
 
 def session_ended(*, session_key: str | None) -> None:

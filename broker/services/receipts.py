@@ -5,6 +5,7 @@ from django.db import transaction
 from broker import events, signals
 from broker.errors import InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
+from broker.services.accounts import check_device
 from broker.services.people import parse_id
 from storage import selectors, sql
 from storage.models import Membership, User
@@ -19,10 +20,12 @@ def _parse_seq(value: object) -> int:
     return value
 
 
-def _context_and_seq(*, user: User, conversation_id: object, seq: object) -> tuple[int, selectors.ConversationContext, int]:
+def _context_and_seq(*, user: User, conversation_id: object, seq: object,
+                     device_id: int | None) -> tuple[int, selectors.ConversationContext, int]:
     conversation_id = parse_id(conversation_id, field="conversation")
     seq = _parse_seq(seq)
-    context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id)
+    context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+    check_device(device_id=device_id, context=context)
     if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     if seq > context.last_seq:
@@ -55,9 +58,11 @@ def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: 
 # The WHERE clause makes each a no-op unless it moves the watermark forward, whatever else ran since.
 # Each is one UPDATE, committed on its own (autocommit): no BEGIN and COMMIT round trips around it,
 # and outside a transaction the announcement goes out at once, after the write.
-def mark_delivered(*, user: User, conversation_id: object, seq: object) -> bool:
-    """Record that the user's devices hold everything up to `seq`; False if it was known already."""
-    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+def mark_delivered(*, user: User, conversation_id: object, seq: object, device_id: int | None = None) -> bool:
+    """Record that the user's devices hold everything up to `seq`; False if it was known already.
+    Given the `device_id` it comes from, the device must still be logged in (accounts.check_device)."""
+    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq,
+                                                     device_id=device_id)
     if seq <= context.delivered_seq:
         return False
     advanced = sql.execute(
@@ -70,9 +75,11 @@ def mark_delivered(*, user: User, conversation_id: object, seq: object) -> bool:
     return bool(advanced)
 
 
-def mark_read(*, user: User, conversation_id: object, seq: object) -> bool:
-    """Record that the user has read everything up to `seq` (which implies delivered)."""
-    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq)
+def mark_read(*, user: User, conversation_id: object, seq: object, device_id: int | None = None) -> bool:
+    """Record that the user has read everything up to `seq` (which implies delivered).
+    Given the `device_id` it comes from, the device must still be logged in (accounts.check_device)."""
+    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq,
+                                                     device_id=device_id)
     if seq <= context.read_seq:
         return False
     advanced = sql.execute(

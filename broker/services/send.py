@@ -10,6 +10,7 @@ from broker import events, signals
 from broker.errors import Blocked, Conflict, InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
 from broker.ratelimit import check_send_rate
+from broker.services.accounts import check_device
 from broker.services.media import usable_media
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
@@ -141,12 +142,14 @@ def _check_not_blocked(context: selectors.ConversationContext) -> None:
 
 
 def send_message(*, sender: User, conversation_id: object, client_id: object, text: object = None,
-                 media_id: object = None, origin_channel: str | None = None) -> tuple[Message, bool]:
+                 media_id: object = None, origin_channel: str | None = None,
+                 device_id: int | None = None) -> tuple[Message, bool]:
     """Store a message (text, or media uploaded before with an optional caption) and announce it;
     returns (message, created).
 
     A client_id the sender used before returns the message it made then, so a retry after a lost
-    reply never makes a second message.
+    reply never makes a second message. Given the `device_id` it comes from (a websocket's), the
+    device must still be logged in (accounts.check_device), or nothing is stored.
     """
     conversation_id = parse_id(conversation_id, field="conversation")
     client_id = _clean_client_id(client_id)
@@ -155,7 +158,9 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     # One query for membership, the conversation's kind, every member (the recipients), blocks, the
     # sender's read watermark and a message already sent with this client_id: the hot path's reads,
     # before any lock is taken.
-    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id, client_id=client_id)
+    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id, client_id=client_id,
+                                             device_id=device_id)
+    check_device(device_id=device_id, context=context)
     if context is None or context.existing_message_id is not None:
         # A retry: answered with the message made the first time, even if the sender has left since.
         existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)

@@ -228,3 +228,34 @@ def test_other_apps_hear_of_each_stored_message_once_after_commit(django_capture
         signals.message_stored.disconnect(receiver)
 
     assert heard == [message.pk]
+
+
+@pytest.mark.django_db
+def test_a_websocket_send_checks_its_device_in_the_conversation_query_at_no_extra_query():
+    """A websocket re-checks its credential before each frame; for a send that rides on the query
+    the send makes anyway, so a message costs the database no round trip more for it."""
+    from django.test.utils import CaptureQueriesContext
+
+    from broker.errors import CredentialRevoked
+    from storage.models import Device
+    from tests.factories import user_with_token
+
+    alice, _ = user_with_token()
+    bob = UserFactory()
+    conversation = direct_conversation(alice, bob)
+    device = Device.objects.get(user=alice)
+    send_message(sender=alice, conversation_id=conversation.pk, client_id="warm", text="hi")  # first-use caches
+
+    def queries(**credential) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            send_message(sender=alice, conversation_id=conversation.pk, client_id=f"c{len(credential)}", text="hi",
+                         **credential)
+        return len(captured)
+
+    assert queries(device_id=device.pk) == queries()
+
+    device_id = device.pk
+    device.delete()  # logged out
+    with pytest.raises(CredentialRevoked):
+        send_message(sender=alice, conversation_id=conversation.pk, client_id="after", text="hi", device_id=device_id)
+    assert not Message.objects.filter(client_id="after").exists()

@@ -9,7 +9,7 @@ exist yet in this tree; docs/security.md lists them as not yet covered.
 
 import pytest
 
-from broker.services import accounts
+from broker.services import accounts, send
 from broker.services.people import add_contact
 from storage.models import Block, Contact, Conversation, Membership, Message, User
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
@@ -194,6 +194,41 @@ async def test_a_revoked_token_closes_its_open_socket_even_when_the_event_is_los
     assert await a.receive_type("session.revoked") == {"type": "session.revoked"}
     assert await a.receive_close() == 4001
     assert not await db(Message.objects.filter(client_id="after-logout").exists)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("revoke", ["logout", "deactivation"])
+@pytest.mark.parametrize("frame", [
+    {"type": "message.send", "client_id": "after", "text": "sneaky"},
+    {"type": "message.send", "client_id": "again", "text": "sneaky"},  # a retry of a stored message
+    {"type": "ack", "seq": 2},
+    {"type": "read", "seq": 2},
+    {"type": "message.send", "client_id": "after", "text": "sneaky", "conversation": "elsewhere"},  # not a member
+    {"type": "ack", "seq": "one"},  # bad input
+])
+async def test_every_frame_of_a_revoked_credential_closes_the_socket_and_changes_nothing(sockets, frame, revoke):
+    """Sends and receipts check the device within their own query; whatever path a frame takes
+    through them, a revoked credential is refused before anything is written."""
+    (alice, alice_token), (bob, _) = await people(2)
+    (carol, _), = await people(1)
+    direct = await db(direct_conversation)(alice, bob)
+    elsewhere = await db(direct_conversation)(bob, carol)
+    a = await sockets(alice_token)
+    await a.send_message(direct.pk, "before", client_id="again")
+    await db(lambda: send.send_message(sender=bob, conversation_id=direct.pk, client_id="reply", text="hi"))()
+    await a.drain()  # Alice has not acknowledged Bob's message (seq 2)
+
+    if revoke == "logout":  # behind the channel layer's back: no event is published
+        await db(lambda: accounts.selectors.device_by_token_hash(token_hash=accounts.hash_token(alice_token)).delete())()
+    else:
+        await db(lambda: User.objects.filter(pk=alice.pk).update(is_active=False))()
+    before = await db(snapshot)()
+    conversation = elsewhere.pk if frame.get("conversation") == "elsewhere" else direct.pk
+    await a.send(**{**frame, "conversation": conversation})
+
+    assert await a.receive_type("session.revoked") == {"type": "session.revoked"}
+    assert await a.receive_close() == 4001
+    assert await db(snapshot)() == before
 
 
 @pytest.mark.django_db(transaction=True)
