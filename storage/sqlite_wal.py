@@ -14,7 +14,8 @@ CHECKPOINT_PAGES pages not yet copied (SQLite's own trigger), runs a PASSIVE che
 connection of its own. PASSIVE waits for no lock: it copies what no reader still needs and leaves
 the rest for the next round; the sqlite3 module lets go of the GIL while SQLite works, so the copy
 and the fsync happen beside the event loop. Other connections (HTTP requests, the task worker)
-keep SQLite's automatic checkpoints, which the thread leaves little to do.
+keep SQLite's automatic checkpoints at the same 1,000 pages, off the loop too; whichever looks
+first does the copy.
 
 Why not checkpoint every round, whatever the log holds: once a checkpoint has copied the whole
 log, the next commit starts the log over from its beginning, and that commit writes a new log
