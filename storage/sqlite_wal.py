@@ -108,9 +108,7 @@ def _wal_index(path: str) -> int | None:
     held = _wal_indexes.get(path)
     if held is not None and held[1] == inode:
         return held[0]
-    if held is not None:
-        del _wal_indexes[path]
-        os.close(held[0])
+    _forget_wal_index(path)
     if inode is None:
         return None
     try:
@@ -119,6 +117,13 @@ def _wal_index(path: str) -> int | None:
         return None
     _wal_indexes[path] = (descriptor, os.fstat(descriptor).st_ino)
     return descriptor
+
+
+def _forget_wal_index(path: str) -> None:
+    """Close the descriptor held for `path`: only once its wal-index is gone or replaced (see above)."""
+    held = _wal_indexes.pop(path, None)
+    if held is not None:
+        os.close(held[0])
 
 
 def pages_to_checkpoint(path: str) -> int | None:
@@ -152,8 +157,6 @@ def _run() -> None:
                 if checkpoint(path) is None:  # the database is gone
                     with _lock:
                         _paths.discard(path)
-                        held = _wal_indexes.pop(path, None)
-                        if held is not None:
-                            os.close(held[0])
+                        _forget_wal_index(path)
             except sqlite3.Error:  # busy with another checkpoint, say: the next round will do
                 logger.debug("checkpoint of %s skipped", path, exc_info=True)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from storage import sqlite_wal
 
 
@@ -20,6 +22,16 @@ def wal_database(path) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body BLOB)")
     return connection
+
+
+@pytest.fixture
+def unchecked_writer(tmp_path):
+    """A database in WAL mode and a writer that never checkpoints: (path, writer)."""
+    path = str(tmp_path / "db.sqlite3")
+    writer = wal_database(path)
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    yield path, writer
+    writer.close()
 
 
 def write_pages(connection: sqlite3.Connection, count: int) -> None:
@@ -49,43 +61,31 @@ def test_the_writer_stops_checkpointing_and_the_thread_copies_its_pages(tmp_path
         writer.close()
 
 
-def test_a_checkpoint_copies_every_frame_no_reader_needs(tmp_path):
-    path = str(tmp_path / "db.sqlite3")
-    writer = wal_database(path)
-    try:
-        writer.execute("PRAGMA wal_autocheckpoint=0")
-        write_pages(writer, 50)
-        busy, in_log, checkpointed = sqlite_wal.checkpoint(path)
-        assert (busy, in_log) == (0, checkpointed) and in_log >= 50
-    finally:
-        writer.close()
+def test_a_checkpoint_copies_every_frame_no_reader_needs(unchecked_writer):
+    path, writer = unchecked_writer
+    write_pages(writer, 50)
+    busy, in_log, checkpointed = sqlite_wal.checkpoint(path)
+    assert (busy, in_log) == (0, checkpointed) and in_log >= 50
 
 
-def test_the_pages_waiting_are_read_from_the_wal_index(tmp_path):
-    path = str(tmp_path / "db.sqlite3")
-    writer = wal_database(path)
-    try:
-        writer.execute("PRAGMA wal_autocheckpoint=0")
-        write_pages(writer, 40)
-        waiting = sqlite_wal.pages_to_checkpoint(path)
-        busy, in_log, checkpointed = sqlite_wal.checkpoint(path)
-        assert waiting == in_log >= 40 and checkpointed == in_log
-        assert sqlite_wal.pages_to_checkpoint(path) == 0
-        write_pages(writer, 5)  # the log starts over from its beginning
-        assert 5 <= sqlite_wal.pages_to_checkpoint(path) < 40
-    finally:
-        writer.close()
+def test_the_pages_waiting_are_read_from_the_wal_index(unchecked_writer, tmp_path):
+    path, writer = unchecked_writer
+    write_pages(writer, 40)
+    waiting = sqlite_wal.pages_to_checkpoint(path)
+    busy, in_log, checkpointed = sqlite_wal.checkpoint(path)
+    assert waiting == in_log >= 40 and checkpointed == in_log
+    assert sqlite_wal.pages_to_checkpoint(path) == 0
+    write_pages(writer, 5)  # the log starts over from its beginning
+    assert 5 <= sqlite_wal.pages_to_checkpoint(path) < 40
     assert sqlite_wal.pages_to_checkpoint(str(tmp_path / "missing.sqlite3")) is None
 
 
-def test_reading_the_wal_index_leaves_sqlites_locks_alone(tmp_path):
+def test_reading_the_wal_index_leaves_sqlites_locks_alone(unchecked_writer):
     """Closing a descriptor of a file drops every POSIX lock the process holds on it, SQLite's
     included: the wal-index must be read without ever closing one while SQLite uses the file."""
-    path = str(tmp_path / "locks.sqlite3")
-    writer = wal_database(path)
+    path, writer = unchecked_writer
     reader = sqlite3.connect(path, isolation_level=None)
     try:
-        writer.execute("PRAGMA wal_autocheckpoint=0")
         write_pages(writer, 5)
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM t").fetchone()  # reads a snapshot that is in the log
@@ -101,7 +101,6 @@ def test_reading_the_wal_index_leaves_sqlites_locks_alone(tmp_path):
         assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 5
     finally:
         reader.close()
-        writer.close()
 
 
 def test_a_log_of_a_few_pages_is_left_to_grow(tmp_path):
