@@ -132,7 +132,7 @@ async def local_deliveries_first() -> None:
 
     A consumer awaits it before answering its own client: the members' copies of a message are
     written before the sender's `message.sent`, as a relay forwards before it acknowledges (the
-    recipients' write tasks are scheduled by then, ahead of the caller). With a layer that leaves the
+    layer's consumers write on the spot when handed an event). With a layer that leaves the
     process (Redis) the wait would be a round trip for nothing: the recipients are elsewhere.
     """
     if not getattr(get_channel_layer(), "delivers_in_process", False):

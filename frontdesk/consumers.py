@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+from collections import deque
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -14,6 +15,7 @@ from broker.publish import PUSH, apublish, device_group, local_deliveries_first,
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
 from frontdesk.db import database_sync_to_async
+from frontdesk.eager import start_eagerly
 from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 
@@ -34,7 +36,7 @@ def _frame_ref(frame: dict):
     return None
 
 
-_writing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+_writing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks (writes that had to wait)
 
 
 def _written(task: asyncio.Task) -> None:
@@ -51,6 +53,7 @@ _CHECK_DEVICE_IN_CALL = frozenset({send.send_message, receipts.mark_delivered, r
 class ChatConsumer(AsyncWebsocketConsumer):
     revoked = False
     recheck_task = None
+    frames_waiting: deque | None = None  # frames queued behind a write the socket made wait for
 
     async def dispatch(self, message):
         """Channels' own dispatch minus its `aclose_old_connections()` before every handler.
@@ -292,16 +295,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _push_now(self, payload) -> bool:
         """`push`, called by the in-process layer in the publisher's task (see LocalChannelLayer.attach):
-        the frame is written by a task of its own, started now. A revocation, which closes the
-        socket, goes through the queue and `push`; what follows it queues behind it."""
+        the frame is written there and then. A revocation, which closes the socket, goes through the
+        queue and `push`; what follows it queues behind it."""
         if payload.get("type") != PUSH or payload["event_type"] == events.SESSION_REVOKED:
             return False
         if payload.get("skip_channel") == self.channel_name or self.revoked:
             return True
-        task = asyncio.get_running_loop().create_task(self.send(text_data=payload["frame"]))
-        _writing.add(task)
-        task.add_done_callback(_written)
+        self._write_now(payload["frame"])
         return True
+
+    def _write_now(self, frame: str) -> None:
+        """Write `frame` to the socket in the caller's task (frontdesk/eager.py). If the server makes
+        the write wait (the socket pushes back), a task finishes it, and frames that come meanwhile
+        queue behind it: this socket's order holds, and no other socket waits for this one."""
+        if self.frames_waiting is not None:
+            self.frames_waiting.append(frame)
+            return
+        try:
+            rest = start_eagerly(self.send(text_data=frame))
+        except Exception as exc:  # the socket closed meanwhile, say
+            logger.debug("writing an event to a websocket failed: %r", exc)
+            return
+        if rest is not None:
+            self.frames_waiting = deque()
+            task = asyncio.get_running_loop().create_task(self._write_rest(rest))
+            _writing.add(task)
+            task.add_done_callback(_written)
+
+    async def _write_rest(self, rest):
+        try:
+            await rest
+            while self.frames_waiting:
+                await self.send(text_data=self.frames_waiting.popleft())
+        finally:
+            self.frames_waiting = None
 
     async def _send_event(self, event: dict):
         await self.send(text_data=events.to_frame(event))

@@ -73,3 +73,49 @@ async def test_every_group_member_is_written_to_before_the_sender_hears_it_was_s
     finally:
         for socket in s.values():
             await socket.close()
+
+
+def held_back(gate, who: str, writes: list):
+    """The ASGI application for a socket whose first write of the test's messages waits until `gate`
+    opens, as a write the server makes wait does (a slow client's full buffer); the next ones would
+    not have to wait."""
+    held = []
+
+    async def app(scope, receive, send):
+        async def slow_send(message):
+            if message["type"] == "websocket.send":
+                event = json.loads(message["text"])
+                if event["type"] == "message.new" and event["message"]["text"].startswith("message ") and not held:
+                    held.append(event)
+                    await gate.wait()
+                writes.append((who, event["type"]))
+            await send(message)
+        return await application(scope, receive, slow_send)
+    return app
+
+
+async def test_a_socket_that_is_held_back_keeps_its_order_and_holds_up_nobody_else():
+    import asyncio
+
+    members = await people(3)
+    users = [user for user, _ in members]
+    group = await db(group_conversation)(*users)
+    gate, writes = asyncio.Event(), []
+    sender = await connect(members[0][1])
+    slow = await connect(members[1][1], app=held_back(gate, "slow", writes))
+    other = await connect(members[2][1], app=recording(writes, "other"))
+    try:
+        writes.clear()
+        sent = [await sender.send_message(group.pk, f"message {i}") for i in range(3)]
+        for message in sent:
+            await other.receive_new(message["seq"])
+        assert ("slow", "message.new") not in writes  # the first is held back, the others behind it
+
+        gate.set()
+        arrived = [event for event in await slow.receive_types("message.new", count=4)
+                   if event["message"]["text"].startswith("message ")]  # after the group's creation notice
+        assert [event["message"]["seq"] for event in arrived] == [message["seq"] for message in sent]
+        assert [event["message"]["text"] for event in arrived] == ["message 0", "message 1", "message 2"]
+    finally:
+        for socket in (sender, slow, other):
+            await socket.close()
