@@ -22,6 +22,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -55,6 +56,8 @@ def scenarios(quick: bool) -> dict:
     return {
         "latency": [{"name": n, "mode": m, "users": u, "rate": r, "warmup": 1, "duration": duration}
                     for n, m, u, r in latency],
+        # Each latency figure is the median of this many rounds (each round: every target once).
+        "latency_rounds": 1 if quick else 3,
         "throughput": {
             "pairs": {"users": 1000, "rates": [250, 350, 500, 650, 800, 1000, 1200, 1500, 2000, 3000, 4000],
                       "warmup": 1, "duration": 2 if quick else 4},
@@ -186,6 +189,63 @@ class Target:
         return {"plan": str(self.plan), "ws": self.ws, "http": self.http, "server_pids": self.pids, **extra}
 
 
+def warm_up(target: Target, *, log) -> str | None:
+    """Warm the servers up (imports, caches, the database's pages): not recorded."""
+    log(f"{target.name}: warm-up")
+    warm = run_loadgen(target.spec(kind="chat", mode="pairs", users=100, ack_every=1.0,
+                                   steps=[{"rate": 50, "warmup": 0, "duration": 3, "drain": 2}]), timeout=60)
+    wait_idle(target.pids, timeout=30)
+    return warm.get("error")
+
+
+def run_latency(target: Target, config: dict, *, log, round_number: int) -> dict:
+    """One round of the latency scenarios."""
+    out = {}
+    for s in config["latency"]:
+        log(f"{target.name}: latency {s['name']} at {s['rate']} msg/s (round {round_number} of {config['latency_rounds']})")
+        result = run_loadgen(target.spec(
+            kind="chat", mode=s["mode"], users=s["users"], ack_every=1.0 if s["mode"] == "pairs" else 0,
+            steps=[{"rate": s["rate"], "warmup": s["warmup"], "duration": s["duration"], "drain": 3}],
+        ), timeout=120)
+        out[s["name"]] = result if "error" in result else {
+            **result["steps"][0], "connect": result["connect"], "loop_lag": result["loop_lag"],
+            "loadgen": result["loadgen"], "machine": result["machine"]}
+        wait_idle(target.pids, timeout=30)
+    return out
+
+
+def combine_rounds(rounds: list[dict]) -> dict:
+    """Each scenario's figures over its rounds: every percentile the median of the rounds' values,
+    deliveries summed; the rounds themselves are kept beside them."""
+    combined = {}
+    for name in rounds[0]:
+        runs = [r[name] for r in rounds if name in r and "error" not in r[name]]
+        if not runs:
+            combined[name] = rounds[0][name]
+            continue
+
+        def median_of(*path):
+            values = []
+            for run in runs:
+                node = run
+                for key in path:
+                    node = node.get(key) if isinstance(node, dict) else None
+                if node is not None:
+                    values.append(node)
+            return statistics.median(values) if values else None
+
+        combined[name] = {
+            "e2e": {p: median_of("e2e", p) for p in ("p50", "p95", "p99")},
+            "sent": {p: median_of("sent", p) for p in ("p50", "p95", "p99")},
+            "deliveries": sum(run["deliveries"] for run in runs),
+            "expected_deliveries": sum(run["expected_deliveries"] for run in runs),
+            "machine": {k: median_of("machine", k) for k in ("server_cores", "foreign_cores")},
+            "rounds": len(runs),
+            "failed_rounds": len(rounds) - len(runs),
+        }
+    return combined
+
+
 def run_target(target: Target, config: dict, *, parts: set[str], log) -> dict:
     out: dict = {"processes": len(target.pids)}
     cpu_before = sum(cpu_seconds(p) for p in target.pids)
@@ -198,24 +258,9 @@ def run_target(target: Target, config: dict, *, parts: set[str], log) -> dict:
                                               connect_concurrency=100), timeout=300)
         wait_idle(target.pids, timeout=90)
     if "latency" in parts or "throughput" in parts:
-        # Warm the server up first (imports, caches, the database's pages): not recorded.
-        log(f"{target.name}: warm-up")
-        warm = run_loadgen(target.spec(kind="chat", mode="pairs", users=100, ack_every=1.0,
-                                       steps=[{"rate": 50, "warmup": 0, "duration": 3, "drain": 2}]), timeout=60)
-        out["warmup_error"] = warm.get("error")
-        wait_idle(target.pids, timeout=30)
+        out["warmup_error"] = warm_up(target, log=log)
     if "latency" in parts:
-        out["latency"] = {}
-        for s in config["latency"]:
-            log(f"{target.name}: latency {s['name']} at {s['rate']} msg/s")
-            result = run_loadgen(target.spec(
-                kind="chat", mode=s["mode"], users=s["users"], ack_every=1.0 if s["mode"] == "pairs" else 0,
-                steps=[{"rate": s["rate"], "warmup": s["warmup"], "duration": s["duration"], "drain": 3}],
-            ), timeout=120)
-            out["latency"][s["name"]] = result if "error" in result else {
-                **result["steps"][0], "connect": result["connect"], "loop_lag": result["loop_lag"],
-                "loadgen": result["loadgen"], "machine": result["machine"]}
-            wait_idle(target.pids, timeout=30)
+        out["latency_rounds"] = [run_latency(target, config, log=log, round_number=1)]
     if "throughput" in parts:
         out["throughput"] = {}
         for mode, t in config["throughput"].items():
@@ -293,7 +338,9 @@ def report(results: dict) -> str:
                          f"{r['deliveries']}/{r['expected_deliveries']}",
                          _fmt(r.get("machine", {}).get("server_cores"), 2),
                          _fmt(r.get("machine", {}).get("foreign_cores"), 2)])
-    table("End-to-end latency, ms (message.send -> each recipient's message.new; and -> sender's message.sent)",
+    rounds = results["config"].get("latency_rounds", 1)
+    table("End-to-end latency, ms (message.send -> each recipient's message.new; and -> sender's message.sent)"
+          + (f"; each figure the median of {rounds} rounds" if rounds > 1 else ""),
           ["scenario", "load", "target", "e2e p50", "e2e p95", "e2e p99", "sent p50", "sent p99", "p50 vs relay",
            "p99 vs relay", "delivered", "server cores", "other cores"], rows)
 
@@ -446,6 +493,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--latency-rounds", type=int, default=int(os.environ.get("BENCH_LATENCY_ROUNDS", "0")),
+                        help="rounds of the latency scenarios, each figure the median of them (default 3; quick 1)")
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--keep", action="store_true", help="keep var/bench/<run> (databases, logs)")
     args = parser.parse_args()
@@ -457,6 +506,8 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 sockets per process; inherited
     config = scenarios(args.quick)
+    if args.latency_rounds > 0:
+        config["latency_rounds"] = args.latency_rounds
     parts = set(args.parts.split(","))
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -511,25 +562,39 @@ def main() -> int:
             databases.append(scaleout)
             scaleout_plan = seed(scaleout, "scaleout")
 
-        for name in wanted:
-            log(f"--- {name}")
+        def start_target(name: str) -> tuple[Target, list]:
             if name == "relay":
                 relay = Relay(workdir, embedded_plan).start()
                 processes.append(relay)
-                target = Target(name, [f"ws://{HOST}:{relay.port}"], [f"http://{HOST}:{relay.port}"], [relay.pid],
-                                embedded_plan)
-                servers = [relay]
-            else:
-                config_name, server = name.split("/")
-                database, plan, count = (embedded, embedded_plan, 1) if config_name == "embedded" else (scaleout, scaleout_plan, 2)
-                servers = start_servers(database, server, count)
-                target = Target(name, [s.ws_url for s in servers], [s.url for s in servers], [s.pid for s in servers], plan)
+                return Target(name, [f"ws://{HOST}:{relay.port}"], [f"http://{HOST}:{relay.port}"], [relay.pid],
+                              embedded_plan), [relay]
+            config_name, server = name.split("/")
+            database, plan, count = (embedded, embedded_plan, 1) if config_name == "embedded" else (scaleout, scaleout_plan, 2)
+            servers = start_servers(database, server, count)
+            return Target(name, [s.ws_url for s in servers], [s.url for s in servers], [s.pid for s in servers], plan), servers
+
+        for name in wanted:
+            log(f"--- {name}")
+            target, servers = start_target(name)
             # uvicorn is compared with Daphne on the websocket path; connections and history
             # (plain HTTP) are measured on Daphne, the default server.
             target_parts = parts - {"idle", "history"} if name.endswith("uvicorn") else parts
             results["targets"][name] = run_target(target, config, parts=target_parts, log=log)
             for process in servers:
                 process.kill()
+        # The latency scenarios again, target after target, on freshly started servers: the same
+        # code moved by half its value from one run to the next on this machine, and the relay's
+        # figures are only comparable with what ran in the same minutes (docs/performance.md).
+        if "latency" in parts:
+            for round_number in range(2, config["latency_rounds"] + 1):
+                for name in wanted:
+                    log(f"--- {name}, latency round {round_number}")
+                    target, servers = start_target(name)
+                    warm_up(target, log=log)
+                    results["targets"][name]["latency_rounds"].append(
+                        run_latency(target, config, log=log, round_number=round_number))
+                    for process in servers:
+                        process.kill()
     except Exception as exc:  # report what was measured so far
         log(f"benchmark failed: {exc!r}")
         results["error"] = repr(exc)
@@ -545,6 +610,9 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    for target_results in results["targets"].values():
+        if target_results.get("latency_rounds"):
+            target_results["latency"] = combine_rounds(target_results["latency_rounds"])
     results["loadavg_after"] = os.getloadavg()
     results["seconds"] = round(time.monotonic() - started, 1)
     results.setdefault("messages_stored", 0)
