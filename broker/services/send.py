@@ -1,5 +1,6 @@
 """Sending: the one door through which every message, user-written or system, enters a conversation."""
 
+import contextlib
 import functools
 
 from django.conf import settings
@@ -174,7 +175,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
 
     try:
-        with transaction.atomic():
+        with _transaction_for_store():
             message = append_message(
                 conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
                 origin_channel=origin_channel, context=context, author_membership_id=context.membership_id,
@@ -187,6 +188,19 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
             raise
         return _retried(existing, conversation_id), False
     return message, True
+
+
+def _transaction_for_store():
+    """The transaction a send's writes need. On PostgreSQL they are one statement (`_store`), which
+    is a transaction of its own when none is open: there Django's atomic block would only add two
+    round trips, BEGIN before the statement and COMMIT after it (the COMMIT's flush to disk is the
+    same either way). A failed statement then leaves nothing behind, seq included, as a rolled-back
+    block would; `transaction.on_commit` runs its callbacks at once, after the write. Scaled out,
+    round trips are most of a message's latency (docs/performance.md, change 24)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql" and db.get_autocommit() and not db.in_atomic_block:
+        return contextlib.nullcontext()
+    return transaction.atomic()
 
 
 def _retried(existing: Message, conversation_id: int) -> Message:
