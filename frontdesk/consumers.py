@@ -25,6 +25,8 @@ CLOSE_UNAUTHENTICATED = 4001
 # A client that goes on flooding frames after being told to stop. (Autobahn, under Daphne, lets an
 # application close only with 1000 or 3000-4999, so not the standard 1008.)
 CLOSE_POLICY_VIOLATION = 4008
+# A client that reads its socket too slowly: more events waited for it than MAX_FRAMES_WAITING.
+CLOSE_TOO_SLOW = 4009
 MAX_REF_LENGTH = 128
 
 
@@ -309,7 +311,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         the write wait (the socket pushes back), a task finishes it, and frames that come meanwhile
         queue behind it: this socket's order holds, and no other socket waits for this one."""
         if self.frames_waiting is not None:
-            self.frames_waiting.append(frame)
+            if len(self.frames_waiting) < settings.MESSENGER["MAX_FRAMES_WAITING"]:
+                self.frames_waiting.append(frame)
+            elif not self.revoked:
+                self._close_too_slow()
             return
         try:
             rest = start_eagerly(self.send(text_data=frame))
@@ -321,6 +326,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task = asyncio.get_running_loop().create_task(self._write_rest(rest))
             _writing.add(task)
             task.add_done_callback(_written)
+
+    def _close_too_slow(self) -> None:
+        """The client does not read what it is sent: stop holding events for it (they are not lost:
+        it catches up when it connects again) and close."""
+        self.revoked = True  # handle nothing more from or for this socket
+        self.frames_waiting.clear()
+        task = asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
+        _writing.add(task)
+        task.add_done_callback(_written)
 
     async def _write_rest(self, rest):
         try:

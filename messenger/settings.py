@@ -265,6 +265,9 @@ MESSENGER = {
     # more while refused is closed (4008).
     "FRAME_RATE": float(os.environ.get("MESSENGER_FRAME_RATE", 50)),
     "FRAME_BURST": int(os.environ.get("MESSENGER_FRAME_BURST", 200)),
+    # Events held for a websocket whose client reads too slowly (its writes wait for the socket);
+    # one more and it is closed (4009), to catch up when it reconnects.
+    "MAX_FRAMES_WAITING": int(os.environ.get("MESSENGER_MAX_FRAMES_WAITING", 1000)),
     # How often an open websocket re-checks that its device token or session is still valid (its
     # frames are checked each time; this bounds how long an idle revoked socket keeps receiving).
     "AUTH_RECHECK_SECONDS": float(os.environ.get("MESSENGER_AUTH_RECHECK_SECONDS", 60)),

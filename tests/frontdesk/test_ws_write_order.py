@@ -119,3 +119,28 @@ async def test_a_socket_that_is_held_back_keeps_its_order_and_holds_up_nobody_el
     finally:
         for socket in (sender, slow, other):
             await socket.close()
+
+
+
+async def test_a_client_that_does_not_read_is_closed_and_catches_up_when_it_reconnects(settings):
+    import asyncio
+
+    settings.MESSENGER = {**settings.MESSENGER, "MAX_FRAMES_WAITING": 2}
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    gate, writes = asyncio.Event(), []
+    sender = await connect(alice_token)
+    stuck = await connect(bob_token, app=held_back(gate, "stuck", writes))
+    try:
+        # The first is held back, two wait behind it, and the fourth is one too many.
+        sent = [await sender.send_message(conversation.pk, f"message {i}") for i in range(4)]
+
+        assert await stuck.receive_close() == 4009
+        again = await connect(bob_token)
+        caught_up = await again.receive_types("message.new", count=4)
+        assert [event["message"]["seq"] for event in caught_up] == [message["seq"] for message in sent]
+        await again.close()
+    finally:
+        gate.set()
+        await sender.close()
+        await stuck.close()
