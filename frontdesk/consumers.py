@@ -101,8 +101,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if came_online:
             await self._announce_presence(online=True, last_seen=None)
         await self._send_backlog()
-        # From now on the in-process layer may write this socket's events on the spot (not before:
-        # live events that came during catch-up are queued, and go out after it).
+        # From now on the layer may hand this socket's events over to be written on the spot (not
+        # before: live events that came during catch-up are queued, and go out after it).
         attach = getattr(self.channel_layer, "attach", None)
         if attach is not None:
             attach(self.channel_name, self._push_now)
@@ -296,8 +296,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=payload["frame"])
 
     def _push_now(self, payload) -> bool:
-        """`push`, called by the in-process layer in the publisher's task (see LocalChannelLayer.attach):
-        the frame is written there and then. A revocation, which closes the socket, goes through the
+        """`push`, called by the layer where it has the event: in the publisher's task in process
+        (LocalChannelLayer.attach), in the reader of Redis when scaled out (RedisPubSubLayer.attach).
+        The frame is written there and then. A revocation, which closes the socket, goes through the
         queue and `push`; what follows it queues behind it."""
         if payload.get("type") != PUSH or payload["event_type"] == events.SESSION_REVOKED:
             return False

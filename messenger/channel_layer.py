@@ -21,6 +21,7 @@ semantics where they matter and costs O(recipients) per event:
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import string
 import time
@@ -29,6 +30,8 @@ from collections.abc import Callable
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
+
+logger = logging.getLogger(__name__)
 
 
 class LocalChannelLayer(BaseChannelLayer):
@@ -182,7 +185,8 @@ except ImportError:  # pragma: no cover - channels-redis is a requirement
 if RedisPubSubChannelLayer is not None:
 
     class RedisPubSubLayer(RedisPubSubChannelLayer):
-        """channels_redis' pub/sub layer, plus one pipelined round trip for an event to many groups.
+        """channels_redis' pub/sub layer, plus one pipelined round trip for an event to many groups,
+        and events handed to their consumers as they are read (`attach`).
 
         Every event goes to one group per member (`user.<id>`): 50 for a message in a group of 50.
         The base layer PUBLISHes them one at a time, each a round trip under the connection's lock,
@@ -213,3 +217,55 @@ if RedisPubSubChannelLayer is not None:
             except AttributeError:  # the internals moved: one PUBLISH per group, as the base layer does
                 for group in groups:
                     await layer.group_send(group, message)
+
+        # --- handing messages over as they are read ---------------------------------------------
+        def attach(self, channel: str, handler: Callable[[dict], bool]) -> None:
+            """As LocalChannelLayer.attach, for what arrives from Redis: a message for `channel` is
+            handed to `handler` as the layer's reader takes it off the connection, instead of going
+            through the channel's queue, its receiving task and the consumer's dispatch loop (three
+            turns of the event loop, consumer after consumer). `handler` returns False for what it
+            leaves to the queue; while anything is queued, messages queue behind it.
+
+            The hook is the queue's `put_nowait`, which the reader calls for every message of the
+            channel and of its groups (channels-redis' internals, pinned in requirements.txt:
+            without them nothing is attached, and messages are queued as before).
+            """
+            queue = self._queue(channel)
+            if queue is None:
+                return
+            put, deserialize = queue.put_nowait, self._deserialize_once
+
+            def hand_over(data):
+                try:
+                    if queue.empty() and handler(deserialize(data)):
+                        return
+                except Exception:  # the reader must go on: one failure of its would stall every delivery
+                    logger.exception("handing a message to %s failed; it is queued instead", channel)
+                put(data)
+
+            queue.put_nowait = hand_over
+
+        def detach(self, channel: str) -> None:
+            queue = self._queue(channel)
+            if queue is not None:
+                queue.__dict__.pop("put_nowait", None)
+
+        def _queue(self, channel: str) -> asyncio.Queue | None:
+            try:
+                queue = self._get_layer().channels.get(channel)
+            except AttributeError:
+                return None
+            return queue if isinstance(queue, asyncio.Queue) else None
+
+        _last_read: tuple[bytes, dict] | None = None
+
+        def _deserialize_once(self, data: bytes) -> dict:
+            """A message to a user's group arrives once per process and goes to each of the user's
+            connections there (phone and laptop) one after the other: it is decoded for the first
+            and the same dict handed to the rest (handlers only read it)."""
+            last = self._last_read
+            if last is not None and last[0] is data:
+                return last[1]
+            message = self.deserialize(data)
+            self._last_read = (data, message)
+            return message

@@ -1,10 +1,13 @@
-"""messenger.channel_layer.LocalChannelLayer, the embedded setup's in-process layer."""
+"""messenger.channel_layer: LocalChannelLayer, the embedded setup's in-process layer, and
+RedisPubSubLayer, the scaled-out one."""
 
 import asyncio
+import uuid
 
 import pytest
+from django.conf import settings
 
-from messenger.channel_layer import LocalChannelLayer
+from messenger.channel_layer import LocalChannelLayer, RedisPubSubLayer
 
 
 async def nothing_arrives(layer: LocalChannelLayer, channel: str) -> bool:
@@ -85,3 +88,97 @@ async def test_the_connection_that_caused_an_event_is_not_handed_it_either():
 
     assert handed == []
     assert await nothing_arrives(layer, phone)
+
+
+# --- the Redis pub/sub layer (scaled out) ---------------------------------------------------------
+redis_only = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (run by make test-scaleout)")
+
+
+def redis_layer(prefix: str | None = None):
+    """A layer of its own, as a server process has, in a namespace of this test's (or `prefix`)."""
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    return RedisPubSubLayer(hosts=config["hosts"], prefix=prefix or f"{config['prefix']}-{uuid.uuid4().hex[:8]}")
+
+
+async def eventually(condition, timeout: float = 2) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+@redis_only
+async def test_from_redis_an_attached_connection_is_handed_its_events_as_they_are_read():
+    namespace = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}-{uuid.uuid4().hex[:8]}"
+    here, elsewhere = redis_layer(namespace), redis_layer(namespace)  # two processes of one deployment
+    try:
+        phone, laptop = await here.new_channel(), await here.new_channel()
+        await here.group_add("user.1", phone)
+        await here.group_add("user.1", laptop)
+        handed = []
+        here.attach(phone, lambda message: handed.append(message) or True)
+
+        await elsewhere.group_send_many(["user.1"], {"type": "push", "n": 1})
+
+        assert await eventually(lambda: handed == [{"type": "push", "n": 1}])
+        assert await asyncio.wait_for(here.receive(laptop), timeout=2) == {"type": "push", "n": 1}
+        assert here._queue(phone).empty()  # (a receive given up on would end the channel, on this layer)
+
+        here.detach(phone)
+        await elsewhere.group_send_many(["user.1"], {"type": "push", "n": 2})
+        assert await asyncio.wait_for(here.receive(phone), timeout=2) == {"type": "push", "n": 2}
+        assert handed == [{"type": "push", "n": 1}]
+    finally:
+        await here.flush()
+        await elsewhere.flush()
+
+
+@redis_only
+async def test_from_redis_what_is_declined_is_queued_and_later_events_keep_their_order():
+    layer = redis_layer()
+    try:
+        phone = await layer.new_channel()
+        await layer.group_add("user.1", phone)
+        handed = []
+
+        def take_all_but_the_first(message):
+            if message["n"] == 1:
+                return False
+            handed.append(message)
+            return True
+
+        layer.attach(phone, take_all_but_the_first)
+        for n in (1, 2, 3):
+            await layer.group_send_many(["user.1"], {"type": "push", "n": n})
+
+        # 2 and 3 came while 1 waited in the queue: they wait behind it, not before it.
+        assert await eventually(lambda: layer._queue(phone).qsize() == 3)
+        assert handed == []
+        assert [(await asyncio.wait_for(layer.receive(phone), timeout=2))["n"] for _ in range(3)] == [1, 2, 3]
+        await layer.group_send_many(["user.1"], {"type": "push", "n": 4})
+        assert await eventually(lambda: handed == [{"type": "push", "n": 4}])
+    finally:
+        await layer.flush()
+
+
+@redis_only
+async def test_from_redis_a_failing_handler_leaves_the_event_queued_and_the_reader_running():
+    layer = redis_layer()
+    try:
+        phone = await layer.new_channel()
+        await layer.group_add("user.1", phone)
+
+        def broken(message):
+            raise RuntimeError("a bug in a consumer")
+
+        layer.attach(phone, broken)
+        await layer.group_send_many(["user.1"], {"type": "push", "n": 1})
+        assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 1}
+
+        layer.detach(phone)
+        await layer.group_send_many(["user.1"], {"type": "push", "n": 2})
+        assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 2}
+    finally:
+        await layer.flush()
