@@ -16,6 +16,17 @@ async def nothing_arrives(layer: LocalChannelLayer, channel: str) -> bool:
     return True
 
 
+def all_but_the_first(handed: list):
+    """A handler that declines the first event (as a consumer declines a revocation) and takes the
+    rest into `handed`."""
+    def take(message):
+        if message["n"] == 1:
+            return False
+        handed.append(message)
+        return True
+    return take
+
+
 async def test_an_event_reaches_every_connection_in_its_groups_but_the_one_that_caused_it():
     layer = LocalChannelLayer()
     phone, laptop, other_person = [await layer.new_channel() for _ in range(3)]
@@ -58,14 +69,7 @@ async def test_what_an_attached_connection_declines_is_queued_and_later_events_k
     phone = await layer.new_channel()
     await layer.group_add("user.1", phone)
     handed = []
-
-    def take_all_but_the_first(message):
-        if message["n"] == 1:
-            return False
-        handed.append(message)
-        return True
-
-    layer.attach(phone, take_all_but_the_first)
+    layer.attach(phone, all_but_the_first(handed))
     for n in (1, 2, 3):
         await layer.group_send_many(["user.1"], {"type": "push", "n": n})
 
@@ -135,50 +139,43 @@ async def test_from_redis_an_attached_connection_is_handed_its_events_as_they_ar
         await elsewhere.flush()
 
 
-@redis_only
-async def test_from_redis_what_is_declined_is_queued_and_later_events_keep_their_order():
+@pytest.fixture
+async def redis_phone():
+    """A Redis layer with one connection, `phone`, in the group user.1."""
     layer = redis_layer()
-    try:
-        phone = await layer.new_channel()
-        await layer.group_add("user.1", phone)
-        handed = []
-
-        def take_all_but_the_first(message):
-            if message["n"] == 1:
-                return False
-            handed.append(message)
-            return True
-
-        layer.attach(phone, take_all_but_the_first)
-        for n in (1, 2, 3):
-            await layer.group_send_many(["user.1"], {"type": "push", "n": n})
-
-        # 2 and 3 came while 1 waited in the queue: they wait behind it, not before it.
-        assert await eventually(lambda: layer._queue(phone).qsize() == 3)
-        assert handed == []
-        assert [(await asyncio.wait_for(layer.receive(phone), timeout=2))["n"] for _ in range(3)] == [1, 2, 3]
-        await layer.group_send_many(["user.1"], {"type": "push", "n": 4})
-        assert await eventually(lambda: handed == [{"type": "push", "n": 4}])
-    finally:
-        await layer.flush()
+    phone = await layer.new_channel()
+    await layer.group_add("user.1", phone)
+    yield layer, phone
+    await layer.flush()
 
 
 @redis_only
-async def test_from_redis_a_failing_handler_leaves_the_event_queued_and_the_reader_running():
-    layer = redis_layer()
-    try:
-        phone = await layer.new_channel()
-        await layer.group_add("user.1", phone)
+async def test_from_redis_what_is_declined_is_queued_and_later_events_keep_their_order(redis_phone):
+    layer, phone = redis_phone
+    handed = []
+    layer.attach(phone, all_but_the_first(handed))
+    for n in (1, 2, 3):
+        await layer.group_send_many(["user.1"], {"type": "push", "n": n})
 
-        def broken(message):
-            raise RuntimeError("a bug in a consumer")
+    # 2 and 3 came while 1 waited in the queue: they wait behind it, not before it.
+    assert await eventually(lambda: layer._queue(phone).qsize() == 3)
+    assert handed == []
+    assert [(await asyncio.wait_for(layer.receive(phone), timeout=2))["n"] for _ in range(3)] == [1, 2, 3]
+    await layer.group_send_many(["user.1"], {"type": "push", "n": 4})
+    assert await eventually(lambda: handed == [{"type": "push", "n": 4}])
 
-        layer.attach(phone, broken)
-        await layer.group_send_many(["user.1"], {"type": "push", "n": 1})
-        assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 1}
 
-        layer.detach(phone)
-        await layer.group_send_many(["user.1"], {"type": "push", "n": 2})
-        assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 2}
-    finally:
-        await layer.flush()
+@redis_only
+async def test_from_redis_a_failing_handler_leaves_the_event_queued_and_the_reader_running(redis_phone):
+    layer, phone = redis_phone
+
+    def broken(message):
+        raise RuntimeError("a bug in a consumer")
+
+    layer.attach(phone, broken)
+    await layer.group_send_many(["user.1"], {"type": "push", "n": 1})
+    assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 1}
+
+    layer.detach(phone)
+    await layer.group_send_many(["user.1"], {"type": "push", "n": 2})
+    assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 2}
