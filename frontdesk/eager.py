@@ -4,7 +4,8 @@ A message to a group of 50 is written to 49 sockets. As a task each, every write
 next turn of the loop and then cost a task's creation and scheduling; yet a write almost never
 has to wait for anything (Daphne buffers it; uvicorn waits only while the socket pushes back).
 Run in the publisher's own call, the group's writes are done by the time the sender is answered:
-in the benchmark that took a sixth to a quarter off group messages' latency (docs/performance.md).
+in alternating benchmark runs that took 10-30% off group messages' latency (docs/performance.md,
+change 23).
 
 Python 3.12 has this as `asyncio.eager_task_factory`; this project runs on 3.11, so here is the
 small part of it needed: run the coroutine until it finishes or first has to wait, and hand what
