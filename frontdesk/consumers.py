@@ -41,6 +41,12 @@ def _frame_ref(frame: dict):
 _writing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks (writes that had to wait)
 
 
+def _write_in_background(coroutine) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _writing.add(task)
+    task.add_done_callback(_written)
+
+
 def _written(task: asyncio.Task) -> None:
     _writing.discard(task)
     if not task.cancelled() and task.exception() is not None:  # e.g. the socket closed meanwhile
@@ -324,18 +330,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if rest is not None:
             self.frames_waiting = deque()
-            task = asyncio.get_running_loop().create_task(self._write_rest(rest))
-            _writing.add(task)
-            task.add_done_callback(_written)
+            _write_in_background(self._write_rest(rest))
 
     def _close_too_slow(self) -> None:
         """The client does not read what it is sent: stop holding events for it (they are not lost:
         it catches up when it connects again) and close."""
         self.revoked = True  # handle nothing more from or for this socket
         self.frames_waiting.clear()
-        task = asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
-        _writing.add(task)
-        task.add_done_callback(_written)
+        _write_in_background(self.close(code=CLOSE_TOO_SLOW))
 
     async def _write_rest(self, rest):
         try:
