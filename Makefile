@@ -26,12 +26,17 @@ migrate: venv
 	$(PY) manage.py migrate --noinput
 
 # The server and, beside it, the task worker that posts developer apps' webhooks; both stop together.
+# uvicorn rather than Daphne: on the websocket path it adds 30-70% of the latency Daphne adds to a
+# bare relay's, within the benchmark's 3x of the relay where Daphne is not (docs/performance.md);
+# both stay supported. Like Daphne, it drops websocket messages over 1 MiB; messenger itself answers
+# frames over 64 KiB with frame_too_large.
+UVICORN_FLAGS := --lifespan off --ws-max-size 1048576
 run: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py db_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) messenger.asgi:application
+	$(VENV)/bin/uvicorn $(UVICORN_FLAGS) --host $(HOST) --port $(PORT) messenger.asgi:application
 
 # The task worker alone (a scaled-out deployment runs it as its own service).
 worker: migrate
@@ -43,7 +48,7 @@ test-embedded: venv
 	@test -x /usr/bin/chromium || echo "NOTE: no Chromium at /usr/bin/chromium, so the browser tests (tests/browser) are skipped; install it with 'apt-get install chromium' (.ci/run does)."
 	$(PY) -m pytest
 
-# The end-to-end browser tests alone (headless Chromium against a live Daphne).
+# The end-to-end browser tests alone (headless Chromium against a live server, as `make run` serves it).
 test-browser: venv
 	$(PY) -m pytest -m browser
 

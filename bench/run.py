@@ -576,10 +576,7 @@ def main() -> int:
         for name in wanted:
             log(f"--- {name}")
             target, servers = start_target(name)
-            # uvicorn is compared with Daphne on the websocket path; connections and history
-            # (plain HTTP) are measured on Daphne, the default server.
-            target_parts = parts - {"idle", "history"} if name.endswith("uvicorn") else parts
-            results["targets"][name] = run_target(target, config, parts=target_parts, log=log)
+            results["targets"][name] = run_target(target, config, parts=parts, log=log)
             for process in servers:
                 process.kill()
         # The latency scenarios again, target after target, on freshly started servers: the same

@@ -2,8 +2,9 @@
 
 `LiveDatabase` makes a throwaway, migrated database that no other test uses: a SQLite file in a
 temporary folder on the embedded setup, or a uniquely named PostgreSQL database (created and dropped
-here) on the server that `DATABASE_URL` points at. `ServerProcess` runs Daphne on it as a subprocess
-on 127.0.0.1, which can be SIGKILLed and started again on the same data. `http` and `WsClient` talk
+here) on the server that `DATABASE_URL` points at. `ServerProcess` runs uvicorn (as `make run` does)
+or Daphne on it as a subprocess on 127.0.0.1, which can be SIGKILLed and started again on the same
+data. `http` and `WsClient` talk
 to such a server the way client apps do: JSON over HTTP and the websocket protocol.
 
 Nothing here touches pytest-django's databases or the Django settings of the test process.
@@ -41,10 +42,11 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _phone_numbers = itertools.count(2000)
 
 
-def daphne_unavailable_reason() -> str | None:
-    """Why Daphne cannot serve on 127.0.0.1 here, or None if it should."""
-    if not DAPHNE.exists():
-        return f"daphne is not installed beside the interpreter ({DAPHNE} is missing)"
+def servers_unavailable_reason() -> str | None:
+    """Why uvicorn and Daphne cannot serve on 127.0.0.1 here, or None if they should."""
+    for executable in (UVICORN, DAPHNE):
+        if not executable.exists():
+            return f"{executable.name} is not installed beside the interpreter ({executable} is missing)"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((HOST, 0))
@@ -166,11 +168,11 @@ class LiveDatabase:
 
 # --- server processes -----------------------------------------------------------------------------
 class ServerProcess:
-    """One Daphne (or, with server="uvicorn", uvicorn) process serving messenger.asgi on 127.0.0.1."""
+    """One uvicorn (or, with server="daphne", Daphne) process serving messenger.asgi on 127.0.0.1."""
 
     _numbers = itertools.count(1)
 
-    def __init__(self, database: LiveDatabase, server: str = "daphne"):
+    def __init__(self, database: LiveDatabase, server: str = "uvicorn"):
         if server not in SERVERS:
             raise ValueError(f"server must be one of {sorted(SERVERS)}")
         self.database = database
@@ -207,8 +209,9 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         if self.server == "uvicorn":
-            return [str(UVICORN), "--host", HOST, "--port", str(self.port), "--lifespan", "off", "--no-access-log",
-                    "--log-level", "warning", "messenger.asgi:application"]
+            # as `make run` serves it (Makefile: UVICORN_FLAGS)
+            return [str(UVICORN), "--host", HOST, "--port", str(self.port), "--lifespan", "off", "--ws-max-size",
+                    "1048576", "--no-access-log", "--log-level", "warning", "messenger.asgi:application"]
         return [str(DAPHNE), "-b", HOST, "-p", str(self.port), "messenger.asgi:application"]
 
     @property

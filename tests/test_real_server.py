@@ -1,6 +1,7 @@
-"""Delivery invariants with real server processes: Daphne subprocesses, SIGKILL, restarts.
+"""Delivery invariants with real server processes: uvicorn and Daphne subprocesses, SIGKILL, restarts.
 
-Each test runs `messenger.asgi` in Daphne on 127.0.0.1 over a throwaway database of this module
+Each test runs `messenger.asgi` in uvicorn (as `make run` does; Daphne beside it where two processes
+share the work) on 127.0.0.1 over a throwaway database of this module
 (tests/live_server.py): a SQLite file on the embedded setup, a uniquely named PostgreSQL database
 with the Redis channel layer when DATABASE_URL / REDIS_URL are set. Clients speak only HTTP and the
 websocket protocol, so these tests use none of pytest-django's databases.
@@ -22,7 +23,7 @@ from tests.live_server import (
     ServerProcess,
     WsClient,
     conversation,
-    daphne_unavailable_reason,
+    servers_unavailable_reason,
     direct_conversation,
     full_history,
     group_conversation,
@@ -31,8 +32,8 @@ from tests.live_server import (
     register,
 )
 
-_unavailable = daphne_unavailable_reason()
-pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"real-server tests need Daphne: {_unavailable}")
+_unavailable = servers_unavailable_reason()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"real-server tests need uvicorn and Daphne: {_unavailable}")
 
 N_MESSAGES = 40  # test 1: messages sent before the crash
 USERS = 3  # test 3: group members, each with one device on each of the two processes
@@ -56,8 +57,8 @@ class Servers:
         self.database = database
         self.started: list[ServerProcess] = []
 
-    async def start(self) -> ServerProcess:
-        server = ServerProcess(self.database)
+    async def start(self, kind: str = "uvicorn") -> ServerProcess:
+        server = ServerProcess(self.database, kind)
         self.started.append(server)
         return await asyncio.to_thread(server.start)
 
@@ -74,7 +75,7 @@ def servers(live_db):
     finally:
         pool.kill_all()
         for server in pool.started:  # shown by pytest only when the test failed
-            print(f"--- daphne #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")
+            print(f"--- {server.server} #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")
 
 
 async def wait_until(predicate, *, timeout: float = 5, interval: float = 0.05, what: str = "condition"):
@@ -204,7 +205,7 @@ async def test_retried_client_id_after_a_restart_makes_no_second_message(servers
 
 
 async def test_two_processes_keep_seq_gapless_under_concurrent_senders(servers):
-    p1, p2 = await asyncio.gather(servers.start(), servers.start())
+    p1, p2 = await asyncio.gather(servers.start("uvicorn"), servers.start("daphne"))
     accounts = [register(p1 if i % 2 else p2, f"Sender {i}") for i in range(USERS)]
     users = [user for user, _ in accounts]
     group = group_conversation(p1, accounts[0][1], "Race", [u["id"] for u in users[1:]])

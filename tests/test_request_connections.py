@@ -3,7 +3,7 @@
 Django runs each ASGI request's code in a thread of its own, and connections belong to threads:
 before frontdesk/request_connections.py, every request left an open connection behind until the
 garbage collector happened to free it, and a burst of API calls ran PostgreSQL out of connections
-(500s for everyone). Checked against a real Daphne process, on SQLite (open files of the database)
+(500s for everyone). Checked against a real server process (uvicorn, as `make run` serves), on SQLite (open files of the database)
 and, under `make test-scaleout`, on PostgreSQL (its backends for the database).
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import LiveDatabase, ServerProcess, daphne_unavailable_reason, http, register
+from tests.live_server import LiveDatabase, ServerProcess, servers_unavailable_reason, http, register
 
-_unavailable = daphne_unavailable_reason()
-pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs Daphne: {_unavailable}")
+_unavailable = servers_unavailable_reason()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn and Daphne: {_unavailable}")
 
 REQUESTS = 60
 

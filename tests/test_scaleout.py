@@ -1,6 +1,7 @@
 """Scale-out: two real server processes sharing PostgreSQL and Redis behave as one server.
 
-User A talks to one Daphne process and user B to another, both on 127.0.0.1 over a throwaway
+User A talks to one process (uvicorn) and user B to another (Daphne: the two servers the project
+supports, which a deployment may mix while it moves from one to the other), both on 127.0.0.1 over a throwaway
 PostgreSQL database and the Redis channel layer and cache (tests/live_server.py). The test proves
 that messages, receipts, typing and presence cross between the processes, in a direct chat and in a
 group, and that SIGKILLing a process loses no stored message:
@@ -26,18 +27,18 @@ from tests.live_server import (
     ServerProcess,
     WsClient,
     conversation,
-    daphne_unavailable_reason,
+    servers_unavailable_reason,
     direct_conversation,
     full_history,
     group_conversation,
     register,
 )
 
-_unavailable = daphne_unavailable_reason()
+_unavailable = servers_unavailable_reason()
 pytestmark = [
     pytest.mark.skipif(not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")),
                        reason="needs DATABASE_URL and REDIS_URL (run by make test-scaleout)"),
-    pytest.mark.skipif(_unavailable is not None, reason=f"scale-out tests need Daphne: {_unavailable}"),
+    pytest.mark.skipif(_unavailable is not None, reason=f"scale-out tests need uvicorn and Daphne: {_unavailable}"),
 ]
 
 BURST = 20  # messages in each burst around a kill
@@ -58,8 +59,8 @@ def shared_db(tmp_path_factory):
 def processes(shared_db):
     started: list[ServerProcess] = []
 
-    async def start() -> ServerProcess:
-        server = ServerProcess(shared_db)
+    async def start(kind: str) -> ServerProcess:
+        server = ServerProcess(shared_db, kind)
         started.append(server)
         return await asyncio.to_thread(server.start)
 
@@ -69,7 +70,7 @@ def processes(shared_db):
         for server in started:
             server.kill()
         for server in started:  # shown by pytest only when the test failed
-            print(f"--- daphne #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")
+            print(f"--- {server.server} #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")
 
 
 async def wait_until(predicate, *, timeout: float = 10, what: str = "condition"):
@@ -141,7 +142,7 @@ def send_frame(conversation_id: int, client_id: str, text: str) -> dict:
 
 
 async def test_two_processes_share_messages_receipts_typing_presence_and_survive_a_kill(processes):
-    p1, p2 = await asyncio.gather(processes(), processes())
+    p1, p2 = await asyncio.gather(processes("uvicorn"), processes("daphne"))
     alice, alice_token = register(p1, "Alice")
     bob, bob_token = register(p2, "Bob")
     carol, carol_token = register(p2, "Carol")
@@ -227,7 +228,7 @@ async def test_two_processes_share_messages_receipts_typing_presence_and_survive
                          what="bob's delivered watermark after catching up")
 
         # --- the sender's process dies mid-burst: a retry on the other process stores each once
-        p3 = await processes()
+        p3 = await processes("uvicorn")
         await a.close()
         a = await connect(p3, alice_token, "alice@p3")
         client_ids = [f"mid-burst-{i}" for i in range(BURST)]

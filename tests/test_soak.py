@@ -1,6 +1,6 @@
 """A randomized soak: nothing lost, nothing duplicated, order kept, through faults.
 
-Real processes: two Daphne servers on a throwaway database (SQLite on the embedded run,
+Real processes: two servers (uvicorn and Daphne) on a throwaway database (SQLite on the embedded run,
 PostgreSQL when DATABASE_URL is set) and a redis-server of this test's own (channel layer and
 cache), which it kills and restarts; this machine's shared Redis is never touched. Users in direct
 chats and groups each run one client that speaks only HTTP and the websocket protocol as
@@ -42,7 +42,7 @@ from tests.live_server import (
     LiveDatabase,
     ServerProcess,
     _connect_options,
-    daphne_unavailable_reason,
+    servers_unavailable_reason,
     free_port,
     http,
     register,
@@ -60,8 +60,8 @@ READ_CHANCE = 0.6  # read at once what arrived (else only acknowledge it; read a
 MAIN_PHASE_DEADLINE = 40  # seconds for every message to be confirmed
 FINAL_DEADLINE = 20
 
-_daphne = daphne_unavailable_reason()
-pytestmark = pytest.mark.skipif(_daphne is not None, reason=f"the soak test needs Daphne: {_daphne}")
+_unavailable = servers_unavailable_reason()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"the soak test needs uvicorn and Daphne: {_unavailable}")
 
 
 # --- processes --------------------------------------------------------------------------------------
@@ -406,7 +406,7 @@ async def test_soak_no_loss_no_duplicates_order_kept_through_faults(tmp_path, re
     rng = random.Random(seed)
     started = time.monotonic()
     database = SoakDatabase(tmp_path, redis_server.url)
-    servers = [ServerProcess(database), ServerProcess(database)]
+    servers = [ServerProcess(database, "uvicorn"), ServerProcess(database, "daphne")]
     sampler = WatermarkSampler(database)
     clients: list[Client] = []
     try:
@@ -573,4 +573,4 @@ async def test_soak_no_loss_no_duplicates_order_kept_through_faults(tmp_path, re
             database.drop()
         finally:
             for server in servers:
-                print(f"--- daphne #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")
+                print(f"--- {server.server} #{server.number} (port {server.port}) log tail ---\n{server.log_tail()}")

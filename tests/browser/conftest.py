@@ -1,4 +1,5 @@
-"""End-to-end browser tests: headless Chromium (Debian's, driven by Playwright) against a real Daphne.
+"""End-to-end browser tests: headless Chromium (Debian's, driven by Playwright) against a real server
+process, uvicorn with the flags `make run` gives it.
 
 The server is a separate process serving the ASGI application (HTTP and websockets) on a free
 127.0.0.1 port, with its own throwaway SQLite database, so it can be killed and started again on
@@ -64,7 +65,8 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    """Daphne serving messenger.asgi on 127.0.0.1:<port>; `restart()` keeps the port and database."""
+    """uvicorn serving messenger.asgi on 127.0.0.1:<port>, as `make run` does; `restart()` keeps the port
+    and database."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
@@ -96,20 +98,21 @@ class LiveServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"],
+            [sys.executable, "-m", "uvicorn", "--lifespan", "off", "--ws-max-size", "1048576", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", "messenger.asgi:application"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}; see {self.data_dir / 'server.log'}")
+                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.data_dir / 'server.log'}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.1)
-        raise RuntimeError("daphne did not answer /healthz within 30 s")
+        raise RuntimeError("the server did not answer /healthz within 30 s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
