@@ -11,7 +11,9 @@ kinds of spec:
   second in total, open loop (scheduled times, random sender), for `warmup + duration` seconds.
   Measured per step, after the warmup: sender's `message.send` to each recipient's `message.new`
   (end to end), and `message.send` to the sender's `message.sent`. Recipients acknowledge what they
-  hold every `ack_every` seconds (0: once, at the end), as a client would.
+  hold every `ack_every` seconds (0: once, at the end), as a client would. With `stop_p99_ms` the
+  steps are a ramp that stops at the first step with a loss or a p99 over it; `retry_failed_step`
+  runs such a step once more first.
 - "idle": open `connections` websockets that send nothing; report the server processes' memory
   (RSS from /proc) before and after, per connection, and whether the connections are all alive.
 - "history": `requests` sequential GETs of history pages (newest, `before_seq`, `after_seq`) in
@@ -346,13 +348,24 @@ class Chat:
         steps = []
         stop_p99 = self.spec.get("stop_p99_ms")
         for s in self.spec["steps"]:
-            result = await self.run_step(float(s["rate"]), float(s.get("warmup", 2)), float(s["duration"]),
-                                         float(s.get("drain", 3)))
+            # A failed step of a ramp is run once more before the ramp stops: on a shared 2-core
+            # machine a single stall of another process ended ramps far below what they reached in
+            # the next run (docs/performance.md). Both attempts are reported.
+            attempts = []
+            for _ in range(1 + int(self.spec.get("retry_failed_step", 0) if stop_p99 is not None else 0)):
+                if attempts:
+                    await asyncio.sleep(float(s.get("pause", 0.5)))
+                result = await self.run_step(float(s["rate"]), float(s.get("warmup", 2)), float(s["duration"]),
+                                             float(s.get("drain", 3)))
+                result["ok"] = result["lost"] == 0 and result["e2e"]["p99"] is not None and (
+                    stop_p99 is None or result["e2e"]["p99"] < stop_p99)
+                attempts.append(result)
+                if result["ok"]:
+                    break
+            if len(attempts) > 1:
+                result["earlier_attempts"] = attempts[:-1]
             steps.append(result)
-            ok = result["lost"] == 0 and result["e2e"]["p99"] is not None and (
-                stop_p99 is None or result["e2e"]["p99"] < stop_p99)
-            result["ok"] = ok
-            if stop_p99 is not None and not ok:
+            if stop_p99 is not None and not result["ok"]:
                 break
             await asyncio.sleep(float(s.get("pause", 0.5)))
         loop_lag = lag.stop()
