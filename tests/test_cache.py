@@ -28,3 +28,24 @@ async def test_open_websockets_share_the_process_redis_connections(sockets):
 
     # A few for the database threads and the channel layer; not one per socket.
     assert _redis_clients() - before < 15
+
+
+@pytest.mark.django_db
+def test_a_send_rate_window_counts_in_redis_and_expires_with_the_window(settings):
+    """The per-user counter is one Redis key per window that goes away after it (a key that never
+    expired would grow Redis by one key per user and window forever); a script Redis has forgotten
+    (a restart, SCRIPT FLUSH) is loaded again."""
+    from broker.errors import RateLimited
+    from broker.ratelimit import check_send_rate
+
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 3, "SEND_RATE_WINDOW": 30}
+    client = cache._cache.get_client(write=True)
+    client.script_flush()
+    for _ in range(3):
+        check_send_rate(user_id=424242)
+    with pytest.raises(RateLimited):
+        check_send_rate(user_id=424242)
+
+    keys = list(client.scan_iter(match="*ratelimit:send:424242:*"))
+    assert len(keys) == 1 and int(client.get(keys[0])) == 4
+    assert 29 <= client.ttl(keys[0]) <= 31
