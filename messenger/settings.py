@@ -118,8 +118,16 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py); 0 behind PgBouncer in
+# transaction mode before 1.21, which cannot keep a prepared statement with its connection.
+PG_PREPARED_STATEMENTS = env_bool("MESSENGER_PG_PREPARED_STATEMENTS", True)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    if PG_PREPARED_STATEMENTS:
+        # storage/sql.py prepares the hot path's statements itself (`prepare=True`), which psycopg
+        # does only on a connection with a threshold: Django leaves it unset (prepared statements
+        # off). No query of the ORM ever reaches this one: those bind on the client.
+        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "prepare_threshold": 2**31 - 1}
 else:
     DATABASES = {
         "default": {
@@ -258,6 +266,7 @@ MESSENGER = {
     # shared thread) more (docs/performance.md). Raise it when the database is far away and calls
     # spend longer waiting.
     "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
+    "PG_PREPARED_STATEMENTS": PG_PREPARED_STATEMENTS,  # see DATABASES
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
     "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.

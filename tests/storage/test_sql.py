@@ -1,0 +1,37 @@
+"""storage/sql.py on PostgreSQL: the hot path's statements are prepared once per connection."""
+
+import pytest
+from django.db import connection
+
+from broker.services.receipts import mark_delivered
+from broker.services.send import send_message
+from tests.factories import UserFactory, direct_conversation
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"),
+]
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_sends_and_receipts_reuse_their_prepared_statements():
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+    for number in range(3):
+        message, created = send_message(sender=alice, conversation_id=chat.pk, client_id=f"c{number}", text="hi")
+        assert created and message.seq == number + 1
+        assert mark_delivered(user=bob, conversation_id=chat.pk, seq=message.seq)
+
+    statements = _prepared_statements()
+    # One each, prepared by the first message: the conversation's context as a send asks for it and
+    # as a receipt does, the store, the delivered watermark; the second and third message ran them
+    # again without preparing anything more.
+    assert len(statements) == 4, statements
+    assert sum("FROM \"storage_membership\" m JOIN" in s for s in statements) == 2
+    assert any(s.startswith("WITH next AS (UPDATE") for s in statements)
+    assert any("SET delivered_seq = $1" in s for s in statements)
