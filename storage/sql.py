@@ -15,9 +15,9 @@ On PostgreSQL they run as prepared statements (server-side binding), each connec
 each statement once. Django sends a query as text with the values inlined, which PostgreSQL parses
 and plans every time: for the conversation query every message and receipt runs, planning took
 0.2-0.5 ms against 0.05-0.1 ms to run it; the whole call took 0.77 ms back to back and 1.73 ms
-after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Behind PgBouncer in
-transaction mode older than 1.21 (which cannot keep a prepared statement with its connection), set
-MESSENGER_PG_PREPARED_STATEMENTS=0.
+after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Behind
+PgBouncer in transaction mode older than 1.21 (which cannot keep a prepared statement with its
+connection), set MESSENGER_PG_PREPARED_STATEMENTS=0.
 """
 
 import re
