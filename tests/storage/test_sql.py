@@ -42,3 +42,17 @@ def test_sends_and_receipts_reuse_their_prepared_statements():
     _send_and_acknowledge(alice, bob, chat, 1)
     _send_and_acknowledge(alice, bob, chat, 2)
     assert set(_prepared_statements()) == prepared
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_prepared_statements_off_sends_prepare_nothing(settings):
+    """MESSENGER_PG_PREPARED_STATEMENTS=0, for a PgBouncer that cannot keep them: Django's path."""
+    settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": False}
+    connection.close()  # a new session: nothing prepared in it by earlier tests
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+
+    for number in range(3):
+        _send_and_acknowledge(alice, bob, chat, number)
+
+    assert _prepared_statements() == []
