@@ -4,8 +4,8 @@
 temporary folder on the embedded setup, or a uniquely named PostgreSQL database (created and dropped
 here) on the server that `DATABASE_URL` points at. `ServerProcess` runs uvicorn (as `make run` does)
 or Daphne on it as a subprocess on 127.0.0.1, which can be SIGKILLed and started again on the same
-data. `http` and `WsClient` talk
-to such a server the way client apps do: JSON over HTTP and the websocket protocol.
+data. `http` and `WsClient` talk to such a server the way client apps do: JSON over HTTP and the
+websocket protocol.
 
 Nothing here touches pytest-django's databases or the Django settings of the test process.
 Every wait is bounded in time; every process started is tracked so the caller can kill it.

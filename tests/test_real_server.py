@@ -1,8 +1,8 @@
 """Delivery invariants with real server processes: uvicorn and Daphne subprocesses, SIGKILL, restarts.
 
-Each test runs `messenger.asgi` in uvicorn (as `make run` does; Daphne beside it where two processes
-share the work) on 127.0.0.1 over a throwaway database of this module
-(tests/live_server.py): a SQLite file on the embedded setup, a uniquely named PostgreSQL database
+Each test runs `messenger.asgi` in uvicorn (as `make run` does; Daphne beside it where two
+processes share the work) on 127.0.0.1 over a throwaway database of this module (tests/live_server.py):
+a SQLite file on the embedded setup, a uniquely named PostgreSQL database
 with the Redis channel layer when DATABASE_URL / REDIS_URL are set. Clients speak only HTTP and the
 websocket protocol, so these tests use none of pytest-django's databases.
 
@@ -23,17 +23,18 @@ from tests.live_server import (
     ServerProcess,
     WsClient,
     conversation,
-    servers_unavailable_reason,
     direct_conversation,
     full_history,
     group_conversation,
     http,
     login,
     register,
+    servers_unavailable_reason,
 )
 
 _unavailable = servers_unavailable_reason()
-pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"real-server tests need uvicorn and Daphne: {_unavailable}")
+pytestmark = pytest.mark.skipif(_unavailable is not None,
+                                reason=f"real-server tests need uvicorn and Daphne: {_unavailable}")
 
 N_MESSAGES = 40  # test 1: messages sent before the crash
 USERS = 3  # test 3: group members, each with one device on each of the two processes

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import LiveDatabase, ServerProcess, servers_unavailable_reason, http, register
+from tests.live_server import LiveDatabase, ServerProcess, http, register, servers_unavailable_reason
 
 _unavailable = servers_unavailable_reason()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn and Daphne: {_unavailable}")

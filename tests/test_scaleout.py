@@ -1,8 +1,8 @@
 """Scale-out: two real server processes sharing PostgreSQL and Redis behave as one server.
 
 User A talks to one process (uvicorn) and user B to another (Daphne: the two servers the project
-supports, which a deployment may mix while it moves from one to the other), both on 127.0.0.1 over a throwaway
-PostgreSQL database and the Redis channel layer and cache (tests/live_server.py). The test proves
+supports, which a deployment may mix while it moves from one to the other), both on 127.0.0.1
+over a throwaway PostgreSQL database and the Redis channel layer and cache (tests/live_server.py). The test proves
 that messages, receipts, typing and presence cross between the processes, in a direct chat and in a
 group, and that SIGKILLing a process loses no stored message:
 
@@ -27,11 +27,11 @@ from tests.live_server import (
     ServerProcess,
     WsClient,
     conversation,
-    servers_unavailable_reason,
     direct_conversation,
     full_history,
     group_conversation,
     register,
+    servers_unavailable_reason,
 )
 
 _unavailable = servers_unavailable_reason()

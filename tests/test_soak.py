@@ -42,10 +42,10 @@ from tests.live_server import (
     LiveDatabase,
     ServerProcess,
     _connect_options,
-    servers_unavailable_reason,
     free_port,
     http,
     register,
+    servers_unavailable_reason,
 )
 
 REDIS_SERVER = shutil.which("redis-server")

@@ -17,10 +17,10 @@ from tests.live_server import (
     ServerProcess,
     WsClient,
     _connect_options,
-    servers_unavailable_reason,
     direct_conversation,
     http,
     register,
+    servers_unavailable_reason,
 )
 
 _unavailable = servers_unavailable_reason()
