@@ -118,16 +118,18 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-# The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py); 0 behind PgBouncer in
-# transaction mode before 1.21, which cannot keep a prepared statement with its connection.
-PG_PREPARED_STATEMENTS = env_bool("MESSENGER_PG_PREPARED_STATEMENTS", True)
+# The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py). Off by default: cheaper
+# per statement, but in the benchmark one-to-one chats at 200 messages/s queued more often with it
+# (docs/performance.md, change 27). Not behind PgBouncer in transaction mode before 1.21, which
+# cannot keep a prepared statement with its connection.
+PG_PREPARED_STATEMENTS = env_bool("MESSENGER_PG_PREPARED_STATEMENTS", False)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
-    if PG_PREPARED_STATEMENTS:
-        # storage/sql.py prepares the hot path's statements itself (`prepare=True`), which psycopg
-        # does only on a connection with a threshold: Django leaves it unset (prepared statements
-        # off). No query of the ORM ever reaches this one: those bind on the client.
-        DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "prepare_threshold": 2**31 - 1}
+    # With PG_PREPARED_STATEMENTS, storage/sql.py prepares the hot path's statements itself
+    # (`prepare=True`), which psycopg does only on a connection with a threshold: Django leaves it
+    # unset (prepared statements off). No query of the ORM ever reaches this one (those bind on the
+    # client), so it changes nothing when the setting is off.
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "prepare_threshold": 2**31 - 1}
 else:
     DATABASES = {
         "default": {

@@ -1,4 +1,5 @@
-"""storage/sql.py on PostgreSQL: the hot path's statements are prepared once per connection."""
+"""storage/sql.py on PostgreSQL: with MESSENGER_PG_PREPARED_STATEMENTS the hot path's statements are
+prepared once per connection; without it (the default) nothing is prepared."""
 
 import pytest
 from django.db import connection
@@ -25,7 +26,8 @@ def _send_and_acknowledge(alice, bob, chat, number: int) -> None:
     assert mark_delivered(user=bob, conversation_id=chat.pk, seq=message.seq)
 
 
-def test_sends_and_receipts_reuse_their_prepared_statements():
+def test_sends_and_receipts_reuse_their_prepared_statements(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": True}
     alice, bob = UserFactory(), UserFactory()
     chat = direct_conversation(alice, bob)
     _send_and_acknowledge(alice, bob, chat, 0)
@@ -46,7 +48,7 @@ def test_sends_and_receipts_reuse_their_prepared_statements():
 
 @pytest.mark.django_db(transaction=True)
 def test_with_prepared_statements_off_sends_prepare_nothing(settings):
-    """MESSENGER_PG_PREPARED_STATEMENTS=0, for a PgBouncer that cannot keep them: Django's path."""
+    """The default, and what a PgBouncer that cannot keep them needs: Django's path."""
     settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": False}
     connection.close()  # a new session: nothing prepared in it by earlier tests
     alice, bob = UserFactory(), UserFactory()
