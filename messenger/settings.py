@@ -125,11 +125,6 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 PG_PREPARED_STATEMENTS = env_bool("MESSENGER_PG_PREPARED_STATEMENTS", False)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
-    # With PG_PREPARED_STATEMENTS, storage/sql.py prepares the hot path's statements itself
-    # (`prepare=True`), which psycopg does only on a connection with a threshold: Django leaves it
-    # unset (prepared statements off). No query of the ORM ever reaches this one (those bind on the
-    # client), so it changes nothing when the setting is off.
-    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "prepare_threshold": 2**31 - 1}
 else:
     DATABASES = {
         "default": {
