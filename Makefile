@@ -30,6 +30,7 @@ migrate: venv
 # bare relay's, within the benchmark's 3x of the relay where Daphne is not (docs/performance.md);
 # both stay supported. Like Daphne, it drops websocket messages over 1 MiB; messenger itself answers
 # frames over 64 KiB with frame_too_large.
+# (tests/live_server.py: UVICORN_FLAGS, the same for the test servers)
 UVICORN_FLAGS := --lifespan off --ws-max-size 1048576
 run: migrate
 	$(PY) manage.py seed_demo

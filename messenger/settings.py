@@ -118,11 +118,6 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-# The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py). Off by default: cheaper
-# per statement, but in the benchmark one-to-one chats at 200 messages/s queued more often with it
-# (docs/performance.md, change 27). Not behind PgBouncer in transaction mode before 1.21, which
-# cannot keep a prepared statement with its connection.
-PG_PREPARED_STATEMENTS = env_bool("MESSENGER_PG_PREPARED_STATEMENTS", False)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 else:
@@ -263,7 +258,11 @@ MESSENGER = {
     # shared thread) more (docs/performance.md). Raise it when the database is far away and calls
     # spend longer waiting.
     "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
-    "PG_PREPARED_STATEMENTS": PG_PREPARED_STATEMENTS,  # see DATABASES
+    # The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py). Off by default:
+    # cheaper per statement, but in the benchmark one-to-one chats at 200 messages/s queued more
+    # often with it (docs/performance.md, change 27). Not behind PgBouncer in transaction mode
+    # before 1.21, which cannot keep a prepared statement with its connection.
+    "PG_PREPARED_STATEMENTS": env_bool("MESSENGER_PG_PREPARED_STATEMENTS", False),
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
     "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.

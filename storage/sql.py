@@ -12,8 +12,8 @@ translation (an IntegrityError is still django.db's) and its broken-transaction 
 that watches queries (DEBUG's query log, assertNumQueries, execute wrappers) gets Django's path.
 
 On PostgreSQL, with MESSENGER_PG_PREPARED_STATEMENTS=1 (off by default), they run as prepared
-statements (server-side binding), each connection preparing each statement once. Django sends a query as text with the values inlined, which PostgreSQL parses
-and plans every time: for the conversation query every message and receipt runs, planning took
+statements (server-side binding), each connection preparing each statement once. Django sends a
+query as text with the values inlined, which PostgreSQL parses and plans every time: for the conversation query every message and receipt runs, planning took
 0.2-0.5 ms against 0.05-0.1 ms to run it; the whole call took 0.77 ms back to back and 1.73 ms
 after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Yet in the
 benchmark's alternating runs one-to-one chats at 200 messages/s (this machine's edge) queued in

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = Path(sys.executable).with_name("daphne")
 UVICORN = Path(sys.executable).with_name("uvicorn")
 SERVERS = {"daphne", "uvicorn"}
+# The flags `make run` gives uvicorn (Makefile: UVICORN_FLAGS), which every test server uses too.
+UVICORN_FLAGS = ["--lifespan", "off", "--ws-max-size", "1048576"]
 HOST = "127.0.0.1"
 PASSWORD = "correct horse battery"
 
@@ -209,9 +211,8 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         if self.server == "uvicorn":
-            # as `make run` serves it (Makefile: UVICORN_FLAGS)
-            return [str(UVICORN), "--host", HOST, "--port", str(self.port), "--lifespan", "off", "--ws-max-size",
-                    "1048576", "--no-access-log", "--log-level", "warning", "messenger.asgi:application"]
+            return [str(UVICORN), *UVICORN_FLAGS, "--host", HOST, "--port", str(self.port), "--no-access-log",
+                    "--log-level", "warning", "messenger.asgi:application"]
         return [str(DAPHNE), "-b", HOST, "-p", str(self.port), "messenger.asgi:application"]
 
     @property

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_server import UVICORN_FLAGS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("MESSENGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -98,8 +100,8 @@ class LiveServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--lifespan", "off", "--ws-max-size", "1048576", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "messenger.asgi:application"],
+            [sys.executable, "-m", "uvicorn", *UVICORN_FLAGS, "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning", "messenger.asgi:application"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 30
