@@ -1,32 +1,49 @@
-"""Rate limits, counted in the Django cache so every server process shares them (local memory in
-the embedded setup, Redis when scaled out): sends per user, login and registration attempts per
-phone number and per client address. Plus `FrameBudget`, the per-connection budget of websocket
-frames, which lives in the connection itself.
+"""Rate limits: sends per user, counted from the stored messages; login and registration attempts
+per phone number and per client address, counted in the Django cache so every server process
+shares them (local memory in the embedded setup, Redis when scaled out). Plus `FrameBudget`, the
+per-connection budget of websocket frames, which lives in the connection itself.
 
 Written here rather than taken from django-ratelimit because that library limits HTTP requests
-(it needs a request object), while sends also arrive as websocket frames.
+(it needs a request object), while sends also arrive as websocket frames; and the send limit is a
+query over the messages table, which on PostgreSQL runs inside the statement that stores the
+message (broker/services/send.py), something no cache-based library can do.
 """
 
 import hashlib
+import math
 import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from redis.commands.core import Script
 
 from broker.errors import RateLimited
+from storage import selectors
 
 
-def check_send_rate(*, user_id: int) -> None:
-    """Allow SEND_RATE messages per SEND_RATE_WINDOW seconds per user (a fixed window counter)."""
-    limit = settings.MESSENGER["SEND_RATE"]
-    window = settings.MESSENGER["SEND_RATE_WINDOW"]
-    now = time.time()
-    window_index = int(now // window)
-    count = _incr(f"ratelimit:send:{user_id}:{window_index}", window)
-    if count > limit:
-        retry_after = max(1, int((window_index + 1) * window - now + 0.999))
-        raise RateLimited(f"Too many messages: at most {limit} every {window} seconds.", retry_after=retry_after)
+def send_window_start(now: datetime) -> datetime:
+    """Where the send limit's window begins for a message written at `now`."""
+    return now - timedelta(seconds=settings.MESSENGER["SEND_RATE_WINDOW"])
+
+
+def check_send_rate(*, user_id: int, now: datetime | None = None) -> None:
+    """Allow SEND_RATE messages in any SEND_RATE_WINDOW seconds per user (a sliding window over
+    the messages they wrote: refused sends do not count)."""
+    now = now or timezone.now()
+    reached_at = selectors.send_limit_reached_at(sender_id=user_id, since=send_window_start(now),
+                                                 limit=settings.MESSENGER["SEND_RATE"])
+    if reached_at is not None:
+        raise send_rate_refusal(reached_at=reached_at, now=now)
+
+
+def send_rate_refusal(*, reached_at: datetime, now: datetime) -> RateLimited:
+    """The refusal of a send while the limit is reached; the limit frees a send when the message
+    that reached it (selectors.send_limit_query) leaves the window."""
+    limit, window = settings.MESSENGER["SEND_RATE"], settings.MESSENGER["SEND_RATE_WINDOW"]
+    retry_after = max(1, math.ceil((reached_at - now).total_seconds() + window))
+    return RateLimited(f"Too many messages: at most {limit} every {window} seconds.", retry_after=retry_after)
 
 
 # --- login and registration ---------------------------------------------------------------------
@@ -50,9 +67,10 @@ _INCR_WITH_TTL = Script(None, b"local count = redis.call('INCR', KEYS[1]) "
 def _incr(key: str, window: int) -> int:
     """Count one more in a counter that lives `window + 1` seconds; the new count.
 
-    Every message sent passes here. On Redis that is one command, the script above (EVALSHA), in
-    one round trip: the cache API takes two, and a pipeline of SET NX EX and INCR took ~210 us of
-    the process's time a call in redis-py against the script's ~150 (docs/performance.md)."""
+    On Redis that is one command, the script above (EVALSHA), in one round trip: the cache API
+    takes two, and a pipeline of SET NX EX and INCR took ~210 us of the process's time a call in
+    redis-py against the script's ~150 (docs/performance.md, change 28, when sends were counted
+    here too)."""
     client = _redis_client(key)
     if client is not None:
         return _INCR_WITH_TTL(keys=[cache.make_and_validate_key(key)], args=[window + 1], client=client)

@@ -178,8 +178,12 @@ class Message(models.Model):
             # index), and whole, it is also the index for finding a user's messages by sender.
             models.UniqueConstraint(fields=["sender", "client_id"], name="unique_sender_client_id"),
         ]
-        # Only messages with media are indexed by it: text messages do not pay for the index.
-        indexes = [models.Index(fields=["media"], condition=Q(media__isnull=False), name="message_media")]
+        indexes = [
+            # Only messages with media are indexed by it: text messages do not pay for the index.
+            models.Index(fields=["media"], condition=Q(media__isnull=False), name="message_media"),
+            # The send rate limit counts a sender's newest messages (storage/migrations/0005).
+            models.Index(fields=["sender", "created_at"], name="message_sender_recent"),
+        ]
         ordering = ["conversation", "seq"]
 
     def __str__(self):

@@ -2,8 +2,12 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from storage import sql
 from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
@@ -91,26 +95,46 @@ def conversation_context(*, user_id: int, conversation_id: int, client_id: str |
     member's message that already has it, and given a `device_id` what `device_is_active` says of it
     (a websocket checks its credential before every frame: here that costs no query of its own);
     None if the user is not a member."""
+    query, params = conversation_context_query(user_id=user_id, conversation_id=conversation_id,
+                                               client_id=client_id, device_id=device_id)
+    return conversation_context_from_rows(sql.rows(query, params), user_id=user_id)
+
+
+CONTEXT_COLUMNS = 11  # what a row of conversation_context_query holds
+
+
+def conversation_context_query(*, user_id: int, conversation_id: int, client_id: str | None = None,
+                               device_id: int | None = None) -> tuple[str, list]:
+    """The SQL of `conversation_context` and its parameters: one row per member, CONTEXT_COLUMNS
+    named columns (`member_id` first), for a caller that runs it inside a larger statement."""
     block = sql.table(Block)
     existing = (f"(SELECT id FROM {sql.table(Message)} WHERE sender_id = %s AND client_id = %s)"
-                if client_id is not None else "NULL")
+                if client_id is not None else "CAST(NULL AS bigint)")  # typed, for a statement that reads it
     device = (f"CASE WHEN m.user_id = %s THEN u.is_active = %s AND EXISTS "
               f"(SELECT 1 FROM {sql.table(Device)} d WHERE d.id = %s AND d.user_id = m.user_id) END"
-              if device_id is not None else "NULL")
-    result = sql.rows(
-        "SELECT m.user_id, m.id, m.delivered_seq, m.read_seq, c.kind, c.last_seq, "
-        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = m.user_id AND b.blocked_id = %s), "
-        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id), "
-        f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END, {device} "
+              if device_id is not None else "CAST(NULL AS boolean)")
+    query = (
+        "SELECT m.user_id AS member_id, m.id AS membership_id, m.delivered_seq, m.read_seq, c.kind, c.last_seq, "
+        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = m.user_id AND b.blocked_id = %s) "
+        "AS blocks_user, "
+        f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id) "
+        "AS blocked_by_user, "
+        f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END AS existing_message_id, "
+        f"{device} AS device_active "
         f"FROM {sql.table(Membership)} m JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
         f"JOIN {sql.table(User)} u ON u.id = m.user_id "
-        "WHERE m.conversation_id = %s",
-        [Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, user_id]
-        + ([user_id, client_id] if client_id is not None else [])
-        + ([user_id, True, device_id] if device_id is not None else []) + [conversation_id],
+        "WHERE m.conversation_id = %s"
     )
+    params = ([Conversation.Kind.DIRECT, user_id, Conversation.Kind.DIRECT, user_id, user_id]
+              + ([user_id, client_id] if client_id is not None else [])
+              + ([user_id, True, device_id] if device_id is not None else []) + [conversation_id])
+    return query, params
+
+
+def conversation_context_from_rows(rows: list[tuple], *, user_id: int) -> ConversationContext | None:
+    """The context in rows that begin with conversation_context_query's columns."""
     ids, business, own, blocked_by, blocking = [], [], None, set(), set()
-    for row in result:
+    for row in rows:
         ids.append(row[0])
         if row[8]:
             business.append(row[0])
@@ -123,11 +147,37 @@ def conversation_context(*, user_id: int, conversation_id: int, client_id: str |
                 blocking.add(row[0])
     if own is None:
         return None
-    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id, device_active = own
+    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id, device_active = \
+        own[:CONTEXT_COLUMNS]
     return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, business_member_ids=business,
                                membership_id=membership_id, delivered_seq=delivered_seq, read_seq=read_seq,
                                blocked_by=blocked_by, blocking=blocking, existing_message_id=existing_message_id,
                                device_active=None if device_active is None else bool(device_active))
+
+
+def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[str, list]:
+    """SQL for when the sender's `limit`-th newest message after `since` was written: the one that
+    keeps a sliding window's limit reached (no row while fewer were sent), and its parameters."""
+    return (f"SELECT created_at FROM {sql.table(Message)} WHERE sender_id = %s AND created_at > %s "
+            "ORDER BY created_at DESC LIMIT 1 OFFSET %s",
+            [sender_id, _datetime_param(since), limit - 1])
+
+
+def send_limit_reached_at(*, sender_id: int, since: datetime, limit: int) -> datetime | None:
+    """See send_limit_query; None while the sender has written fewer than `limit` since `since`."""
+    row = sql.one(*send_limit_query(sender_id=sender_id, since=since, limit=limit))
+    return None if row is None else datetime_from_db(row[0])
+
+
+def _datetime_param(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def datetime_from_db(value) -> datetime:
+    """A datetime as raw SQL returns it (SQLite: text in the connection's time zone), aware."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return timezone.make_aware(value, connection.timezone) if timezone.is_naive(value) else value
 
 
 def member_ids(*, conversation_id: int) -> list[int]:

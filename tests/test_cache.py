@@ -31,21 +31,21 @@ async def test_open_websockets_share_the_process_redis_connections(sockets):
 
 
 @pytest.mark.django_db
-def test_a_send_rate_window_counts_in_redis_and_expires_with_the_window(settings):
-    """The per-user counter is one Redis key per window that goes away after it (a key that never
-    expired would grow Redis by one key per user and window forever); a script Redis has forgotten
-    (a restart, SCRIPT FLUSH) is loaded again."""
+def test_a_registration_rate_window_counts_in_redis_and_expires_with_the_window(settings):
+    """Each counter is one Redis key per window that goes away after it (a key that never expired
+    would grow Redis by one key per address and window forever); a script Redis has forgotten (a
+    restart, SCRIPT FLUSH) is loaded again."""
     from broker.errors import RateLimited
-    from broker.ratelimit import check_send_rate
+    from broker.ratelimit import _subject, check_register_allowed
 
-    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 3, "SEND_RATE_WINDOW": 30}
+    settings.MESSENGER = {**settings.MESSENGER, "REGISTER_RATE_PER_IP": 3, "REGISTER_WINDOW": 30}
     client = cache._cache.get_client(write=True)
     client.script_flush()
     for _ in range(3):
-        check_send_rate(user_id=424242)
+        check_register_allowed(phone_number=None, client_ip="203.0.113.7")
     with pytest.raises(RateLimited):
-        check_send_rate(user_id=424242)
+        check_register_allowed(phone_number=None, client_ip="203.0.113.7")
 
-    keys = list(client.scan_iter(match="*ratelimit:send:424242:*"))
+    keys = list(client.scan_iter(match=f"*ratelimit:register-ip:{_subject('203.0.113.7')}:*"))
     assert len(keys) == 1 and int(client.get(keys[0])) == 4
     assert 29 <= client.ttl(keys[0]) <= 31

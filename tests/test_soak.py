@@ -298,8 +298,8 @@ class Client:
                 if event["status"] == "read":
                     self.note_read(event["conversation"], event["user"], event["seq"], live=True)
             elif kind == "error":
-                # During an outage (Redis down) a send may fail before anything is stored: it stays
-                # pending and goes again. Anything else is a bug.
+                # A send that failed before anything was stored (an outage) stays pending and goes
+                # again. Anything else is a bug.
                 assert event["code"] == "server_error" and event["frame"] == "message.send", event
                 self.sim.counts["server_error answers (sends retried)"] += 1
 

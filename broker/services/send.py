@@ -10,7 +10,7 @@ from django.utils import timezone
 from broker import events, signals
 from broker.errors import Blocked, Conflict, InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
-from broker.ratelimit import check_send_rate
+from broker.ratelimit import check_send_rate, send_rate_refusal, send_window_start
 from broker.services.accounts import check_device
 from broker.services.media import usable_media
 from broker.services.people import parse_id
@@ -39,9 +39,14 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     if member_ids is None and context is not None:
         member_ids = context.member_ids
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
+    _announce_new(message, recipients=recipients, origin_channel=origin_channel, context=context)
+    return message
+
+
+def _announce_new(message: Message, *, recipients: list[int], origin_channel: str | None,
+                  context: selectors.ConversationContext | None) -> None:
     publish_on_commit([user_group(uid) for uid in recipients], events.message_new(message), skip_channel=origin_channel)
     transaction.on_commit(lambda: signals.message_stored.send(sender=Message, message=message, context=context))
-    return message
 
 
 # The hot path's statements are SQL (storage/sql.py says why), built once per database.
@@ -83,6 +88,40 @@ def _statements(vendor: str) -> dict[str, str]:
         "store": f"WITH next AS ({next_seq}) {insert_with_seq}",
         "store_and_see": f"WITH next AS ({next_seq}), {seen} {insert_with_seq}",
     }
+
+
+@functools.cache
+def _typed_message_values() -> str:
+    """The INSERT's values as `%s::type`: in INSERT ... SELECT (unlike VALUES) PostgreSQL does not
+    type a parameter by its column, and text does not turn into jsonb on its own."""
+    return ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _message_fields())
+
+
+def _check_and_store_statement(context_query: str, send_limit_query: str) -> str:
+    """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
+    send limit, and stores the message (seq, INSERT, the sender's watermarks) only if they allow it:
+    a member, on a logged-in device, no block either way, not a retry, under the limit (the
+    service then says which it was from the rows, the context as `conversation_context` returns it
+    with the limit's answer and the stored message's id and seq). Scaled out, each statement is a
+    round trip and a wake-up of two processes; a send took three of them: the context, the send
+    counter in Redis and the store (docs/performance.md, change 29)."""
+    conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in _message_fields()) + ", seq"
+    return (
+        f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query}), "
+        "allowed AS (SELECT 1 FROM context own WHERE own.member_id = %s AND own.device_active IS NOT FALSE "
+        "AND own.existing_message_id IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM context other WHERE other.blocks_user OR other.blocked_by_user) "
+        "AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
+        f"next AS (UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM allowed) RETURNING last_seq), "
+        f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
+        f"WHERE {membership}.id = (SELECT membership_id FROM context WHERE member_id = %s)), "
+        f"stored AS (INSERT INTO {message} ({columns}) SELECT {_typed_message_values()}, next.last_seq FROM next "
+        "RETURNING id, seq) "
+        "SELECT context.*, (SELECT created_at FROM limit_reached), (SELECT id FROM stored), (SELECT seq FROM stored) "
+        "FROM context"
+    )
 
 
 def _store(message: Message, *, author_membership_id: int | None) -> None:
@@ -156,20 +195,19 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     client_id = _clean_client_id(client_id)
     text = clean_message_text(text, optional=media_id is not None)
 
+    if media_id is None and _sends_in_one_statement():
+        return _check_and_store(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
+                                origin_channel=origin_channel, device_id=device_id)
+
     # One query for membership, the conversation's kind, every member (the recipients), blocks, the
     # sender's read watermark and a message already sent with this client_id: the hot path's reads,
     # before any lock is taken.
     context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id, client_id=client_id,
                                              device_id=device_id)
-    check_device(device_id=device_id, context=context)
-    if context is None or context.existing_message_id is not None:
-        # A retry: answered with the message made the first time, even if the sender has left since.
-        existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
-        if existing is not None:
-            return _retried(existing, conversation_id), False
-    if context is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    _check_not_blocked(context)
+    earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
+                                  device_id=device_id, context=context)
+    if earlier is not None:
+        return earlier, False
     if not sender.is_business:  # developer apps' bots have their own per-key and per-app limits
         check_send_rate(user_id=sender.pk)
     media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
@@ -182,11 +220,75 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
             )
             _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
                                      read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
-    except IntegrityError:
+    except IntegrityError as error:
+        return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id, error=error), False
+    return message, True
+
+
+def _earlier_or_refusal(*, sender: User, conversation_id: int, client_id: str, device_id: int | None,
+                        context: selectors.ConversationContext | None) -> Message | None:
+    """What the context says of a send, the rate limit aside: raises the refusal, or returns the
+    message this send retries (answered with the message made the first time, even if the sender
+    has left since); None: it may be stored."""
+    check_device(device_id=device_id, context=context)
+    if context is None or context.existing_message_id is not None:
         existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
-        if existing is None:
-            raise
-        return _retried(existing, conversation_id), False
+        if existing is not None:
+            return _retried(existing, conversation_id)
+    if context is None:
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    _check_not_blocked(context)
+    return None
+
+
+def _winner_of_race(*, sender: User, client_id: str, conversation_id: int, error: IntegrityError) -> Message:
+    """After the unique (sender, client_id) refused a send: an identical retry stored it first."""
+    existing = selectors.message_by_client_id(sender_id=sender.pk, client_id=client_id)
+    if existing is None:
+        raise error
+    return _retried(existing, conversation_id)
+
+
+def _sends_in_one_statement() -> bool:
+    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+
+
+def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text: str,
+                     origin_channel: str | None, device_id: int | None) -> tuple[Message, bool]:
+    """send_message on PostgreSQL for a text message: every check and the store in one statement
+    (`_check_and_store_statement`), committed on its own unless a transaction is open
+    (`_transaction_for_store`), so a refused or failed send leaves nothing behind, seq included."""
+    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
+                      text=text, created_at=timezone.now())
+    db = connections[DEFAULT_DB_ALIAS]
+    context_query, context_params = selectors.conversation_context_query(
+        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
+    limit_query, limit_params = selectors.send_limit_query(
+        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
+    now = db.ops.adapt_datetimefield_value(message.created_at)
+    values = [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
+    try:
+        with _transaction_for_store():
+            rows = sql.rows(_check_and_store_statement(context_query, limit_query),
+                            [*context_params, *limit_params, sender.pk, now, conversation_id, sender.pk, *values])
+    except IntegrityError as error:
+        return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id, error=error), False
+    context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
+    limit_reached_at, message.pk, message.seq = rows[0][-3:] if rows else (None, None, None)
+    if message.pk is None:
+        earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
+                                      device_id=device_id, context=context)
+        if earlier is not None:
+            return earlier, False
+        if limit_reached_at is not None and not sender.is_business:
+            raise send_rate_refusal(reached_at=limit_reached_at, now=message.created_at)
+        # Allowed by everything it read, yet not stored: the conversation went meanwhile.
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    message._state.adding = False
+    message._state.db = db.alias
+    _announce_new(message, recipients=context.member_ids, origin_channel=origin_channel, context=context)
+    _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
+                             read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
     return message, True
 
 

@@ -2,9 +2,11 @@
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from broker import signals
 from broker.errors import Blocked, Conflict, InvalidInput, NotFound, RateLimited
@@ -192,6 +194,56 @@ def test_the_rate_limit_counts_each_sender_separately(settings):
     assert refused.value.as_dict()["retry_after"] == refused.value.retry_after
     assert sent_message(bob, conversation).seq == 3  # Bob has his own allowance
     assert seqs(conversation) == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_the_rate_limit_window_slides_over_the_messages_sent(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 10}
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    first, second = sent_message(alice, conversation), sent_message(alice, conversation)
+    for _ in range(3):  # refused sends do not count: they do not push the end of the wait back
+        with pytest.raises(RateLimited):
+            sent_message(alice, conversation)
+
+    Message.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=11))
+    assert sent_message(alice, conversation).seq == 3  # the first left the window: one send is free
+    with pytest.raises(RateLimited) as refused:
+        sent_message(alice, conversation)
+    assert 9 <= refused.value.retry_after <= 10  # until the second leaves it
+    assert seqs(conversation) == [1, 2, 3] and second.seq == 2
+
+
+@pytest.mark.django_db
+def test_developer_apps_bots_are_not_held_to_the_per_user_send_rate(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 1, "SEND_RATE_WINDOW": 3600}
+    bot, person = UserFactory(is_business=True), UserFactory()
+    conversation = direct_conversation(bot, person)
+
+    assert [sent_message(bot, conversation).seq for _ in range(3)] == [1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as served: no savepoint around the statement
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement send is PostgreSQL's")
+def test_a_text_message_on_postgresql_is_checked_and_stored_in_one_statement():
+    """Scaled out every statement is a round trip: the context, the send limit and the store go
+    together (docs/performance.md, change 29), and the answer is the same as in steps."""
+    from django.test.utils import CaptureQueriesContext
+
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    sent_message(bob, conversation)
+
+    with CaptureQueriesContext(connection) as captured:
+        message, created = send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")
+
+    assert len(captured) == 1 and created and message.seq == 2
+    stored = Message.objects.get(pk=message.pk)
+    assert (stored.sender_id, stored.seq, stored.text, stored.client_id, stored.kind, stored.event) == \
+        (alice.pk, 2, "hi", "c1", "text", None)
+    assert stored.created_at == message.created_at
+    assert (membership(alice, conversation).read_seq, membership(bob, conversation).read_seq) == (2, 1)
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 2
 
 
 @pytest.mark.django_db

@@ -1,7 +1,10 @@
 """Sending messages, paging through history, and the delivered/read watermarks behind each
 message's status."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from storage.models import Message
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, membership, sent_message
@@ -145,13 +148,13 @@ def test_a_message_without_client_id_is_refused(chat):
     assert Message.objects.count() == 0
 
 
-def test_sending_faster_than_the_rate_limit_is_refused_with_retry_after(chat, settings, monkeypatch):
+def test_sending_faster_than_the_rate_limit_is_refused_with_retry_after(chat, settings):
     _, alice_client, _, _, conversation = chat
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 10}
-    # A fixed clock keeps all three sends in one rate window, 4 s before it ends.
-    monkeypatch.setattr("broker.ratelimit.time.time", lambda: 1_000_006.0)
     send(alice_client, conversation.pk, client_id="1")
     send(alice_client, conversation.pk, client_id="2")
+    # The window slides: the first message, written 6 s ago, leaves it (and frees a send) in 4 s.
+    Message.objects.filter(client_id="1").update(created_at=timezone.now() - timedelta(seconds=6))
 
     response = send(alice_client, conversation.pk, client_id="3")
 
