@@ -1,6 +1,6 @@
 """Delivery and read receipts, kept as per-member watermarks that only ever move forward."""
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from broker import events, signals
 from broker.errors import InvalidInput, NotFound
@@ -20,11 +20,9 @@ def _parse_seq(value: object) -> int:
     return value
 
 
-def _context_and_seq(*, user: User, conversation_id: object, seq: object,
-                     device_id: int | None) -> tuple[int, selectors.ConversationContext, int]:
-    conversation_id = parse_id(conversation_id, field="conversation")
-    seq = _parse_seq(seq)
-    context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+def _checked(context: selectors.ConversationContext | None, *, device_id: int | None, conversation_id: int,
+             seq: int) -> selectors.ConversationContext:
+    """The context a receipt needs, once it is known that the receipt may move a watermark."""
     check_device(device_id=device_id, context=context)
     if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
@@ -32,7 +30,7 @@ def _context_and_seq(*, user: User, conversation_id: object, seq: object,
         raise InvalidInput(
             f"seq {seq} is past the newest message ({context.last_seq}) of this conversation.", field="seq"
         )
-    return conversation_id, context, seq
+    return context
 
 
 def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: str,
@@ -57,37 +55,57 @@ def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: 
 # Receipts arrive for nearly every message delivered, so their statements are SQL (storage/sql.py).
 # The WHERE clause makes each a no-op unless it moves the watermark forward, whatever else ran since.
 # Each is one UPDATE, committed on its own (autocommit): no BEGIN and COMMIT round trips around it,
-# and outside a transaction the announcement goes out at once, after the write.
+# and outside a transaction the announcement goes out at once, after the write. On PostgreSQL the
+# UPDATE and the conversation's context it needs are one statement (a data-modifying CTE that moves
+# the watermark only if the context allows it): scaled out, a statement is a round trip, and a
+# one-to-one chat sends about as many receipts as messages (docs/performance.md, change 29).
+_ADVANCE = {
+    DELIVERED: "delivered_seq = %s",
+    READ: "read_seq = %s, delivered_seq = CASE WHEN {table}.delivered_seq < %s THEN %s ELSE {table}.delivered_seq END",
+}  # qualified: in PostgreSQL's statement the context's columns have the same names
+_ADVANCE_PARAMS = {DELIVERED: 1, READ: 3}  # how many times the SET clause takes the seq
+_WATERMARK_COLUMN = {DELIVERED: "delivered_seq", READ: "read_seq"}
+
+
 def mark_delivered(*, user: User, conversation_id: object, seq: object, device_id: int | None = None) -> bool:
     """Record that the user's devices hold everything up to `seq`; False if it was known already.
     Given the `device_id` it comes from, the device must still be logged in (accounts.check_device)."""
-    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq,
-                                                     device_id=device_id)
-    if seq <= context.delivered_seq:
-        return False
-    advanced = sql.execute(
-        f"UPDATE {sql.table(Membership)} SET delivered_seq = %s WHERE id = %s AND delivered_seq < %s",
-        [seq, context.membership_id, seq],
-    )
-    if advanced:
-        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=DELIVERED,
-                           context=context)
-    return bool(advanced)
+    return _advance(DELIVERED, user=user, conversation_id=conversation_id, seq=seq, device_id=device_id)
 
 
 def mark_read(*, user: User, conversation_id: object, seq: object, device_id: int | None = None) -> bool:
     """Record that the user has read everything up to `seq` (which implies delivered).
     Given the `device_id` it comes from, the device must still be logged in (accounts.check_device)."""
-    conversation_id, context, seq = _context_and_seq(user=user, conversation_id=conversation_id, seq=seq,
-                                                     device_id=device_id)
-    if seq <= context.read_seq:
-        return False
-    advanced = sql.execute(
-        f"UPDATE {sql.table(Membership)} SET read_seq = %s, "
-        "delivered_seq = CASE WHEN delivered_seq < %s THEN %s ELSE delivered_seq END "
-        "WHERE id = %s AND read_seq < %s",
-        [seq, seq, seq, context.membership_id, seq],
-    )
+    return _advance(READ, user=user, conversation_id=conversation_id, seq=seq, device_id=device_id)
+
+
+def _advance(status: str, *, user: User, conversation_id: object, seq: object, device_id: int | None) -> bool:
+    conversation_id = parse_id(conversation_id, field="conversation")
+    seq = _parse_seq(seq)
+    membership, column = sql.table(Membership), _WATERMARK_COLUMN[status]
+    advance = _ADVANCE[status].format(table=membership)
+    set_params = [seq] * _ADVANCE_PARAMS[status]
+    if connection.vendor == "postgresql":
+        context_query, context_params = selectors.conversation_context_query(
+            user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+        rows = sql.rows(
+            f"WITH context AS ({context_query}), advanced AS (UPDATE {membership} SET {advance} "
+            f"FROM context own WHERE {membership}.id = own.membership_id AND own.member_id = %s "
+            f"AND own.device_active IS NOT FALSE AND %s <= own.last_seq AND {membership}.{column} < %s "
+            "RETURNING 1) SELECT context.*, (SELECT count(*) FROM advanced) FROM context",
+            [*context_params, *set_params, user.pk, seq, seq],
+        )
+        context = _checked(selectors.conversation_context_from_rows(rows, user_id=user.pk), device_id=device_id,
+                           conversation_id=conversation_id, seq=seq)
+        advanced = rows[0][-1]
+    else:
+        context = _checked(
+            selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id),
+            device_id=device_id, conversation_id=conversation_id, seq=seq)
+        if seq <= getattr(context, column):
+            return False
+        advanced = sql.execute(f"UPDATE {membership} SET {advance} WHERE id = %s AND {column} < %s",
+                               [*set_params, context.membership_id, seq])
     if advanced:
-        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=READ, context=context)
+        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=status, context=context)
     return bool(advanced)

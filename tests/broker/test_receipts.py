@@ -1,6 +1,8 @@
 """broker.services.receipts: delivered/read watermarks that only move forward, and message status."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from broker import signals
 from broker.errors import InvalidInput, NotFound
@@ -70,6 +72,40 @@ def test_outsiders_cannot_move_watermarks(chat):
 
     with pytest.raises(NotFound):
         receipts.mark_read(user=mallory, conversation_id=conversation.pk, seq=1)
+
+
+@pytest.mark.parametrize("mark", [receipts.mark_delivered, receipts.mark_read])
+def test_a_logged_out_device_cannot_move_watermarks(chat, mark):
+    from broker.errors import CredentialRevoked
+    from storage.models import Device
+
+    _, bob, conversation = chat
+    device = Device.objects.create(user=bob, token_hash="0" * 64, name="phone")
+    device_id = device.pk
+    assert mark(user=bob, conversation_id=conversation.pk, seq=1, device_id=device_id) is True
+    device.delete()  # logged out
+
+    with pytest.raises(CredentialRevoked):
+        mark(user=bob, conversation_id=conversation.pk, seq=3, device_id=device_id)
+    assert watermarks(bob, conversation)[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as served
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement receipt is PostgreSQL's")
+@pytest.mark.parametrize("mark", [receipts.mark_delivered, receipts.mark_read])
+def test_a_receipt_on_postgresql_is_one_statement(mark):
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    sent_message(alice, conversation)
+    sent_message(alice, conversation)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert mark(user=bob, conversation_id=conversation.pk, seq=2) is True
+    with CaptureQueriesContext(connection) as again:
+        assert mark(user=bob, conversation_id=conversation.pk, seq=1) is False
+
+    assert len(captured) == 1 and len(again) == 1
+    assert watermarks(bob, conversation) == ((2, 2) if mark is receipts.mark_read else (2, 0))
 
 
 def test_other_apps_hear_only_of_watermarks_that_moved(chat, django_capture_on_commit_callbacks):
