@@ -281,7 +281,7 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
         if earlier is not None:
             return earlier, False
         if limit_reached_at is not None and not sender.is_business:
-            raise send_rate_refusal(reached_at=limit_reached_at, now=message.created_at)
+            raise send_rate_refusal(reached_at=selectors.datetime_from_db(limit_reached_at), now=message.created_at)
         # Allowed by everything it read, yet not stored: the conversation went meanwhile.
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     message._state.adding = False
