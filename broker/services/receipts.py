@@ -22,7 +22,8 @@ def _parse_seq(value: object) -> int:
 
 def _checked(context: selectors.ConversationContext | None, *, device_id: int | None, conversation_id: int,
              seq: int) -> selectors.ConversationContext:
-    """The context a receipt needs, once it is known that the receipt may move a watermark."""
+    """The context a receipt was read with, or its refusal: a logged-out device, someone not in the
+    conversation, a seq past its newest message."""
     check_device(device_id=device_id, context=context)
     if context is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
