@@ -14,9 +14,14 @@ DELIVERED = "delivered"
 READ = "read"
 
 
+_LARGEST_SEQ = 2**63 - 1  # the column's (bigint); PostgreSQL refuses a larger parameter outright
+
+
 def _parse_seq(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput("seq must be a non-negative integer.", field="seq")
+    if value > _LARGEST_SEQ:
+        raise InvalidInput(f"seq {value} is past the newest message of this conversation.", field="seq")
     return value
 
 

@@ -54,7 +54,7 @@ def test_reading_implies_delivery_but_delivery_not_reading(chat):
     assert watermarks(bob, conversation) == (3, 2)
 
 
-@pytest.mark.parametrize("seq", [4, -1, "2", 2.0, True, None])
+@pytest.mark.parametrize("seq", [4, 2**63 - 1, 2**63, 10**30, -1, "2", 2.0, True, None])
 def test_a_seq_that_is_not_a_message_of_the_conversation_is_invalid(chat, seq):
     _, bob, conversation = chat
 
