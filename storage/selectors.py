@@ -160,7 +160,7 @@ def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[st
     keeps a sliding window's limit reached (no row while fewer were sent), and its parameters."""
     return (f"SELECT created_at FROM {sql.table(Message)} WHERE sender_id = %s AND created_at > %s "
             "ORDER BY created_at DESC LIMIT 1 OFFSET %s",
-            [sender_id, _datetime_param(since), limit - 1])
+            [sender_id, _datetime_param(since), max(limit - 1, 0)])  # a limit below 1 is taken as 1
 
 
 def send_limit_reached_at(*, sender_id: int, since: datetime, limit: int) -> datetime | None:

@@ -215,6 +215,19 @@ def test_the_rate_limit_window_slides_over_the_messages_sent(settings):
 
 
 @pytest.mark.django_db
+def test_the_rate_limit_counts_a_senders_messages_in_every_conversation(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 3600}
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    with_bob, with_carol = direct_conversation(alice, bob), direct_conversation(alice, carol)
+    sent_message(alice, with_bob)
+    sent_message(alice, group_conversation(alice, bob, carol))
+
+    with pytest.raises(RateLimited):
+        sent_message(alice, with_carol)
+    assert seqs(with_carol) == []
+
+
+@pytest.mark.django_db
 def test_developer_apps_bots_are_not_held_to_the_per_user_send_rate(settings):
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 1, "SEND_RATE_WINDOW": 3600}
     bot, person = UserFactory(is_business=True), UserFactory()
