@@ -16,8 +16,9 @@ statements (server-side binding), each connection preparing each statement once.
 query as text with the values inlined, which PostgreSQL parses and plans every time: for the conversation query every message and receipt runs, planning took
 0.2-0.5 ms against 0.05-0.1 ms to run it; the whole call took 0.77 ms back to back and 1.73 ms
 after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Yet in the
-benchmark's alternating runs one-to-one chats at 200 messages/s (this machine's edge) queued in
-half the rounds with them and in none without, for reasons not yet found, so they are opt-in.
+benchmark's alternating runs one-to-one chats at 200 messages/s (that machine's edge) queued in
+half the rounds with them and in none without, for reasons not found, so they are opt-in; since a
+send is one statement (change 29) they were faster in every round on a faster machine.
 Not behind PgBouncer in transaction mode older than 1.21 (it cannot keep a prepared statement
 with its connection).
 """
