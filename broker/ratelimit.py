@@ -28,10 +28,10 @@ def send_window_start(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.MESSENGER["SEND_RATE_WINDOW"])
 
 
-def check_send_rate(*, user_id: int, now: datetime | None = None) -> None:
+def check_send_rate(*, user_id: int) -> None:
     """Allow SEND_RATE messages in any SEND_RATE_WINDOW seconds per user (a sliding window over
     the messages they wrote: refused sends do not count)."""
-    now = now or timezone.now()
+    now = timezone.now()
     reached_at = selectors.send_limit_reached_at(sender_id=user_id, since=send_window_start(now),
                                                  limit=settings.MESSENGER["SEND_RATE"])
     if reached_at is not None:

@@ -160,17 +160,13 @@ def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[st
     keeps a sliding window's limit reached (no row while fewer were sent), and its parameters."""
     return (f"SELECT created_at FROM {sql.table(Message)} WHERE sender_id = %s AND created_at > %s "
             "ORDER BY created_at DESC LIMIT 1 OFFSET %s",
-            [sender_id, _datetime_param(since), max(limit - 1, 0)])  # a limit below 1 is taken as 1
+            [sender_id, connection.ops.adapt_datetimefield_value(since), max(limit - 1, 0)])  # a limit below 1 is taken as 1
 
 
 def send_limit_reached_at(*, sender_id: int, since: datetime, limit: int) -> datetime | None:
     """See send_limit_query; None while the sender has written fewer than `limit` since `since`."""
     row = sql.one(*send_limit_query(sender_id=sender_id, since=since, limit=limit))
     return None if row is None else datetime_from_db(row[0])
-
-
-def _datetime_param(value: datetime):
-    return connection.ops.adapt_datetimefield_value(value)
 
 
 def datetime_from_db(value) -> datetime:

@@ -64,10 +64,27 @@ def _message_fields() -> list:
 
 
 @functools.cache
+def _message_columns() -> str:
+    """The INSERT's column list: `_message_fields()`, then seq."""
+    return ", ".join(connection.ops.quote_name(field.column) for field in _message_fields()) + ", seq"
+
+
+def _insert_params(message: Message, db) -> tuple[object, list]:
+    """The unsaved message's time as the conversation's last activity, and its INSERT's values."""
+    now = db.ops.adapt_datetimefield_value(message.created_at)
+    return now, [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
+
+
+def _mark_saved(message: Message, db) -> None:
+    message._state.adding = False
+    message._state.db = db.alias
+
+
+@functools.cache
 def _statements(vendor: str) -> dict[str, str]:
     """The statements for the database of this vendor (the argument is the cache's key)."""
     conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in _message_fields()) + ", seq"
+    columns = _message_columns()
     values = ", ".join(["%s"] * len(_message_fields()))
     next_seq = (f"UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s WHERE id = %s "
                 "RETURNING last_seq")
@@ -97,6 +114,7 @@ def _typed_message_values() -> str:
     return ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _message_fields())
 
 
+@functools.cache  # keyed by the two queries' text: a handful of shapes (with or without a device)
 def _check_and_store_statement(context_query: str, send_limit_query: str) -> str:
     """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
     send limit, and stores the message (seq, INSERT, the sender's watermarks) only if they allow it:
@@ -106,7 +124,6 @@ def _check_and_store_statement(context_query: str, send_limit_query: str) -> str
     round trip and a wake-up of two processes; a send took three of them: the context, the send
     counter in Redis and the store (docs/performance.md, change 29)."""
     conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in _message_fields()) + ", seq"
     return (
         f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query}), "
         "allowed AS (SELECT 1 FROM context own WHERE own.member_id = %s AND own.device_active IS NOT FALSE "
@@ -117,7 +134,7 @@ def _check_and_store_statement(context_query: str, send_limit_query: str) -> str
         "WHERE id = %s AND EXISTS (SELECT 1 FROM allowed) RETURNING last_seq), "
         f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
         f"WHERE {membership}.id = (SELECT membership_id FROM context WHERE member_id = %s)), "
-        f"stored AS (INSERT INTO {message} ({columns}) SELECT {_typed_message_values()}, next.last_seq FROM next "
+        f"stored AS (INSERT INTO {message} ({_message_columns()}) SELECT {_typed_message_values()}, next.last_seq FROM next "
         "RETURNING id, seq) "
         "SELECT context.*, (SELECT created_at FROM limit_reached), (SELECT id FROM stored), (SELECT seq FROM stored) "
         "FROM context"
@@ -129,8 +146,7 @@ def _store(message: Message, *, author_membership_id: int | None) -> None:
     without building the query); with `author_membership_id`, move the author's watermarks too."""
     db = connections[DEFAULT_DB_ALIAS]
     statements = _statements(db.vendor)
-    now = db.ops.adapt_datetimefield_value(message.created_at)
-    values = [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
+    now, values = _insert_params(message, db)
     if db.vendor == "postgresql":
         if author_membership_id is None:
             statement, params = statements["store"], [now, message.conversation_id]
@@ -145,8 +161,7 @@ def _store(message: Message, *, author_membership_id: int | None) -> None:
         message.pk = sql.one(statements["insert"], [*values, message.seq])[0]
         if author_membership_id is not None:
             _move_watermarks(membership_id=author_membership_id, seq=message.seq)
-    message._state.adding = False
-    message._state.db = db.alias
+    _mark_saved(message, db)
 
 
 def _move_watermarks(*, membership_id: int, seq: int) -> None:
@@ -195,7 +210,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     client_id = _clean_client_id(client_id)
     text = clean_message_text(text, optional=media_id is not None)
 
-    if media_id is None and _sends_in_one_statement():
+    if media_id is None and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
         return _check_and_store(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
                                 origin_channel=origin_channel, device_id=device_id)
 
@@ -249,10 +264,6 @@ def _winner_of_race(*, sender: User, client_id: str, conversation_id: int, error
     return _retried(existing, conversation_id)
 
 
-def _sends_in_one_statement() -> bool:
-    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
-
-
 def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text: str,
                      origin_channel: str | None, device_id: int | None) -> tuple[Message, bool]:
     """send_message on PostgreSQL for a text message: every check and the store in one statement
@@ -265,8 +276,7 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
         user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
     limit_query, limit_params = selectors.send_limit_query(
         sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
-    now = db.ops.adapt_datetimefield_value(message.created_at)
-    values = [field.get_db_prep_save(getattr(message, field.attname), db) for field in _message_fields()]
+    now, values = _insert_params(message, db)
     try:
         with _transaction_for_store():
             rows = sql.rows(_check_and_store_statement(context_query, limit_query),
@@ -284,8 +294,7 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
             raise send_rate_refusal(reached_at=selectors.datetime_from_db(limit_reached_at), now=message.created_at)
         # Allowed by everything it read, yet not stored: the conversation went meanwhile.
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    message._state.adding = False
-    message._state.db = db.alias
+    _mark_saved(message, db)
     _announce_new(message, recipients=context.member_ids, origin_channel=origin_channel, context=context)
     _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
                              read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
