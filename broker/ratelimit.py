@@ -16,26 +16,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
 from redis.commands.core import Script
 
 from broker.errors import RateLimited
-from storage import selectors
 
 
 def send_window_start(now: datetime) -> datetime:
     """Where the send limit's window begins for a message written at `now`."""
     return now - timedelta(seconds=settings.MESSENGER["SEND_RATE_WINDOW"])
-
-
-def check_send_rate(*, user_id: int) -> None:
-    """Allow SEND_RATE messages in any SEND_RATE_WINDOW seconds per user (a sliding window over
-    the messages they wrote: refused sends do not count)."""
-    now = timezone.now()
-    reached_at = selectors.send_limit_reached_at(sender_id=user_id, since=send_window_start(now),
-                                                 limit=settings.MESSENGER["SEND_RATE"])
-    if reached_at is not None:
-        raise send_rate_refusal(reached_at=reached_at, now=now)
 
 
 def send_rate_refusal(*, reached_at: datetime, now: datetime) -> RateLimited:

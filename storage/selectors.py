@@ -163,12 +163,6 @@ def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[st
             [sender_id, connection.ops.adapt_datetimefield_value(since), max(limit - 1, 0)])  # a limit below 1 is taken as 1
 
 
-def send_limit_reached_at(*, sender_id: int, since: datetime, limit: int) -> datetime | None:
-    """See send_limit_query; None while the sender has written fewer than `limit` since `since`."""
-    row = sql.one(*send_limit_query(sender_id=sender_id, since=since, limit=limit))
-    return None if row is None else datetime_from_db(row[0])
-
-
 def datetime_from_db(value) -> datetime:
     """A datetime as raw SQL returns it (SQLite: text in the connection's time zone), aware."""
     if isinstance(value, str):

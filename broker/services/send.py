@@ -10,7 +10,7 @@ from django.utils import timezone
 from broker import events, signals
 from broker.errors import Blocked, Conflict, InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
-from broker.ratelimit import check_send_rate, send_rate_refusal, send_window_start
+from broker.ratelimit import send_rate_refusal, send_window_start
 from broker.services.accounts import check_device
 from broker.services.media import usable_media
 from broker.services.people import parse_id
@@ -114,6 +114,12 @@ def _typed_message_values() -> str:
     return ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _message_fields())
 
 
+def _checks(context_query: str, send_limit_query: str) -> str:
+    """The part of a send's statement that reads: the context and the send limit, as CTEs named
+    `context` and `limit_reached`."""
+    return f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query})"
+
+
 @functools.cache  # keyed by the two queries' text: a handful of shapes (with or without a device)
 def _check_and_store_statement(context_query: str, send_limit_query: str) -> str:
     """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
@@ -125,7 +131,7 @@ def _check_and_store_statement(context_query: str, send_limit_query: str) -> str
     counter in Redis and the store (docs/performance.md, change 29)."""
     conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
     return (
-        f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query}), "
+        f"{_checks(context_query, send_limit_query)}, "
         "allowed AS (SELECT 1 FROM context own WHERE own.member_id = %s AND own.device_active IS NOT FALSE "
         "AND own.existing_message_id IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM context other WHERE other.blocks_user OR other.blocked_by_user) "
@@ -215,16 +221,16 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
                                 origin_channel=origin_channel, device_id=device_id)
 
     # One query for membership, the conversation's kind, every member (the recipients), blocks, the
-    # sender's read watermark and a message already sent with this client_id: the hot path's reads,
-    # before any lock is taken.
-    context = selectors.conversation_context(user_id=sender.pk, conversation_id=conversation_id, client_id=client_id,
-                                             device_id=device_id)
+    # sender's read watermark, a message already sent with this client_id and the send limit: the
+    # hot path's reads, before any lock is taken.
+    now = timezone.now()
+    context, limit_reached_at = _context_and_send_limit(sender=sender, conversation_id=conversation_id,
+                                                        client_id=client_id, device_id=device_id, now=now)
     earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
                                   device_id=device_id, context=context)
     if earlier is not None:
         return earlier, False
-    if not sender.is_business:  # developer apps' bots have their own per-key and per-app limits
-        check_send_rate(user_id=sender.pk)
+    _check_send_limit(sender=sender, reached_at=limit_reached_at, now=now)
     media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
 
     try:
@@ -254,6 +260,27 @@ def _earlier_or_refusal(*, sender: User, conversation_id: int, client_id: str, d
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     _check_not_blocked(context)
     return None
+
+
+def _context_and_send_limit(*, sender: User, conversation_id: int, client_id: str, device_id: int | None,
+                            now) -> tuple[selectors.ConversationContext | None, object]:
+    """The conversation's context (`selectors.conversation_context`) and the sender's send limit
+    (`selectors.send_limit_query`: when it was reached, as the database returns it; None while it
+    is not), in one query: on SQLite a statement less per message than asking for each apart."""
+    context_query, context_params = selectors.conversation_context_query(
+        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
+    limit_query, limit_params = selectors.send_limit_query(
+        sender_id=sender.pk, since=send_window_start(now), limit=settings.MESSENGER["SEND_RATE"])
+    rows = sql.rows(_checks(context_query, limit_query) + " SELECT context.*, (SELECT created_at FROM limit_reached) "
+                    "FROM context", [*context_params, *limit_params])
+    return selectors.conversation_context_from_rows(rows, user_id=sender.pk), rows[0][-1] if rows else None
+
+
+def _check_send_limit(*, sender: User, reached_at, now) -> None:
+    """Refuse the send while the sender's limit is reached (`reached_at`, as the database returned
+    it). Developer apps' bots have their own per-key and per-app limits instead."""
+    if reached_at is not None and not sender.is_business:
+        raise send_rate_refusal(reached_at=selectors.datetime_from_db(reached_at), now=now)
 
 
 def _winner_of_race(*, sender: User, client_id: str, conversation_id: int, error: IntegrityError) -> Message:
@@ -290,8 +317,7 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
                                       device_id=device_id, context=context)
         if earlier is not None:
             return earlier, False
-        if limit_reached_at is not None and not sender.is_business:
-            raise send_rate_refusal(reached_at=selectors.datetime_from_db(limit_reached_at), now=message.created_at)
+        _check_send_limit(sender=sender, reached_at=limit_reached_at, now=message.created_at)
         # Allowed by everything it read, yet not stored: the conversation went meanwhile.
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     _mark_saved(message, db)
