@@ -94,7 +94,11 @@ class Conversation(models.Model):
     last_seq = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Not indexed: every message moves it, and a user's conversation list sorts the few rows it
+    # finds through memberships, which an index on this column does not help (docs/performance.md,
+    # change 30). Indexed, each send also rewrote the index (and on PostgreSQL, no update of the
+    # row could be HOT, so each one added an entry to every index of the table).
+    last_activity_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
         return self.title or f"{self.kind} #{self.pk}"

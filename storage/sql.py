@@ -18,7 +18,8 @@ query as text with the values inlined, which PostgreSQL parses and plans every t
 after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Yet in the
 benchmark's alternating runs one-to-one chats at 200 messages/s (that machine's edge) queued in
 half the rounds with them and in none without, for reasons not found, so they are opt-in; since a
-send is one statement (change 29) they were faster in every round on a faster machine.
+send is one statement (change 29) they were faster in every round on a faster machine, and on a
+slower one, at its edge, neither better nor worse.
 Not behind PgBouncer in transaction mode older than 1.21 (it cannot keep a prepared statement
 with its connection).
 """
