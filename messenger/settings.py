@@ -258,12 +258,12 @@ MESSENGER = {
     # shared thread) more (docs/performance.md). Raise it when the database is far away and calls
     # spend longer waiting.
     "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
-    # The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py). Off by default:
-    # cheaper per statement, and faster in the latest benchmark runs, but on a slower machine with
-    # the earlier code one-to-one chats at 200 messages/s queued more often with it
-    # (docs/performance.md, What is left). Not behind PgBouncer in transaction mode before 1.21,
-    # which cannot keep a prepared statement with its connection.
-    "PG_PREPARED_STATEMENTS": env_bool("MESSENGER_PG_PREPARED_STATEMENTS", False),
+    # The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py): PostgreSQL spent
+    # about half the CPU per message with them, and one-to-one chats were faster in every
+    # alternating benchmark run since a send is one statement (docs/performance.md, change 31).
+    # Turn it off (0) behind PgBouncer in transaction mode before 1.21, which cannot keep a
+    # prepared statement with its connection.
+    "PG_PREPARED_STATEMENTS": env_bool("MESSENGER_PG_PREPARED_STATEMENTS", True),
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
     "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.

@@ -11,15 +11,15 @@ thread check, a regular expression turning %s into ?, for each statement: ~11 us
 translation (an IntegrityError is still django.db's) and its broken-transaction check. Anything
 that watches queries (DEBUG's query log, assertNumQueries, execute wrappers) gets Django's path.
 
-On PostgreSQL, with MESSENGER_PG_PREPARED_STATEMENTS=1 (off by default), they run as prepared
+On PostgreSQL, unless MESSENGER_PG_PREPARED_STATEMENTS=0, they run as prepared
 statements (server-side binding), each connection preparing each statement once. Django sends a
 query as text with the values inlined, which PostgreSQL parses and plans every time: for the conversation query every message and receipt runs, planning took
 0.2-0.5 ms against 0.05-0.1 ms to run it; the whole call took 0.77 ms back to back and 1.73 ms
-after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). Yet in the
-benchmark's alternating runs one-to-one chats at 200 messages/s (that machine's edge) queued in
-half the rounds with them and in none without, for reasons not found, so they are opt-in; since a
-send is one statement (change 29) they were faster in every round on a faster machine, and on a
-slower one, at its edge, neither better nor worse.
+after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). With the
+earlier code (several statements per send) one-to-one chats at 200 messages/s, that machine's edge,
+queued in half the benchmark's rounds with them and in none without, for reasons not found, so they
+were opt-in; since a send is one statement (change 29) they were faster in every alternating run,
+and PostgreSQL spent about half the CPU per message (change 31), so they are the default.
 Not behind PgBouncer in transaction mode older than 1.21 (it cannot keep a prepared statement
 with its connection).
 """

@@ -1,5 +1,5 @@
-"""storage/sql.py on PostgreSQL: with MESSENGER_PG_PREPARED_STATEMENTS the hot path's statements are
-prepared once per connection; without it (the default) nothing is prepared."""
+"""storage/sql.py on PostgreSQL: with MESSENGER_PG_PREPARED_STATEMENTS (the default) the hot path's
+statements are prepared once per connection; with it off (behind an old PgBouncer) nothing is."""
 
 import pytest
 from django.db import connection
@@ -27,7 +27,7 @@ def _send_and_acknowledge(alice, bob, chat, number: int) -> None:
 
 
 def test_sends_and_receipts_reuse_their_prepared_statements(settings):
-    settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": True}
+    settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": True}  # the default
     alice, bob = UserFactory(), UserFactory()
     chat = direct_conversation(alice, bob)
     _send_and_acknowledge(alice, bob, chat, 0)
@@ -46,7 +46,7 @@ def test_sends_and_receipts_reuse_their_prepared_statements(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_with_prepared_statements_off_sends_prepare_nothing(settings):
-    """The default, and what a PgBouncer that cannot keep them needs: Django's path."""
+    """What a PgBouncer that cannot keep them needs (MESSENGER_PG_PREPARED_STATEMENTS=0): Django's path."""
     settings.MESSENGER = {**settings.MESSENGER, "PG_PREPARED_STATEMENTS": False}
     connection.close()  # a new session: nothing prepared in it by earlier tests
     alice, bob = UserFactory(), UserFactory()
