@@ -260,7 +260,8 @@ MESSENGER = {
     "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
     # The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py): PostgreSQL spent
     # about half the CPU per message with them, and one-to-one chats were faster in every
-    # alternating benchmark run since a send is one statement (docs/performance.md, change 31).
+    # alternating benchmark run the machine could hold since a send is one statement
+    # (docs/performance.md, change 31).
     # Turn it off (0) behind PgBouncer in transaction mode before 1.21, which cannot keep a
     # prepared statement with its connection.
     "PG_PREPARED_STATEMENTS": env_bool("MESSENGER_PG_PREPARED_STATEMENTS", True),

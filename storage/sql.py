@@ -18,8 +18,8 @@ query as text with the values inlined, which PostgreSQL parses and plans every t
 after 50 ms idle, against 0.27 and 0.90 ms prepared (docs/performance.md, change 27). With the
 earlier code (several statements per send) one-to-one chats at 200 messages/s, that machine's edge,
 queued in half the benchmark's rounds with them and in none without, for reasons not found, so they
-were opt-in; since a send is one statement (change 29) they were faster in every alternating run,
-and PostgreSQL spent about half the CPU per message (change 31), so they are the default.
+were opt-in; since a send is one statement (change 29) they were faster in every alternating run
+at a load the machine could hold, and PostgreSQL spent about half the CPU per message (change 31), so they are the default.
 Not behind PgBouncer in transaction mode older than 1.21 (it cannot keep a prepared statement
 with its connection).
 """
