@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import random
 from collections import deque
 
 from channels.consumer import get_handler_name
@@ -36,6 +37,17 @@ def _frame_ref(frame: dict):
     if isinstance(ref, (str, int)) and not isinstance(ref, bool) and len(str(ref)) <= MAX_REF_LENGTH:
         return ref
     return None
+
+
+def recheck_waits(interval: float):
+    """The waits between a socket's periodic credential checks: the first a random part of
+    `interval`, then `interval` each. Sockets that connected together (every client of a server
+    that restarted reconnects within seconds) would otherwise check together, every interval, a
+    burst of as many database queries and channel-layer joins as there are sockets; each socket
+    still checks at least once per interval."""
+    yield interval * random.random()
+    while True:
+        yield interval
 
 
 _writing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks (writes that had to wait)
@@ -183,8 +195,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         forgets every group), so live events resume without the client reconnecting. What was
         published meanwhile is recovered as any lost event is: catch-up and gap filling.
         """
-        while not self.revoked:
-            await asyncio.sleep(interval)
+        for wait in recheck_waits(interval):
+            if self.revoked:
+                return
+            await asyncio.sleep(wait)
             try:
                 if not await database_sync_to_async(self._credential_valid)():
                     await self._end_revoked()

@@ -243,6 +243,20 @@ async def test_an_idle_socket_of_a_revoked_token_is_closed_by_the_periodic_check
     assert await a.receive_close() == 4001
 
 
+def test_sockets_that_connect_together_recheck_at_moments_of_their_own():
+    """Every client of a restarted server reconnects within seconds: their periodic checks must
+    not then come as one burst of queries every interval, yet each socket checks once per interval."""
+    from frontdesk.consumers import recheck_waits
+
+    first_waits = [next(recheck_waits(60)) for _ in range(200)]
+    assert all(0 <= wait < 60 for wait in first_waits)
+    assert max(first_waits) - min(first_waits) > 30  # spread over the interval, not bunched
+
+    waits = recheck_waits(60)
+    next(waits)
+    assert [next(waits) for _ in range(3)] == [60, 60, 60]
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_deactivated_users_socket_is_closed(sockets, settings):
     settings.MESSENGER = {**settings.MESSENGER, "AUTH_RECHECK_SECONDS": 0.2}
