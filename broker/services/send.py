@@ -120,6 +120,12 @@ def _checks(context_query: str, send_limit_query: str) -> str:
     return f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query})"
 
 
+@functools.cache  # keyed by the two queries' text, as _check_and_store_statement
+def _context_and_send_limit_statement(context_query: str, send_limit_query: str) -> str:
+    """`_context_and_send_limit`'s query: the context's rows, each with the send limit's answer."""
+    return f"{_checks(context_query, send_limit_query)} SELECT context.*, (SELECT created_at FROM limit_reached) FROM context"
+
+
 @functools.cache  # keyed by the two queries' text: a handful of shapes (with or without a device)
 def _check_and_store_statement(context_query: str, send_limit_query: str) -> str:
     """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
@@ -271,8 +277,7 @@ def _context_and_send_limit(*, sender: User, conversation_id: int, client_id: st
         user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
     limit_query, limit_params = selectors.send_limit_query(
         sender_id=sender.pk, since=send_window_start(now), limit=settings.MESSENGER["SEND_RATE"])
-    rows = sql.rows(_checks(context_query, limit_query) + " SELECT context.*, (SELECT created_at FROM limit_reached) "
-                    "FROM context", [*context_params, *limit_params])
+    rows = sql.rows(_context_and_send_limit_statement(context_query, limit_query), [*context_params, *limit_params])
     return selectors.conversation_context_from_rows(rows, user_id=sender.pk), rows[0][-1] if rows else None
 
 
