@@ -44,7 +44,16 @@ def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str |
     `skip_channel` names the connection that caused the event and has its own reply already.
     """
     groups = list(groups)
-    transaction.on_commit(lambda: publish_now(groups, event, skip_channel=skip_channel))
+    after_commit(lambda: publish_now(groups, event, skip_channel=skip_channel))
+
+
+def after_commit(func) -> None:
+    """`transaction.on_commit(func)`; at once inside `announcing_committed`, where the write is
+    committed already."""
+    if getattr(_calling_loop, "committed", False):
+        func()
+    else:
+        transaction.on_commit(func)
 
 
 def _payload(event: dict, skip_channel: str | None) -> dict:
@@ -86,6 +95,19 @@ def called_from_loop(loop: asyncio.AbstractEventLoop):
         yield
     finally:
         _calling_loop.loop = None
+
+
+@contextlib.contextmanager
+def announcing_committed(loop: asyncio.AbstractEventLoop):
+    """For a write the event loop has just committed itself (storage/async_sql.py), with no
+    Django transaction around it: what is published or signalled `after_commit` in this block goes
+    at once, events handed to `loop` as from a database call on the loop."""
+    with called_from_loop(loop):
+        _calling_loop.committed = True
+        try:
+            yield
+        finally:
+            _calling_loop.committed = False
 
 
 def _server_event_loop() -> asyncio.AbstractEventLoop | None:

@@ -272,23 +272,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ))
 
     async def on_message_send(self, frame):
-        message, created = await self.call(
-            send.send_message, sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
-            text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name,
-        )
+        request = dict(sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
+                       text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name)
+        sent = await send.send_text_on_loop(device_id=self.device_id, **request)
+        message, created = sent if sent is not None else await self.call(send.send_message, **request)
         await local_deliveries_first()
         status = "sent" if created else await self.call(send.current_status, message=message)
         await self._send_event(events.message_sent(message.client_id, message, status=status))
 
     async def on_ack(self, frame):
-        await self.call(
-            receipts.mark_delivered, user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
-        )
+        await self._receipt(receipts.DELIVERED, receipts.mark_delivered, frame)
 
     async def on_read(self, frame):
-        await self.call(
-            receipts.mark_read, user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq")
-        )
+        await self._receipt(receipts.READ, receipts.mark_read, frame)
+
+    async def _receipt(self, status, service, frame):
+        request = dict(user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq"))
+        if await receipts.advance_on_loop(status, device_id=self.device_id, **request) is None:
+            await self.call(service, **request)
 
     async def on_typing(self, frame):
         conversation_id, audience = await self.call(

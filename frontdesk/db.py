@@ -6,6 +6,9 @@ process waiting on one connection's round trips: in the benchmark that thread wa
 time, mostly waiting for answers, while the process used a fraction of a core. There, calls run in
 a pool of `MESSENGER_DB_THREADS` threads instead, each with its own persistent connection.
 
+(A device's sends and receipts skip the hop altogether: their one statement runs on the event
+loop, on connections of its own: storage/async_sql.py.)
+
 A consumer still awaits each call before handling its next frame, so one connection's frames keep
 their order; transactions of different connections already ran concurrently across processes.
 

@@ -265,6 +265,9 @@ MESSENGER = {
     # Turn it off (0) behind PgBouncer in transaction mode before 1.21, which cannot keep a
     # prepared statement with its connection.
     "PG_PREPARED_STATEMENTS": env_bool("MESSENGER_PG_PREPARED_STATEMENTS", True),
+    # On PostgreSQL, run a websocket's send and receipt statements on the event loop itself, on
+    # connections of its own, instead of hopping to a database thread (storage/async_sql.py).
+    "PG_ON_EVENT_LOOP": env_bool("MESSENGER_PG_ON_EVENT_LOOP", True),
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
     "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.

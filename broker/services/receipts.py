@@ -1,14 +1,20 @@
 """Delivery and read receipts, kept as per-member watermarks that only ever move forward."""
 
-from django.db import connection, transaction
+import asyncio
+import logging
+
+import psycopg
+from django.db import connection
 
 from broker import events, signals
-from broker.errors import InvalidInput, NotFound
-from broker.publish import publish_on_commit, user_group
+from broker.errors import BrokerError, InvalidInput, NotFound
+from broker.publish import after_commit, announcing_committed, publish_on_commit, user_group
 from broker.services.accounts import check_device
 from broker.services.people import parse_id
-from storage import selectors, sql
+from storage import async_sql, selectors, sql
 from storage.models import Membership, User
+
+logger = logging.getLogger(__name__)
 
 DELIVERED = "delivered"
 READ = "read"
@@ -50,7 +56,7 @@ def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: 
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
     event = events.message_status(conversation_id=conversation_id, seq=seq, status=status, user_id=user_id)
     publish_on_commit([user_group(uid) for uid in recipients], event)
-    transaction.on_commit(
+    after_commit(
         lambda: signals.watermark_advanced.send(
             sender=Membership, conversation_id=conversation_id, user_id=user_id, seq=seq, status=status,
             context=context,
@@ -85,22 +91,62 @@ def mark_read(*, user: User, conversation_id: object, seq: object, device_id: in
     return _advance(READ, user=user, conversation_id=conversation_id, seq=seq, device_id=device_id)
 
 
+def _advance_statement(status: str, *, user: User, conversation_id: int, seq: int, device_id: int | None,
+                       decline_bots: bool = False) -> tuple[str, list]:
+    """PostgreSQL: the receipt's context and its UPDATE in one statement, with its parameters.
+    `decline_bots`: move nothing where an app's bot is a member (`advance_on_loop` leaves those
+    receipts to the service)."""
+    membership, column = sql.table(Membership), _WATERMARK_COLUMN[status]
+    context_query, context_params = selectors.conversation_context_query(
+        user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+    no_bots = "AND NOT EXISTS (SELECT 1 FROM context bot WHERE bot.is_business) " if decline_bots else ""
+    return (
+        f"WITH context AS ({context_query}), advanced AS (UPDATE {membership} "
+        f"SET {_ADVANCE[status].format(table=membership)} "
+        f"FROM context own WHERE {membership}.id = own.membership_id AND own.member_id = %s "
+        f"AND own.device_active IS NOT FALSE AND %s <= own.last_seq AND {membership}.{column} < %s {no_bots}"
+        "RETURNING 1) SELECT context.*, (SELECT count(*) FROM advanced) FROM context",
+        [*context_params, *[seq] * _ADVANCE_PARAMS[status], user.pk, seq, seq],
+    )
+
+
+async def advance_on_loop(status: str, *, user: User, conversation_id: object, seq: object,
+                          device_id: int | None = None) -> bool | None:
+    """`mark_delivered` or `mark_read` (by `status`) from the event loop on PostgreSQL
+    (storage/async_sql.py), for a device's receipt: one statement, no hop to a database thread.
+    None when it is not the common case (bad input, a refusal, a conversation with an app's bot,
+    an error): the service then answers it, as it answers every receipt without this path."""
+    if device_id is None or not async_sql.enabled():
+        return None
+    try:
+        conversation_id = parse_id(conversation_id, field="conversation")
+        seq = _parse_seq(seq)
+    except BrokerError:
+        return None
+    statement, params = _advance_statement(status, user=user, conversation_id=conversation_id, seq=seq,
+                                           device_id=device_id, decline_bots=True)
+    try:
+        rows = await async_sql.rows(statement, params)
+    except psycopg.Error:
+        logger.warning("a receipt on the event loop failed; handing it to a database thread", exc_info=True)
+        return None
+    context = selectors.conversation_context_from_rows(rows, user_id=user.pk)
+    if context is None or context.device_active is False or seq > context.last_seq or context.business_member_ids:
+        return None
+    if not rows[0][-1]:
+        return False
+    with announcing_committed(asyncio.get_running_loop()):
+        announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=status, context=context)
+    return True
+
+
 def _advance(status: str, *, user: User, conversation_id: object, seq: object, device_id: int | None) -> bool:
     conversation_id = parse_id(conversation_id, field="conversation")
     seq = _parse_seq(seq)
     membership, column = sql.table(Membership), _WATERMARK_COLUMN[status]
-    advance = _ADVANCE[status].format(table=membership)
-    set_params = [seq] * _ADVANCE_PARAMS[status]
     if connection.vendor == "postgresql":
-        context_query, context_params = selectors.conversation_context_query(
-            user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
-        rows = sql.rows(
-            f"WITH context AS ({context_query}), advanced AS (UPDATE {membership} SET {advance} "
-            f"FROM context own WHERE {membership}.id = own.membership_id AND own.member_id = %s "
-            f"AND own.device_active IS NOT FALSE AND %s <= own.last_seq AND {membership}.{column} < %s "
-            "RETURNING 1) SELECT context.*, (SELECT count(*) FROM advanced) FROM context",
-            [*context_params, *set_params, user.pk, seq, seq],
-        )
+        rows = sql.rows(*_advance_statement(status, user=user, conversation_id=conversation_id, seq=seq,
+                                            device_id=device_id))
         context = _checked(selectors.conversation_context_from_rows(rows, user_id=user.pk), device_id=device_id,
                            conversation_id=conversation_id, seq=seq)
         advanced = rows[0][-1]
@@ -110,8 +156,9 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
             device_id=device_id, conversation_id=conversation_id, seq=seq)
         if seq <= getattr(context, column):
             return False
-        advanced = sql.execute(f"UPDATE {membership} SET {advance} WHERE id = %s AND {column} < %s",
-                               [*set_params, context.membership_id, seq])
+        advanced = sql.execute(f"UPDATE {membership} SET {_ADVANCE[status].format(table=membership)} "
+                               f"WHERE id = %s AND {column} < %s",
+                               [*[seq] * _ADVANCE_PARAMS[status], context.membership_id, seq])
     if advanced:
         announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=status, context=context)
     return bool(advanced)

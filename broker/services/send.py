@@ -1,23 +1,28 @@
 """Sending: the one door through which every message, user-written or system, enters a conversation."""
 
+import asyncio
 import contextlib
 import functools
+import logging
 
+import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from broker import events, signals
-from broker.errors import Blocked, Conflict, InvalidInput, NotFound
-from broker.publish import publish_on_commit, user_group
+from broker.errors import Blocked, BrokerError, Conflict, InvalidInput, NotFound
+from broker.publish import after_commit, announcing_committed, publish_on_commit, user_group
 from broker.ratelimit import send_rate_refusal, send_window_start
 from broker.services.accounts import check_device
 from broker.services.media import usable_media
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
 from broker.text import check_encodable, clean_text
-from storage import selectors, sql
+from storage import async_sql, selectors, sql
 from storage.models import Conversation, Media, Membership, Message, User
+
+logger = logging.getLogger(__name__)
 
 
 def append_message(*, conversation_id: int, sender: User | None, text: str = "", client_id: str | None = None,
@@ -46,7 +51,7 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
 def _announce_new(message: Message, *, recipients: list[int], origin_channel: str | None,
                   context: selectors.ConversationContext | None) -> None:
     publish_on_commit([user_group(uid) for uid in recipients], events.message_new(message), skip_channel=origin_channel)
-    transaction.on_commit(lambda: signals.message_stored.send(sender=Message, message=message, context=context))
+    after_commit(lambda: signals.message_stored.send(sender=Message, message=message, context=context))
 
 
 # The hot path's statements are SQL (storage/sql.py says why), built once per database.
@@ -127,21 +132,25 @@ def _context_and_send_limit_statement(context_query: str, send_limit_query: str)
 
 
 @functools.cache  # keyed by the two queries' text: a handful of shapes (with or without a device)
-def _check_and_store_statement(context_query: str, send_limit_query: str) -> str:
+def _check_and_store_statement(context_query: str, send_limit_query: str, decline_bots: bool = False) -> str:
     """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
     send limit, and stores the message (seq, INSERT, the sender's watermarks) only if they allow it:
     a member, on a logged-in device, no block either way, not a retry, under the limit (the
     service then says which it was from the rows, the context as `conversation_context` returns it
     with the limit's answer and the stored message's id and seq). Scaled out, each statement is a
     round trip and a wake-up of two processes; a send took three of them: the context, the send
-    counter in Redis and the store (docs/performance.md, change 29)."""
+    counter in Redis and the store (docs/performance.md, change 29).
+
+    `decline_bots`: store nothing where an app's bot is a member (`send_text_on_loop` leaves those
+    messages to `send_message`)."""
     conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
+    no_bots = "AND NOT EXISTS (SELECT 1 FROM context bot WHERE bot.is_business) " if decline_bots else ""
     return (
         f"{_checks(context_query, send_limit_query)}, "
         "allowed AS (SELECT 1 FROM context own WHERE own.member_id = %s AND own.device_active IS NOT FALSE "
         "AND own.existing_message_id IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM context other WHERE other.blocks_user OR other.blocked_by_user) "
-        "AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
+        f"{no_bots}AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
         f"next AS (UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s "
         "WHERE id = %s AND EXISTS (SELECT 1 FROM allowed) RETURNING last_seq), "
         f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
@@ -301,18 +310,12 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
     """send_message on PostgreSQL for a text message: every check and the store in one statement
     (`_check_and_store_statement`), committed on its own unless a transaction is open
     (`_transaction_for_store`), so a refused or failed send leaves nothing behind, seq included."""
-    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
-                      text=text, created_at=timezone.now())
+    message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
+                                                       client_id=client_id, text=text, device_id=device_id)
     db = connections[DEFAULT_DB_ALIAS]
-    context_query, context_params = selectors.conversation_context_query(
-        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
-    limit_query, limit_params = selectors.send_limit_query(
-        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
-    now, values = _insert_params(message, db)
     try:
         with _transaction_for_store():
-            rows = sql.rows(_check_and_store_statement(context_query, limit_query),
-                            [*context_params, *limit_params, sender.pk, now, conversation_id, sender.pk, *values])
+            rows = sql.rows(statement, params)
     except IntegrityError as error:
         return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id, error=error), False
     context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
@@ -329,6 +332,60 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
     _announce_new(message, recipients=context.member_ids, origin_channel=origin_channel, context=context)
     _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
                              read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
+    return message, True
+
+
+def _check_and_store_query(*, sender: User, conversation_id: int, client_id: str, text: str, device_id: int | None,
+                           decline_bots: bool = False) -> tuple[Message, str, list]:
+    """The unsaved text message, and the statement (`_check_and_store_statement`) with its
+    parameters that checks and stores it."""
+    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
+                      text=text, created_at=timezone.now())
+    context_query, context_params = selectors.conversation_context_query(
+        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
+    limit_query, limit_params = selectors.send_limit_query(
+        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
+    now, values = _insert_params(message, connections[DEFAULT_DB_ALIAS])
+    return message, _check_and_store_statement(context_query, limit_query, decline_bots), \
+        [*context_params, *limit_params, sender.pk, now, conversation_id, sender.pk, *values]
+
+
+async def send_text_on_loop(*, sender: User, conversation_id: object, client_id: object, text: object = None,
+                            media_id: object = None, origin_channel: str | None = None,
+                            device_id: int | None = None) -> tuple[Message, bool] | None:
+    """`send_message`'s common case, from the event loop on PostgreSQL (storage/async_sql.py): a
+    text message from a device, checked and stored in one statement and announced, with no hop to
+    a database thread. None when the send is not that case: media, bad input, a refusal, a retry,
+    a conversation with an app's bot (its receivers work in the database: developer_api), an
+    error. `send_message` then answers it, as it answers every send without this path: the
+    statement stored nothing, so it finds the conversation as this call did, or newer."""
+    if media_id is not None or device_id is None or not async_sql.enabled():
+        return None
+    try:
+        conversation_id = parse_id(conversation_id, field="conversation")
+        client_id = _clean_client_id(client_id)
+        text = clean_message_text(text)
+    except BrokerError:
+        return None
+    message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
+                                                        client_id=client_id, text=text, device_id=device_id,
+                                                        decline_bots=True)
+    try:
+        rows = await async_sql.rows(statement, params)
+    except psycopg.IntegrityError:  # an identical retry stored it first: send_message finds it
+        return None
+    except psycopg.Error:
+        logger.warning("a send on the event loop failed; handing it to a database thread", exc_info=True)
+        return None
+    if not rows or rows[0][-2] is None:
+        return None
+    context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
+    message.pk, message.seq = rows[0][-2:]
+    _mark_saved(message, connections[DEFAULT_DB_ALIAS])
+    with announcing_committed(asyncio.get_running_loop()):
+        _announce_new(message, recipients=context.member_ids, origin_channel=origin_channel, context=context)
+        _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
+                                 read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
     return message, True
 
 

@@ -1,0 +1,156 @@
+"""On PostgreSQL, a device's sends and receipts run their one statement on the event loop itself
+(storage/async_sql.py); everything else, and the rare cases of those, in the database threads.
+
+What that must not change: messages, receipts and their announcements flow as through the threads;
+refusals answer as before; apps' bots still hear of their conversations. What it buys a user: a
+slow call in the database threads (a long catch-up) no longer holds up other people's messages.
+"""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from broker.services import accounts, receipts, send
+from developer_api.models import OptIn, OutboundMessage
+from developer_api.services import messaging
+from frontdesk import db as frontdesk_db
+from storage.models import Membership, Message
+from tests.developer_api.helpers import make_app, make_key, opted_in_user
+from tests.factories import PASSWORD, direct_conversation
+from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the event loop's own connections are PostgreSQL's"),
+]
+
+
+@pytest.fixture(params=[True, False], ids=["on-the-loop", "in-the-threads"])
+def statements_on_loop(request, settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": request.param}
+    return request.param
+
+
+async def test_messages_and_receipts_flow_wherever_the_statements_run(statements_on_loop, sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a, b = await sockets(alice_token), await sockets(bob_token)
+
+    for text in ("one", "two", "three"):
+        message = await a.send_message(chat.pk, text)
+        assert (await b.receive_new(message["seq"]))["message"]["text"] == text
+    await b.send(type="ack", conversation=chat.pk, seq=3)
+    delivered = await a.receive_type("message.status")
+    assert (delivered["status"], delivered["seq"], delivered["user"]) == ("delivered", 3, bob.pk)
+    await b.send(type="read", conversation=chat.pk, seq=2)
+    read = await a.receive_type("message.status")
+    assert (read["status"], read["seq"]) == ("read", 2)
+    reply = await b.send_message(chat.pk, "four")  # reading up to 4 of what Alice sent, by replying
+    assert (await a.receive_new(reply["seq"]))["message"]["text"] == "four"
+    assert (await a.receive_type("message.status"))["status"] == "read"
+
+    assert await db(lambda: list(Message.objects.filter(conversation=chat).order_by("seq")
+                                 .values_list("seq", "text")))() == [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
+    assert await db(lambda: Membership.objects.get(conversation=chat, user=bob).read_seq)() == 4
+    assert await db(lambda: Membership.objects.get(conversation=chat, user=alice).read_seq)() == 3  # 4 not acked yet
+
+
+async def test_refusals_answer_as_through_the_threads(statements_on_loop, sockets, settings):
+    (alice, alice_token), (bob, bob_token), (carol, _) = await people(3)
+    chat = await db(direct_conversation)(alice, bob)
+    elsewhere = await db(direct_conversation)(bob, carol)
+    a = await sockets(alice_token)
+
+    first = await a.send_message(chat.pk, "once", client_id="retry-me")
+    await a.send(type="message.send", client_id="retry-me", conversation=chat.pk, text="once")
+    again = await a.receive_type("message.sent")
+    assert (again["message"]["id"], again["message"]["status"]) == (first["id"], "sent")
+
+    await a.send(type="message.send", client_id="x1", conversation=elsewhere.pk, text="let me in")
+    error = await a.receive_type("error")
+    assert (error["code"], error["field"], error["ref"]) == ("not_found", "conversation", "x1")
+
+    await a.send(type="ack", conversation=chat.pk, seq=99)
+    error = await a.receive_type("error")
+    assert (error["code"], error["field"]) == ("invalid", "seq")
+
+    settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 1}
+    await a.send(type="message.send", client_id="x2", conversation=chat.pk, text="too fast")
+    assert (await a.receive_type("error"))["code"] == "rate_limited"
+    assert await db(lambda: Message.objects.filter(conversation=chat).count())() == 1
+
+
+async def test_a_logged_out_device_is_closed_and_stores_nothing(statements_on_loop, sockets):
+    (alice, alice_token), (bob, _) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    await db(lambda: alice.devices.all().delete())()
+
+    await a.send(type="message.send", client_id="after-logout", conversation=chat.pk, text="still here?")
+    assert (await a.receive_type("session.revoked"))["type"] == "session.revoked"
+    assert await a.receive_close() == 4001
+    assert not await db(lambda: Message.objects.filter(client_id="after-logout").exists())()
+
+
+async def test_busy_database_threads_do_not_hold_up_messages_and_receipts(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a, b = await sockets(alice_token), await sockets(bob_token)
+    pool = frontdesk_db._executor()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 10) for _ in range(pool._max_workers)]
+    try:
+        message = await a.send_message(chat.pk, "past the queue")
+        assert (await b.receive_new(message["seq"]))["message"]["text"] == "past the queue"
+        await b.send(type="ack", conversation=chat.pk, seq=message["seq"])
+        assert (await a.receive_type("message.status"))["status"] == "delivered"
+        assert not any(job.done() for job in busy)  # all of it happened while the threads were taken
+    finally:
+        release.set()
+
+
+async def test_an_apps_bot_still_hears_of_messages_and_receipts(settings, sockets):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    app = await db(make_app)()
+    key, _ = await db(make_key)(app)
+    user = await db(opted_in_user)(app)
+    _, token = await db(accounts.login)(phone_number=user.phone_number, password=PASSWORD, device_name="phone")
+    outbound, _ = await db(messaging.send_message)(api_key=key, to=user.phone_number, message_type="text",
+                                                   text={"body": "your code is 1234"})
+    device = await sockets(token)
+
+    await device.send(type="ack", conversation=outbound.conversation_id, seq=1)
+    await device.send_message(outbound.conversation_id, "thanks")
+    assert await db(lambda: OutboundMessage.objects.get(pk=outbound.pk).reported_status)() == "read"
+
+    (stranger, stranger_token), = await people(1)
+    chat = await db(direct_conversation)(stranger, app.bot)
+    assert not await db(lambda: OptIn.objects.filter(app=app, user=stranger).exists())()
+    await (await sockets(stranger_token)).send_message(chat.pk, "hello app")
+    assert await db(lambda: OptIn.objects.filter(app=app, user=stranger, source=OptIn.Source.MESSAGED).exists())()
+
+
+async def test_the_loops_paths_decline_what_they_do_not_handle(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, _), (bob, _) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    device_id = await db(lambda: alice.devices.get().pk)()
+
+    assert await send.send_text_on_loop(sender=alice, conversation_id=chat.pk, client_id="m", text="hi",
+                                        media_id=7, device_id=device_id) is None  # media
+    assert await send.send_text_on_loop(sender=alice, conversation_id=chat.pk, client_id="m", text="  ",
+                                        device_id=device_id) is None  # bad input
+    assert await send.send_text_on_loop(sender=alice, conversation_id=chat.pk, client_id="m", text="hi",
+                                        device_id=None) is None  # a browser session's socket
+    assert await receipts.advance_on_loop(receipts.DELIVERED, user=alice, conversation_id=chat.pk, seq=-1,
+                                          device_id=device_id) is None
+    assert not await db(lambda: Message.objects.exists())()
+
+    sent = await send.send_text_on_loop(sender=alice, conversation_id=chat.pk, client_id="m", text="hi",
+                                        device_id=device_id)
+    assert sent is not None and sent[1] and sent[0].seq == 1
+    assert await receipts.advance_on_loop(receipts.DELIVERED, user=bob, conversation_id=chat.pk, seq=1,
+                                          device_id=await db(lambda: bob.devices.get().pk)()) is True
+    assert await receipts.advance_on_loop(receipts.DELIVERED, user=bob, conversation_id=chat.pk, seq=1,
+                                          device_id=await db(lambda: bob.devices.get().pk)()) is False
