@@ -18,6 +18,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from broker.eager import start_eagerly
 from broker.events import to_frame
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,11 @@ def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = No
         # sends to the event loop and return at once, instead of holding the database thread until
         # every group_send is done.
         if getattr(_calling_loop, "loop", None) is loop:
-            _send_in_order(loop, groups, payload)  # at once, so that `local_deliveries_first` sees it
+            collected = getattr(_calling_loop, "collected", None)
+            if collected is not None:  # sent as the call returns (`called_from_loop`)
+                collected.append((groups, payload))
+            else:
+                _send_in_order(loop, groups, payload)  # at once, so that `local_deliveries_first` sees it
         else:
             loop.call_soon_threadsafe(_send_in_order, loop, groups, payload)
         return
@@ -88,13 +93,25 @@ _calling_loop = threading.local()
 
 
 @contextlib.contextmanager
-def called_from_loop(loop: asyncio.AbstractEventLoop):
-    """Publishing inside this block hands events to `loop`, the loop this thread is running."""
+def called_from_loop(loop: asyncio.AbstractEventLoop, *, collect: bool = False):
+    """Publishing inside this block hands events to `loop`, the loop this thread is running.
+
+    `collect`: keep them in the list this yields instead, for `send_collected` once the loop can
+    run them (the block hides it: frontdesk/db.py)."""
     _calling_loop.loop = loop
+    _calling_loop.collected = [] if collect else None
     try:
-        yield
+        yield _calling_loop.collected
     finally:
-        _calling_loop.loop = None
+        _calling_loop.loop = _calling_loop.collected = None
+
+
+def send_collected(loop: asyncio.AbstractEventLoop, collected: list | None) -> None:
+    """Publish what `called_from_loop` collected, in order, each started in this call (broker/eager.py)
+    rather than in a task a turn of the loop later. With the in-process layer that writes the
+    event to its recipients' sockets here and now, before the caller answers its own client."""
+    for groups, payload in collected or ():
+        _send_in_order(loop, groups, payload, eagerly=True)
 
 
 @contextlib.contextmanager
@@ -127,8 +144,15 @@ def _server_event_loop() -> asyncio.AbstractEventLoop | None:
 _last_send: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
 
 
-def _send_in_order(loop: asyncio.AbstractEventLoop, groups: list[str], payload: dict) -> None:
-    _last_send[loop] = loop.create_task(_send_after(_last_send.get(loop), groups, payload))
+def _send_in_order(loop: asyncio.AbstractEventLoop, groups: list[str], payload: dict, *, eagerly: bool = False) -> None:
+    sending = _send_after(_last_send.get(loop), groups, payload)
+    if eagerly:  # on the running loop: up to its first wait in this call
+        rest = start_eagerly(sending)
+        if rest is None:  # done already, and so was everything published before it
+            _last_send.pop(loop, None)
+            return
+        sending = rest
+    _last_send[loop] = loop.create_task(sending)
 
 
 async def _send_after(previous: asyncio.Task | None, groups: list[str], payload: dict) -> None:

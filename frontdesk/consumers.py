@@ -16,7 +16,7 @@ from broker.publish import PUSH, apublish, device_group, local_deliveries_first,
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
 from frontdesk.db import database_sync_to_async
-from frontdesk.eager import start_eagerly
+from broker.eager import start_eagerly
 from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 
@@ -329,7 +329,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return True
 
     def _write_now(self, frame: str) -> None:
-        """Write `frame` to the socket in the caller's task (frontdesk/eager.py). If the server makes
+        """Write `frame` to the socket in the caller's task (broker/eager.py). If the server makes
         the write wait (the socket pushes back), a task finishes it, and frames that come meanwhile
         queue behind it: this socket's order holds, and no other socket waits for this one."""
         if self.frames_waiting is not None:

@@ -43,7 +43,7 @@ from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
-from broker.publish import called_from_loop
+from broker.publish import called_from_loop, send_collected
 from storage.sqlite_wal import checkpoint_in_background
 
 HEALTH_CHECK_SECONDS = 1.0
@@ -97,13 +97,15 @@ class _OnEventLoop:
         # off it by mistake; this one is on purpose, so the loop is out of sight for its duration
         # (nothing in the call awaits, so no other task runs meanwhile).
         asyncio._set_running_loop(None)
+        collected = None
         try:
-            with called_from_loop(loop):
+            with called_from_loop(loop, collect=True) as collected:
                 return self.func(*args, **kwargs)
         finally:
             close_old_connections()  # as after a request: drops a connection an error left unusable
             _checkpoints_off_the_loop()
             asyncio._set_running_loop(loop)
+            send_collected(loop, collected)  # what the call published (and committed) goes out now
 
 
 def _checkpoints_off_the_loop() -> None:

@@ -12,6 +12,8 @@ import pytest
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection
 
+from broker.services import send
+from frontdesk import db as frontdesk_db
 from storage import sqlite_wal
 from storage.models import Message, User
 from tests.factories import direct_conversation
@@ -83,3 +85,18 @@ async def test_database_work_on_the_loop_by_mistake_is_still_refused(sockets):
 
     with pytest.raises(SynchronousOnlyOperation):
         User.objects.count()
+
+
+async def test_a_message_is_written_to_its_recipients_by_the_time_the_send_returns(sockets, settings):
+    """The call's events go out as it returns (broker.publish.send_collected), not a turn of the
+    event loop later: the recipient's frame is written before the sender is answered, with no wait."""
+    settings.MESSENGER = {**settings.MESSENGER, "SQLITE_ON_EVENT_LOOP": True}
+    (alice, _), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    b = await sockets(bob_token)
+    assert await b.nothing_more()
+
+    message, created = await frontdesk_db.database_sync_to_async(send.send_message)(
+        sender=alice, conversation_id=chat.pk, client_id="inline", text="no waiting")
+    assert created and not b.communicator.output_queue.empty()  # no turn of the loop since the call
+    assert (await b.receive_new(message.seq))["message"]["text"] == "no waiting"

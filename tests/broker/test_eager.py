@@ -1,10 +1,10 @@
-"""frontdesk.eager: a coroutine started at once runs in its caller until it must wait."""
+"""broker.eager: a coroutine started at once runs in its caller until it must wait."""
 
 import asyncio
 
 import pytest
 
-from frontdesk.eager import start_eagerly
+from broker.eager import start_eagerly
 
 
 async def test_a_coroutine_that_never_waits_is_done_before_start_eagerly_returns():

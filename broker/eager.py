@@ -7,6 +7,9 @@ Run in the publisher's own call, the group's writes are done by the time the sen
 in alternating benchmark runs that took 10-30% off group messages' latency (docs/performance.md,
 change 23).
 
+The same goes for the events a database call on the event loop published (broker.publish.send_collected):
+started as the call returns, they reach the in-process layer's sockets before the sender is answered.
+
 Python 3.12 has this as `asyncio.eager_task_factory`; this project runs on 3.11, so here is the
 small part of it needed: run the coroutine until it finishes or first has to wait, and hand what
 is left, if anything, to the caller as an awaitable.
