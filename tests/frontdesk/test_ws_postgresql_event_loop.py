@@ -93,13 +93,14 @@ async def test_a_logged_out_device_is_closed_and_stores_nothing(statements_on_lo
     assert not await db(lambda: Message.objects.filter(client_id="after-logout").exists())()
 
 
-async def test_busy_database_threads_do_not_hold_up_messages_and_receipts(sockets):
+async def test_busy_database_threads_do_not_hold_up_messages_and_receipts(sockets, settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
     (alice, alice_token), (bob, bob_token) = await people(2)
     chat = await db(direct_conversation)(alice, bob)
     a, b = await sockets(alice_token), await sockets(bob_token)
     pool = frontdesk_db._executor()
     release = threading.Event()
-    busy = [pool.submit(release.wait, 10) for _ in range(pool._max_workers)]
+    busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]
     try:
         message = await a.send_message(chat.pk, "past the queue")
         assert (await b.receive_new(message["seq"]))["message"]["text"] == "past the queue"
