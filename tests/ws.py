@@ -14,7 +14,7 @@ from django.db import connections
 from broker.services import accounts
 from messenger.asgi import application
 from storage.models import User
-from tests.factories import PASSWORD, user_with_token
+from tests.factories import PASSWORD, direct_conversation, user_with_token
 
 _client_ids = itertools.count(1)
 
@@ -174,6 +174,23 @@ async def sockets():
 async def people(count: int) -> list[tuple[User, str]]:
     """`count` users, each logged in on one device: [(user, token), ...]."""
     return await database_sync_to_async(lambda: [user_with_token() for _ in range(count)])()
+
+
+async def two_in_a_chat(sockets) -> tuple[User, User, object, Client, Client]:
+    """Two people in a direct chat, each connected on one device (`sockets` is the fixture):
+    (alice, bob, chat, alice's socket, bob's socket)."""
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    return alice, bob, chat, await sockets(alice_token), await sockets(bob_token)
+
+
+async def exchange(sender: Client, recipient: Client, conversation: int, texts) -> list[dict]:
+    """`sender` sends each text and `recipient` gets it live; the messages as sent."""
+    messages = []
+    for text in texts:
+        messages.append(await sender.send_message(conversation, text))
+        assert (await recipient.receive_new(messages[-1]["seq"]))["message"]["text"] == text
+    return messages
 
 
 async def another_device(user: User) -> str:

@@ -18,7 +18,7 @@ from frontdesk import db as frontdesk_db
 from storage.models import Membership, Message
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation
-from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,13 +33,8 @@ def statements_on_loop(request, settings):
 
 
 async def test_messages_and_receipts_flow_wherever_the_statements_run(statements_on_loop, sockets):
-    (alice, alice_token), (bob, bob_token) = await people(2)
-    chat = await db(direct_conversation)(alice, bob)
-    a, b = await sockets(alice_token), await sockets(bob_token)
-
-    for text in ("one", "two", "three"):
-        message = await a.send_message(chat.pk, text)
-        assert (await b.receive_new(message["seq"]))["message"]["text"] == text
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
+    await exchange(a, b, chat.pk, ("one", "two", "three"))
     await b.send(type="ack", conversation=chat.pk, seq=3)
     delivered = await a.receive_type("message.status")
     assert (delivered["status"], delivered["seq"], delivered["user"]) == ("delivered", 3, bob.pk)
@@ -95,9 +90,7 @@ async def test_a_logged_out_device_is_closed_and_stores_nothing(statements_on_lo
 
 async def test_busy_database_threads_do_not_hold_up_messages_and_receipts(sockets, settings):
     settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
-    (alice, alice_token), (bob, bob_token) = await people(2)
-    chat = await db(direct_conversation)(alice, bob)
-    a, b = await sockets(alice_token), await sockets(bob_token)
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
     pool = frontdesk_db._executor()
     release = threading.Event()
     busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]

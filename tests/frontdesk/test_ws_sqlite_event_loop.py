@@ -17,7 +17,7 @@ from frontdesk import db as frontdesk_db
 from storage import sqlite_wal
 from storage.models import Message, User
 from tests.factories import direct_conversation
-from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -32,13 +32,8 @@ def calls_on_loop(request, settings):
 
 
 async def test_messages_receipts_and_typing_flow_wherever_the_calls_run(calls_on_loop, sockets):
-    (alice, alice_token), (bob, bob_token) = await people(2)
-    chat = await db(direct_conversation)(alice, bob)
-    a, b = await sockets(alice_token), await sockets(bob_token)
-
-    for text in ("one", "two", "three"):
-        message = await a.send_message(chat.pk, text)
-        assert (await b.receive_new(message["seq"]))["message"]["text"] == text
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
+    await exchange(a, b, chat.pk, ("one", "two", "three"))
     await b.send(type="ack", conversation=chat.pk, seq=3)
     assert (await a.receive_type("message.status"))["status"] == "delivered"
     await b.send(type="typing", conversation=chat.pk)
