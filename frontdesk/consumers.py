@@ -11,12 +11,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from broker import events
+from broker.eager import start_eagerly
 from broker.errors import BrokerError, CredentialRevoked
 from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, presence, receipts, send
 from frontdesk.db import database_sync_to_async
-from broker.eager import start_eagerly
 from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 

@@ -30,7 +30,7 @@ from psycopg import sql as psql
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
-_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1  # as storage/sql.py: only what asks is prepared
+from storage.sql import PREPARE_ONLY_WHEN_ASKED
 
 
 def enabled() -> bool:
@@ -71,7 +71,7 @@ async def _connect() -> psycopg.AsyncConnection:
     params.pop("cursor_factory", None)  # Django's is a synchronous cursor class
     role = db.settings_dict["OPTIONS"].get("assume_role")
     connection = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-    connection.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+    connection.prepare_threshold = PREPARE_ONLY_WHEN_ASKED
     # What Django's init_connection_state does for its connections.
     await connection.execute("SELECT set_config('TimeZone', %s, false)", [db.timezone_name])
     if role:
@@ -105,10 +105,3 @@ async def rows(sql: str, params: list) -> list[tuple]:
             pool.idle.append(idle)
         return result
 
-
-async def close_all() -> None:
-    """Close this event loop's idle connections (a test's teardown; a server keeps them)."""
-    pool = _by_loop.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
-        for idle in pool.idle:
-            await idle.connection.close()

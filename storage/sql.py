@@ -30,7 +30,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
+PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
 _quoted_tables: dict[type, str] = {}
 _qmark_queries: dict[str, str] = {}
 
@@ -69,7 +69,7 @@ def _prepared_postgresql(db):
         # prepares nothing. With a threshold no query reaches, only what asks is prepared. (Set here
         # rather than in DATABASES: on a connection with a threshold psycopg keeps count of every
         # query it runs, the ORM's included, which the default setup need not pay for.)
-        db.connection.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
+        db.connection.prepare_threshold = PREPARE_ONLY_WHEN_ASKED
     # Whatever cursor class Django gave the connection (client-side binding): this one binds on the
     # server, which is what prepared statements need.
     return psycopg.Cursor(db.connection)
