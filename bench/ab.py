@@ -8,6 +8,10 @@ used. For a decision about one setting at one load, where `make bench` measures 
 Each run makes and seeds its own database (1,000 users: bench/seed.py), starts the servers with
 the variable set or unset (A: unset, as deployed; B: set), warms them up, runs one step of
 bench/loadgen.py and removes everything again. Same services and defaults as bench/run.py.
+
+`--timeline` also prints, for each run, where a message's time went inside the servers
+(bench/timeline/: the median time after the frame was read at which it reached the handler, its
+statement, the publish, the recipient's socket and the sender's answer).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import BENCH, PYTHON, ROOT, BenchDatabase, BenchServer, Target, cpu_seconds, run_loadgen, warm_up  # noqa: E402
+from bench.timeline.analyze import report  # noqa: E402
+
+_PYTHONPATH = os.environ.get("PYTHONPATH")
 
 
 def process_cpu() -> dict[int, tuple[str, float]]:
@@ -49,7 +56,17 @@ def one_run(args, workdir: Path) -> dict:
                         "--idle-users", "0", "--history-conversations", "1", "--history-per-conversation", "10"],
                        cwd=ROOT, env=database.env(), check=True, capture_output=True, timeout=300)
         count = 2 if args.config == "scaleout" else 1
-        servers = [BenchServer(database, args.server).start(timeout=60) for _ in range(count)]
+        if args.timeline:  # the servers load bench/timeline/sitecustomize.py, which writes here
+            (workdir / "timeline").mkdir()
+            os.environ["MESSENGER_BENCH_TIMELINE"] = str(workdir / "timeline")
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH / "timeline"), _PYTHONPATH]))
+        try:
+            servers = [BenchServer(database, args.server).start(timeout=60) for _ in range(count)]
+        finally:
+            os.environ.pop("MESSENGER_BENCH_TIMELINE", None)
+            os.environ.pop("PYTHONPATH", None)
+            if _PYTHONPATH is not None:
+                os.environ["PYTHONPATH"] = _PYTHONPATH
         target = Target("ab", [s.ws_url for s in servers], [s.url for s in servers], [s.pid for s in servers], plan)
         warm_up(target, log=lambda message: None)
         before, started = process_cpu(), time.monotonic()
@@ -66,7 +83,8 @@ def one_run(args, workdir: Path) -> dict:
         # The generator has exited by now (gone from /proc): it reports its own CPU.
         cores["loadgen"] = result.get("loadgen", {}).get("cpu_seconds", 0.0) / wall
         step = result["steps"][0]
-        return {"e2e": step["e2e"], "sent": step["sent"], "delivered": f"{step['deliveries']}/{step['expected_deliveries']}",
+        timeline = report(workdir / "timeline") if args.timeline else None
+        return {"timeline": timeline,"e2e": step["e2e"], "sent": step["sent"], "delivered": f"{step['deliveries']}/{step['expected_deliveries']}",
                 "cores": {k: round(v, 2) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])[:5] if v >= 0.01}}
     finally:
         for server in servers:
@@ -84,6 +102,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100, help="messages per second, all users together")
     parser.add_argument("--duration", type=int, default=9, help="seconds measured, after 1 s of warm-up")
     parser.add_argument("--runs", type=int, default=2, help="runs of each, alternating (A first)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print where a message's time went inside the servers, for each run (bench/timeline/)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
@@ -112,6 +132,8 @@ def main() -> int:
                 medians[variant].append(e2e["p50"])
                 print(f"{variant} run {number}: e2e p50 {e2e['p50']} p95 {e2e['p95']} p99 {e2e['p99']} ms, "
                       f"sent p50 {sent['p50']} ms, delivered {out['delivered']}, cores {out['cores']}", flush=True)
+                if out["timeline"]:
+                    print(out["timeline"], flush=True)
     finally:
         os.environ.pop(name, None)
         if saved is not None:
