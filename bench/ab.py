@@ -17,6 +17,7 @@ statement, the publish, the recipient's socket and the sender's answer).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -30,7 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import BENCH, PYTHON, ROOT, BenchDatabase, BenchServer, Target, cpu_seconds, run_loadgen, warm_up  # noqa: E402
 from bench.timeline.analyze import report  # noqa: E402
 
-_PYTHONPATH = os.environ.get("PYTHONPATH")
+
+@contextlib.contextmanager
+def timeline_for_servers(folder: Path | None):
+    """Processes started in this block load bench/timeline/sitecustomize.py, which writes its marks
+    in `folder` (nothing changes when it is None)."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir()
+    saved = {name: os.environ.get(name) for name in ("MESSENGER_BENCH_TIMELINE", "PYTHONPATH")}
+    os.environ["MESSENGER_BENCH_TIMELINE"] = str(folder)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH / "timeline"), saved["PYTHONPATH"]]))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def process_cpu() -> dict[int, tuple[str, float]]:
@@ -56,17 +76,8 @@ def one_run(args, workdir: Path) -> dict:
                         "--idle-users", "0", "--history-conversations", "1", "--history-per-conversation", "10"],
                        cwd=ROOT, env=database.env(), check=True, capture_output=True, timeout=300)
         count = 2 if args.config == "scaleout" else 1
-        if args.timeline:  # the servers load bench/timeline/sitecustomize.py, which writes here
-            (workdir / "timeline").mkdir()
-            os.environ["MESSENGER_BENCH_TIMELINE"] = str(workdir / "timeline")
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH / "timeline"), _PYTHONPATH]))
-        try:
+        with timeline_for_servers(workdir / "timeline" if args.timeline else None):
             servers = [BenchServer(database, args.server).start(timeout=60) for _ in range(count)]
-        finally:
-            os.environ.pop("MESSENGER_BENCH_TIMELINE", None)
-            os.environ.pop("PYTHONPATH", None)
-            if _PYTHONPATH is not None:
-                os.environ["PYTHONPATH"] = _PYTHONPATH
         target = Target("ab", [s.ws_url for s in servers], [s.url for s in servers], [s.pid for s in servers], plan)
         warm_up(target, log=lambda message: None)
         before, started = process_cpu(), time.monotonic()
@@ -83,9 +94,9 @@ def one_run(args, workdir: Path) -> dict:
         # The generator has exited by now (gone from /proc): it reports its own CPU.
         cores["loadgen"] = result.get("loadgen", {}).get("cpu_seconds", 0.0) / wall
         step = result["steps"][0]
-        timeline = report(workdir / "timeline") if args.timeline else None
-        return {"timeline": timeline,"e2e": step["e2e"], "sent": step["sent"], "delivered": f"{step['deliveries']}/{step['expected_deliveries']}",
-                "cores": {k: round(v, 2) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])[:5] if v >= 0.01}}
+        return {"e2e": step["e2e"], "sent": step["sent"], "delivered": f"{step['deliveries']}/{step['expected_deliveries']}",
+                "cores": {k: round(v, 2) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])[:5] if v >= 0.01},
+                "timeline": report(workdir / "timeline") if args.timeline else None}
     finally:
         for server in servers:
             server.kill()
