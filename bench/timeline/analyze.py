@@ -30,10 +30,13 @@ def read(folder: Path) -> dict[str, dict[str, int]]:
     return messages
 
 
-def summary(folder: Path) -> list[tuple[str, int, float, float]]:
-    """(mark, messages, p50 us, p90 us) for each mark, in path order."""
+def summary(folder: Path) -> tuple[bool, list[tuple[str, int, float, float]]]:
+    """Whether the frames' reads were marked (uvicorn; under Daphne the times count from the
+    handler's start), and (mark, messages, p50 us, p90 us) for each mark, in path order."""
     offsets: dict[str, list[float]] = defaultdict(list)
+    reads_marked = False
     for marks in read(folder).values():
+        reads_marked = reads_marked or "received" in marks
         start = marks.get("received") or marks.get("handler")
         if not start:
             continue
@@ -44,14 +47,15 @@ def summary(folder: Path) -> list[tuple[str, int, float, float]]:
     for mark in sorted(offsets, key=ORDER.index):
         values = sorted(offsets[mark])
         table.append((mark, len(values), values[len(values) // 2], values[int(len(values) * 0.9)]))
-    return table
+    return reads_marked, table
 
 
 def report(folder: Path) -> str:
-    rows = summary(folder)
+    reads_marked, rows = summary(folder)
     if not rows:
         return "  (no marks: was the server uvicorn or Daphne with this folder on its PYTHONPATH?)"
-    lines = [f"  {'after the frame was read':24s} {'messages':>8s} {'p50 us':>8s} {'p90 us':>8s}"]
+    since = "after the frame was read" if reads_marked else "after the handler started"
+    lines = [f"  {since:24s} {'messages':>8s} {'p50 us':>8s} {'p90 us':>8s}"]
     lines += [f"  {mark:24s} {count:8d} {p50:8.0f} {p90:8.0f}" for mark, count, p50, p90 in rows]
     return "\n".join(lines)
 

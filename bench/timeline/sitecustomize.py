@@ -16,6 +16,7 @@ compare. The marks (bench/timeline/analyze.py reads them):
     answered           the sender's `message.sent` written
 """
 
+import contextlib
 import contextvars
 import functools
 import importlib.abc
@@ -32,7 +33,7 @@ _last_read = [0]
 
 
 def _mark(key, name, at=None) -> None:
-    _lines.append(f"{key} {name} {at or time.perf_counter_ns()}\n")
+    _lines.append(f"{key} {name} {at if at is not None else time.perf_counter_ns()}\n")
     if len(_lines) >= 200:  # small batches: the servers are killed, not stopped, after a run
         with open(os.path.join(FOLDER, f"timeline.{os.getpid()}"), "a") as out:
             out.writelines(_lines)
@@ -60,6 +61,19 @@ def _patch_uvicorn(module) -> None:
     protocol.data_received = timed
 
 
+@contextlib.contextmanager
+def _between(key, first: str, last: str):
+    """Mark `first` before the block and `last` after it, for the message `key` (none if None)."""
+    if key is None:
+        yield
+        return
+    _mark(key, first)
+    try:
+        yield
+    finally:
+        _mark(key, last)
+
+
 def _patch_consumers(module) -> None:
     consumer = module.ChatConsumer
     on_message_send, call, write_now, push = (consumer.on_message_send, consumer.call, consumer._write_now,
@@ -70,43 +84,29 @@ def _patch_consumers(module) -> None:
         key = frame.get("client_id") if isinstance(frame, dict) else None
         if not isinstance(key, str) or " " in key:
             return await on_message_send(self, frame)
-        _mark(key, "received", _last_read[0])
-        _mark(key, "handler")
+        if _last_read[0]:  # uvicorn's read (not patched under Daphne)
+            _mark(key, "received", _last_read[0])
         token = _current.set(key)
         try:
-            return await on_message_send(self, frame)
+            with _between(key, "handler", "answered"):
+                return await on_message_send(self, frame)
         finally:
             _current.reset(token)
-            _mark(key, "answered")
 
     @functools.wraps(call)
     async def timed_call(self, function, **kwargs):
-        key = _current.get()
-        if key is not None:
-            _mark(key, "call0")
-        try:
+        with _between(_current.get(), "call0", "call1"):
             return await call(self, function, **kwargs)
-        finally:
-            if key is not None:
-                _mark(key, "call1")
 
     @functools.wraps(write_now)
     def timed_write_now(self, frame):
-        key = _message_key(frame)
-        if key is not None:
-            _mark(key, "write0")
-        write_now(self, frame)
-        if key is not None:
-            _mark(key, "write1")
+        with _between(_message_key(frame), "write0", "write1"):
+            write_now(self, frame)
 
     @functools.wraps(push)
     async def timed_push(self, payload):
-        key = _message_key(payload.get("frame"))
-        if key is not None:
-            _mark(key, "write0")
-        await push(self, payload)
-        if key is not None:
-            _mark(key, "write1")
+        with _between(_message_key(payload.get("frame")), "write0", "write1"):
+            await push(self, payload)
 
     consumer.on_message_send, consumer.call, consumer._write_now, consumer.push = (
         timed_send, timed_call, timed_write_now, timed_push)
@@ -118,14 +118,8 @@ def _patch_async_sql(module) -> None:
 
     @functools.wraps(rows)
     async def timed_rows(sql, params):
-        key = _current.get()
-        if key is not None:
-            _mark(key, "stmt0")
-        try:
+        with _between(_current.get(), "stmt0", "stmt1"):
             return await rows(sql, params)
-        finally:
-            if key is not None:
-                _mark(key, "stmt1")
 
     module.rows = timed_rows
 
@@ -138,12 +132,8 @@ def _patch_channel_layer(module) -> None:
 
     @functools.wraps(send_many)
     async def timed_send_many(self, groups, message, **kwargs):
-        key = _message_key(message.get("frame"))
-        if key is not None:
-            _mark(key, "publish0")
-        await send_many(self, groups, message, **kwargs)
-        if key is not None:
-            _mark(key, "publish1")
+        with _between(_message_key(message.get("frame")), "publish0", "publish1"):
+            await send_many(self, groups, message, **kwargs)
 
     layer.group_send_many = timed_send_many
 
