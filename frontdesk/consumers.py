@@ -1,13 +1,16 @@
 """The websocket endpoint (/ws/v1/): JSON frames in, broker calls, events out. See docs/protocol.md."""
 
 import asyncio
+import functools
 import json
 import logging
 import random
 from collections import deque
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from broker import events
@@ -73,7 +76,44 @@ _CHECK_DEVICE_IN_CALL = frozenset({send.send_message, receipts.mark_delivered, r
 class ChatConsumer(AsyncWebsocketConsumer):
     revoked = False
     recheck_task = None
+    layer_task = None  # handles what the channel layer queued for this socket, once it has caught up
+    closing = False  # the server has closed the socket: nothing more may be written to it
     frames_waiting: deque | None = None  # frames queued behind a write the socket made wait for
+
+    async def __call__(self, scope, receive, send):
+        """Channels' own (`AsyncConsumer.__call__`), but with the socket's frames read and handled in
+        this task, and the channel layer's queued messages in a task of their own (`layer_task`).
+
+        Channels waits for both sources at once (`await_many_dispatch`: a task per read, and
+        `asyncio.wait` over both after every message), so a frame the server has queued reached its
+        handler three turns of the event loop later; read here, the next turn. In the benchmark
+        that hop was a twentieth of an embedded message's time in the server (docs/performance.md,
+        change 35). One socket's frames are still handled one at a time, in order. Queued layer
+        messages are rare here (the layer writes events to the socket on the spot: `_push_now`):
+        a revocation, and events that came while the socket caught up, which `connect` releases
+        only after the backlog, as before.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            if self.layer_task is not None:
+                self.layer_task.cancel()
+
+    async def _dispatch_layer_messages(self):
+        while True:
+            message = await self.channel_receive()
+            try:
+                await self.dispatch(message)
+            except Exception:  # e.g. the socket closed meanwhile: the socket's own task carries on
+                logger.exception("handling a channel layer message for a websocket failed")
 
     async def dispatch(self, message):
         """Channels' own dispatch minus its `aclose_old_connections()` before every handler.
@@ -124,12 +164,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         attach = getattr(self.channel_layer, "attach", None)
         if attach is not None:
             attach(self.channel_name, self._push_now)
+        self.layer_task = asyncio.create_task(self._dispatch_layer_messages())
         if limits["AUTH_RECHECK_SECONDS"] > 0:
             self.recheck_task = asyncio.create_task(self._recheck_periodically(limits["AUTH_RECHECK_SECONDS"]))
 
     async def disconnect(self, code):
         if self.recheck_task is not None:
             self.recheck_task.cancel()
+        if self.layer_task is not None:
+            self.layer_task.cancel()
         detach = getattr(self.channel_layer, "detach", None)
         if detach is not None:
             detach(self.channel_name)
@@ -363,5 +406,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.frames_waiting = None
 
     async def _send_event(self, event: dict):
-        await self.send(text_data=events.to_frame(event))
+        if not self.closing:  # e.g. the answer to a frame whose socket was revoked meanwhile
+            await self.send(text_data=events.to_frame(event))
+
+    async def close(self, code=None, reason=None):
+        """Close once: frames and queued layer messages are handled in separate tasks, and either
+        may close the socket while the other is still at work (the server refuses writes after it)."""
+        if not self.closing:
+            self.closing = True
+            await super().close(code=code, reason=reason)
 

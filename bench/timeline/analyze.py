@@ -11,7 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ORDER = ["handler", "call0", "stmt0", "stmt1", "call1", "publish0", "write0", "write1", "answered", "publish1"]
+ORDER = ["queued", "dispatched", "handler", "call0", "stmt0", "stmt1", "call1", "publish0", "write0", "write1", "answered", "publish1"]
 
 
 def read(folder: Path) -> dict[str, dict[str, int]]:

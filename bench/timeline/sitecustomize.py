@@ -8,6 +8,8 @@ is CLOCK_MONOTONIC, one for every process on the machine, so one server's marks 
 compare. The marks (bench/timeline/analyze.py reads them):
 
     received           uvicorn last read from a websocket before the handler started (uvicorn only)
+    queued             uvicorn has parsed the `message.send` frame and queued it for the consumer (uvicorn only)
+    dispatched         the consumer took it from the queue (its `dispatch`)
     handler            the consumer's `message.send` handler starts
     call0, call1       its database call in a thread, or on the loop on SQLite (frontdesk/db.py)
     stmt0, stmt1       its statement on the event loop, on PostgreSQL (storage/async_sql.py)
@@ -23,6 +25,7 @@ import importlib.abc
 import importlib.machinery
 import json
 import os
+import re
 import sys
 import time
 
@@ -30,6 +33,7 @@ FOLDER = os.environ.get("MESSENGER_BENCH_TIMELINE")
 _current = contextvars.ContextVar("bench_timeline_message", default=None)  # the client_id being sent
 _lines: list[str] = []
 _last_read = [0]
+_CLIENT_ID = re.compile(r'"client_id":\s*"([^" ]+)"')
 
 
 def _mark(key, name, at=None) -> None:
@@ -58,6 +62,16 @@ def _patch_uvicorn(module) -> None:
         _last_read[0] = time.perf_counter_ns()
         return data_received(self, data)
 
+    handle_text = protocol.handle_text
+
+    def timed_text(self, event):
+        handle_text(self, event)
+        found = _CLIENT_ID.search(event.data.decode("utf-8", "replace"))
+        if found:
+            _mark(found.group(1), "queued")
+
+    protocol.handle_text = timed_text
+
     protocol.data_received = timed
 
 
@@ -78,6 +92,15 @@ def _patch_consumers(module) -> None:
     consumer = module.ChatConsumer
     on_message_send, call, write_now, push = (consumer.on_message_send, consumer.call, consumer._write_now,
                                              consumer.push)
+    dispatch = consumer.dispatch
+
+    @functools.wraps(dispatch)
+    async def timed_dispatch(self, message):
+        if message.get("type") == "websocket.receive":
+            found = _CLIENT_ID.search(message.get("text") or "")
+            if found:
+                _mark(found.group(1), "dispatched")
+        return await dispatch(self, message)
 
     @functools.wraps(on_message_send)
     async def timed_send(self, frame):
@@ -108,8 +131,8 @@ def _patch_consumers(module) -> None:
         with _between(_message_key(payload.get("frame")), "write0", "write1"):
             await push(self, payload)
 
-    consumer.on_message_send, consumer.call, consumer._write_now, consumer.push = (
-        timed_send, timed_call, timed_write_now, timed_push)
+    consumer.on_message_send, consumer.call, consumer._write_now, consumer.push, consumer.dispatch = (
+        timed_send, timed_call, timed_write_now, timed_push, timed_dispatch)
     consumer.HANDLERS = {**consumer.HANDLERS, "message.send": timed_send}
 
 

@@ -1,10 +1,15 @@
 """Who may open /ws/v1/: a device token, or the browser session from one of our own pages."""
 
+import asyncio
+import threading
+
 import pytest
 from django.conf import settings
 from django.test import Client as HttpClient
 
-from broker.services import accounts
+from broker import events
+from broker.publish import apublish, user_group
+from broker.services import accounts, presence
 from storage import selectors
 from tests.factories import direct_conversation
 from tests.ws import another_device, db, people, sockets  # noqa: F401  (sockets is a fixture)
@@ -75,3 +80,32 @@ async def test_logging_out_a_device_closes_its_socket_but_not_the_other_devices(
     message = await laptop.send_message(conversation.pk, "still logged in here")
     assert (await b.receive_type("message.new"))["message"] == message
     await assert_refused(await sockets(alice_token))
+
+
+async def test_a_revocation_closes_a_socket_whose_frame_is_still_being_handled(sockets, settings, monkeypatch):
+    """The revocation does not wait behind a slow frame, and the frame's late answer is not
+    written to the closed socket (nor does it fail the connection's handling)."""
+    settings.MESSENGER = {**settings.MESSENGER, "SQLITE_ON_EVENT_LOOP": False}  # the call holds a thread, not the loop
+    (alice, alice_token), (bob, _) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    phone = await sockets(alice_token)
+    started, release = threading.Event(), threading.Event()
+    typing_audience = presence.typing_audience
+
+    def slow_typing_audience(**kwargs):
+        started.set()
+        release.wait(5)
+        return typing_audience(**kwargs)
+
+    monkeypatch.setattr(presence, "typing_audience", slow_typing_audience)
+    await phone.send(type="typing", conversation=conversation.pk)
+    await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+
+    await apublish([user_group(alice.pk)], events.session_revoked())
+
+    try:
+        assert await phone.receive_type("session.revoked") == {"type": "session.revoked"}
+        assert await phone.receive_close() == 4001
+    finally:
+        release.set()
+    assert await phone.nothing_more(0.3)
