@@ -18,9 +18,8 @@ from broker.eager import start_eagerly
 from broker.errors import BrokerError, CredentialRevoked
 from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
-from broker.services import accounts, presence, receipts, send
+from broker.services import accounts, presence, receipts, send, sessions
 from frontdesk.db import database_sync_to_async
-from frontdesk.websocket_auth import session_user_id
 from storage import selectors
 
 logger = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Sync (in the worker thread): the device is still logged in, or the session still is."""
         if self.device_id:
             return accounts.device_is_valid(self.device_id)
-        return session_user_id(self.session_key) == self.user.pk
+        return sessions.session_user_id(self.session_key) == self.user.pk
 
     def _checked_call(self, function, kwargs):
         if self.device_id and function in _CHECK_DEVICE_IN_CALL:
@@ -224,6 +223,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Run a broker service in the worker thread, after checking the credential in the same hop
         (for sends and receipts, within the service's own conversation query)."""
         return await database_sync_to_async(self._checked_call)(function, kwargs)
+
+    async def call_on_loop(self, function, **kwargs):
+        """Run a service's event-loop path (PostgreSQL: `send.send_text_on_loop`,
+        `receipts.advance_on_loop`) with this socket's credential: a device's is checked within
+        the service's statement, a browser session's by a statement of its own just before. None
+        when that path does not answer the frame: then `call` does."""
+        if self.device_id:
+            return await function(device_id=self.device_id, **kwargs)
+        logged_in = await sessions.session_logs_in_on_loop(self.session_key, self.user.pk) if self.session_key else None
+        if logged_in is None:
+            return None
+        if not logged_in:
+            raise CredentialRevoked()
+        return await function(credential_checked=True, **kwargs)
 
     async def _end_revoked(self):
         if not self.revoked:
@@ -317,7 +330,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame):
         request = dict(sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
                        text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name)
-        sent = await send.send_text_on_loop(device_id=self.device_id, **request)
+        sent = await self.call_on_loop(send.send_text_on_loop, **request)
         message, created = sent if sent is not None else await self.call(send.send_message, **request)
         await local_deliveries_first()
         status = "sent" if created else await self.call(send.current_status, message=message)
@@ -331,7 +344,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _receipt(self, status, service, frame):
         request = dict(user=self.user, conversation_id=frame.get("conversation"), seq=frame.get("seq"))
-        if await receipts.advance_on_loop(status, device_id=self.device_id, **request) is None:
+        if await self.call_on_loop(functools.partial(receipts.advance_on_loop, status), **request) is None:
             await self.call(service, **request)
 
     async def on_typing(self, frame):

@@ -6,16 +6,13 @@ Django's CSRF check does for HTTPS, the whole origin counts: scheme, host and po
 the socket's own address (its Host header, on an allowed host) or one of CSRF_TRUSTED_ORIGINS.
 """
 
-from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
-from django.utils.crypto import constant_time_compare
 from django.utils.http import is_same_domain
 
 from broker.services.accounts import authenticate_token
@@ -78,28 +75,6 @@ def _origin_allowed(scope) -> bool:
     host_header = headers.get(b"host", b"").decode("latin-1")
     own = _origin_tuple(f"{'https' if _is_secure(scope, headers) else 'http'}://{host_header}")
     return own is not None and own == origin and validate_host(own[1], settings.ALLOWED_HOSTS)
-
-
-def session_user_id(session_key: str | None) -> int | None:
-    """The user a browser session is still logged in as (None once logged out, expired, or made
-    stale by a password change); what an open session socket re-checks. Sync: call it in a thread."""
-    if not session_key:
-        return None
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    # As django.contrib.auth.get_user checks it, but read-only: no flush, no key cycling here.
-    try:
-        user_id = store[SESSION_KEY]
-        backend = load_backend(store[BACKEND_SESSION_KEY])
-    except (KeyError, ImportError):
-        return None
-    user = backend.get_user(user_id)
-    if user is None or not getattr(user, "is_active", True):
-        return None
-    stored_hash = store.get(HASH_SESSION_KEY) or ""
-    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-    if not any(constant_time_compare(stored_hash, h) for h in hashes):
-        return None
-    return user.pk
 
 
 class _TokenOrSession:

@@ -9,7 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import connections
+from django.test import Client as HttpClient
 
 from broker.services import accounts
 from messenger.asgi import application
@@ -199,6 +201,16 @@ async def another_device(user: User) -> str:
         phone_number=user.phone_number, password=PASSWORD, device_name="second"
     )
     return token
+
+
+def browser_login(user: User) -> tuple[list, str]:
+    """Log `user` in as a browser does: the headers a page of ours opens its websocket with (the
+    session cookie, our origin), and the session's key."""
+    browser = HttpClient()
+    browser.force_login(user)
+    session_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()),
+            (b"origin", b"http://localhost:8000")], session_key
 
 
 def db(function):

@@ -111,12 +111,14 @@ def _advance_statement(status: str, *, user: User, conversation_id: int, seq: in
 
 
 async def advance_on_loop(status: str, *, user: User, conversation_id: object, seq: object,
-                          device_id: int | None = None) -> bool | None:
+                          device_id: int | None = None, credential_checked: bool = False) -> bool | None:
     """`mark_delivered` or `mark_read` (by `status`) from the event loop on PostgreSQL
     (storage/async_sql.py), for a device's receipt: one statement, no hop to a database thread.
     None when it is not the common case (bad input, a refusal, a conversation with an app's bot,
-    an error): the service then answers it, as it answers every receipt without this path."""
-    if device_id is None or not async_sql.enabled():
+    an error): the service then answers it, as it answers every receipt without this path.
+    Without a device (checked within the statement), the caller must have checked the credential
+    itself (`credential_checked`: a browser session's, broker/services/sessions.py)."""
+    if (device_id is None and not credential_checked) or not async_sql.enabled():
         return None
     try:
         conversation_id = parse_id(conversation_id, field="conversation")

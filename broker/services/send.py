@@ -352,14 +352,18 @@ def _check_and_store_query(*, sender: User, conversation_id: int, client_id: str
 
 async def send_text_on_loop(*, sender: User, conversation_id: object, client_id: object, text: object = None,
                             media_id: object = None, origin_channel: str | None = None,
-                            device_id: int | None = None) -> tuple[Message, bool] | None:
+                            device_id: int | None = None,
+                            credential_checked: bool = False) -> tuple[Message, bool] | None:
     """`send_message`'s common case, from the event loop on PostgreSQL (storage/async_sql.py): a
     text message from a device, checked and stored in one statement and announced, with no hop to
     a database thread. None when the send is not that case: media, bad input, a refusal, a retry,
     a conversation with an app's bot (its receivers work in the database: developer_api), an
     error. `send_message` then answers it, as it answers every send without this path: the
-    statement stored nothing, so it finds the conversation as this call did, or newer."""
-    if media_id is not None or device_id is None or not async_sql.enabled():
+    statement stored nothing, so it finds the conversation as this call did, or newer.
+
+    The device is checked within the statement. Without one, the caller must have checked the
+    credential itself (`credential_checked`: a browser session's, broker/services/sessions.py)."""
+    if media_id is not None or (device_id is None and not credential_checked) or not async_sql.enabled():
         return None
     try:
         conversation_id = parse_id(conversation_id, field="conversation")

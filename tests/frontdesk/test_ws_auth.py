@@ -4,24 +4,15 @@ import asyncio
 import threading
 
 import pytest
-from django.conf import settings
-from django.test import Client as HttpClient
 
 from broker import events
 from broker.publish import apublish, user_group
 from broker.services import accounts, presence
 from storage import selectors
 from tests.factories import direct_conversation
-from tests.ws import another_device, db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import another_device, browser_login, db, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def session_cookie(user) -> bytes:
-    """The Cookie header of a browser logged in as `user`."""
-    browser = HttpClient()
-    browser.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
 def logout_device(token: str) -> None:
@@ -45,7 +36,7 @@ async def test_a_socket_without_a_valid_token_is_refused(sockets, path):
 @pytest.mark.parametrize("origin", [None, b"https://evil.example", b"null"])
 async def test_a_session_cookie_without_one_of_our_origins_is_refused(sockets, origin):
     ((alice, _),) = await people(1)
-    headers = [(b"cookie", await db(session_cookie)(alice))]
+    headers = [header for header in (await db(browser_login)(alice))[0] if header[0] == b"cookie"]
     if origin:
         headers.append((b"origin", origin))
 
@@ -58,9 +49,9 @@ async def test_a_browser_page_of_ours_connects_with_its_session(sockets):
     (alice, _), (bob, bob_token) = await people(2)
     conversation = await db(direct_conversation)(alice, bob)
     b = await sockets(bob_token)
-    cookie = await db(session_cookie)(alice)
+    headers, _ = await db(browser_login)(alice)
 
-    page = await sockets(headers=[(b"cookie", cookie), (b"origin", b"http://localhost:8000")])
+    page = await sockets(headers=headers)
     message = await page.send_message(conversation.pk, "from the browser")
 
     assert message["sender"] == alice.pk

@@ -9,16 +9,18 @@ slow call in the database threads (a long catch-up) no longer holds up other peo
 import threading
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
+from django.utils import timezone
 
-from broker.services import accounts, receipts, send
+from broker.services import accounts, receipts, send, sessions
 from developer_api.models import OptIn, OutboundMessage
 from developer_api.services import messaging
 from frontdesk import db as frontdesk_db
-from storage.models import Membership, Message
+from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation
-from tests.ws import db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
+from tests.ws import browser_login, db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -148,3 +150,79 @@ async def test_the_loops_paths_decline_what_they_do_not_handle(settings):
                                           device_id=await db(lambda: bob.devices.get().pk)()) is True
     assert await receipts.advance_on_loop(receipts.DELIVERED, user=bob, conversation_id=chat.pk, seq=1,
                                           device_id=await db(lambda: bob.devices.get().pk)()) is False
+
+
+async def test_busy_database_threads_do_not_hold_up_a_browser_pages_messages_and_receipts(sockets, settings):
+    """A page's socket (its session cookie, no device) takes the loop's path too: its session is
+    checked by a statement of its own there."""
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, _), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    headers, _ = await db(browser_login)(alice)
+    page, b = await sockets(headers=headers), await sockets(bob_token)
+    hello = await b.send_message(chat.pk, "hello page")
+    await page.receive_new(hello["seq"])
+    pool = frontdesk_db._executor()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]
+    try:
+        await page.send(type="read", conversation=chat.pk, seq=hello["seq"])
+        read = await b.receive_type("message.status")
+        assert (read["status"], read["seq"], read["user"]) == ("read", hello["seq"], alice.pk)
+        message = await page.send_message(chat.pk, "past the queue")
+        assert (await b.receive_new(message["seq"]))["message"]["text"] == "past the queue"
+        assert not any(job.done() for job in busy)  # all of it happened while the threads were taken
+    finally:
+        release.set()
+
+
+def change_password(user) -> None:
+    user.set_password("a-brand-new-password-7")
+    user.save(update_fields=["password"])
+
+
+def tamper(session_key: str) -> None:
+    row = Session.objects.get(session_key=session_key)
+    Session.objects.filter(pk=session_key).update(session_data=row.session_data[:-3] + "abc")
+
+
+@pytest.mark.parametrize("ending, logged_in", [
+    (None, True),
+    (lambda alice, key: Session.objects.filter(session_key=key).delete(), False),
+    (lambda alice, key: Session.objects.filter(session_key=key).update(expire_date=timezone.now()), False),
+    (lambda alice, key: change_password(alice), False),
+    (lambda alice, key: User.objects.filter(pk=alice.pk).update(is_active=False), False),
+    (lambda alice, key: tamper(key), False),
+], ids=["logged-in", "logged-out", "expired", "password-changed", "deactivated", "tampered"])
+async def test_the_loops_session_check_answers_as_djangos(settings, ending, logged_in):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, _), (bob, _) = await people(2)
+    _, key = await db(browser_login)(alice)
+    if ending is not None:
+        await db(ending)(alice, key)
+
+    assert await sessions.session_logs_in_on_loop(key, alice.pk) is logged_in
+    assert (await db(sessions.session_user_id)(key) == alice.pk) is logged_in
+    assert await sessions.session_logs_in_on_loop(key, bob.pk) is False  # not Bob's session
+    assert await sessions.session_logs_in_on_loop("no-such-session", alice.pk) is False
+
+
+async def test_the_loops_session_check_leaves_other_setups_to_django(settings):
+    (alice, _), = await people(1)
+    _, key = await db(browser_login)(alice)
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    assert await sessions.session_logs_in_on_loop(key, alice.pk) is True
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    assert await sessions.session_logs_in_on_loop(key, alice.pk) is None
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    settings.AUTHENTICATION_BACKENDS = ["tests.frontdesk.test_ws_postgresql_event_loop.AnotherBackend"]
+    assert await sessions.session_logs_in_on_loop(key, alice.pk) is None
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": False}
+    assert await sessions.session_logs_in_on_loop(key, alice.pk) is None
+
+
+class AnotherBackend:
+    def get_user(self, user_id):
+        return None

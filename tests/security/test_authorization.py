@@ -7,14 +7,18 @@ members, messages, receipts, typing. A conversation one is not in is "not found"
 exist yet in this tree; docs/security.md lists them as not yet covered.
 """
 
+from datetime import timedelta
+
 import pytest
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 
 from broker.services import accounts, send
 from broker.services.people import add_contact
 from storage.models import Block, Contact, Conversation, Membership, Message, User
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
 from tests.openapi import SchemaCheckedClient
-from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import browser_login, db, people, sockets  # noqa: F401  (sockets is a fixture)
 
 
 def snapshot() -> dict:
@@ -228,6 +232,49 @@ async def test_every_frame_of_a_revoked_credential_closes_the_socket_and_changes
 
     assert await a.receive_type("session.revoked") == {"type": "session.revoked"}
     assert await a.receive_close() == 4001
+    assert await db(snapshot)() == before
+
+
+def end_browser_session(user: User, session_key: str, how: str) -> None:
+    """End a browser session behind the channel layer's back: no `session.revoked` is published."""
+    if how == "logout":
+        Session.objects.filter(session_key=session_key).delete()
+    elif how == "expiry":
+        Session.objects.filter(session_key=session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    elif how == "password change elsewhere":  # every other session of the user ends with it
+        user.set_password("a-brand-new-password-7")
+        user.save(update_fields=["password"])
+    elif how == "deactivation":
+        User.objects.filter(pk=user.pk).update(is_active=False)
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["logout", "expiry", "password change elsewhere", "deactivation"])
+@pytest.mark.parametrize("frame", [
+    {"type": "message.send", "client_id": "after", "text": "sneaky"},
+    {"type": "ack", "seq": 2},
+    {"type": "read", "seq": 2},
+    {"type": "typing"},
+])
+async def test_every_frame_of_an_ended_browser_session_closes_its_socket_and_changes_nothing(sockets, frame, how):
+    """A page's socket is authenticated by its session cookie: the frame after the session ended
+    is refused before anything is written, whichever way the frame is handled."""
+    (alice, _), (bob, _) = await people(2)
+    direct = await db(direct_conversation)(alice, bob)
+    headers, session_key = await db(browser_login)(alice)
+    page = await sockets(headers=headers)
+    await page.send_message(direct.pk, "before")
+    await db(lambda: send.send_message(sender=bob, conversation_id=direct.pk, client_id="reply", text="hi"))()
+    await page.drain()  # Alice has not acknowledged Bob's message (seq 2)
+
+    await db(end_browser_session)(alice, session_key, how)
+    before = await db(snapshot)()
+    await page.send(**frame, conversation=direct.pk)
+
+    assert await page.receive_type("session.revoked") == {"type": "session.revoked"}
+    assert await page.receive_close() == 4001
     assert await db(snapshot)() == before
 
 
