@@ -21,13 +21,15 @@ def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def device_is_active_query(*, device_id: int) -> tuple[str, list]:
+    """`device_is_active`'s SQL and parameters: a row if the device is logged in and its user active."""
+    return (f"SELECT 1 FROM {sql.table(Device)} d JOIN {sql.table(User)} u ON u.id = d.user_id "
+            "WHERE d.id = %s AND u.is_active = %s", [device_id, True])
+
+
 def device_is_active(*, device_id: int) -> bool:
     """The device is logged in and its user active (asked before every websocket frame, so in SQL)."""
-    return bool(sql.rows(
-        f"SELECT 1 FROM {sql.table(Device)} d JOIN {sql.table(User)} u ON u.id = d.user_id "
-        "WHERE d.id = %s AND u.is_active = %s",
-        [device_id, True],
-    ))
+    return bool(sql.rows(*device_is_active_query(device_id=device_id)))
 
 
 def device_by_token_hash(*, token_hash: str) -> Device | None:

@@ -3,6 +3,8 @@
 import hashlib
 import secrets
 
+import psycopg
+
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -14,7 +16,7 @@ from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, Inv
 from broker.phone import normalize_phone_number
 from broker.publish import device_group, publish_on_commit, session_group
 from broker.text import check_encodable, clean_text
-from storage import selectors
+from storage import async_sql, selectors
 from storage.models import Device, User
 
 MAX_DISPLAY_NAME = 64
@@ -124,6 +126,17 @@ def logout(*, device: Device) -> None:
 def device_is_valid(device_id: int) -> bool:
     """Whether the device is still logged in (not logged out, its user not deactivated)."""
     return selectors.device_is_active(device_id=device_id)
+
+
+async def device_is_valid_on_loop(device_id: int) -> bool | None:
+    """`device_is_valid` asked from the event loop on PostgreSQL (storage/async_sql.py); None when
+    that path is off or failed: then ask `device_is_valid` in a thread."""
+    if not async_sql.enabled():
+        return None
+    try:
+        return bool(await async_sql.rows(*selectors.device_is_active_query(device_id=device_id)))
+    except psycopg.Error:
+        return None
 
 
 def check_device(*, device_id: int | None, context: selectors.ConversationContext | None) -> None:

@@ -226,3 +226,24 @@ async def test_the_loops_session_check_leaves_other_setups_to_django(settings):
 class AnotherBackend:
     def get_user(self, user_id):
         return None
+
+
+async def test_the_periodic_check_closes_revoked_sockets_while_the_database_threads_are_busy(sockets, settings):
+    """Every socket re-checks its credential once a minute: on the loop, a logged-out device's and
+    an ended session's sockets are closed even while every database thread is taken."""
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True, "AUTH_RECHECK_SECONDS": 0.2}
+    (alice, alice_token), (bob, _) = await people(2)
+    headers, session_key = await db(browser_login)(bob)
+    phone, page = await sockets(alice_token), await sockets(headers=headers)
+    pool = frontdesk_db._executor()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]
+    try:
+        await db(lambda: alice.devices.all().delete())()
+        await db(lambda: Session.objects.filter(session_key=session_key).delete())()
+        for socket in (phone, page):
+            assert await socket.receive_type("session.revoked") == {"type": "session.revoked"}
+            assert await socket.receive_close() == 4001
+        assert not any(job.done() for job in busy)
+    finally:
+        release.set()
