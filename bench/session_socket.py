@@ -1,12 +1,12 @@
 """A browser page's websocket (its session cookie) against a device's (its token), one server on
-PostgreSQL and Redis: does the page's send take longer? (docs/performance.md, change 36)
+PostgreSQL and Redis: does the page's send take longer? (docs/performance.md, changes 36 and 38)
 
-    .venv/bin/python bench/session_socket.py [--messages 400] [--rounds 4] [--rate 20]
+    .venv/bin/python bench/session_socket.py [--messages 400] [--rounds 4] [--rate 20] [--frame typing]
 
 Alice is connected twice, as a device and as a browser page; Bob as a device. Each round, each of
 Alice's sockets sends its share of the messages one at a time (`--rate` a second), and every send
-is timed to Alice's `message.sent` and to Bob's `message.new`. The first round warms up and is not
-counted. PostgreSQL and Redis are bench/run.py's (BENCH_DATABASE_URL, BENCH_REDIS_URL; by default
+is timed to Alice's `message.sent` and to Bob's `message.new`; with `--frame typing`, typing
+notices instead, each timed to Bob's `typing`. The first round warms up and is not counted. PostgreSQL and Redis are bench/run.py's (BENCH_DATABASE_URL, BENCH_REDIS_URL; by default
 this machine's); the database is one of its own, dropped at the end.
 """
 
@@ -66,6 +66,18 @@ async def _timed_sends(sender, recipient, conversation: int, count: int, rate: f
     return sent_ms, delivered_ms
 
 
+async def _timed_typing(sender, recipient, conversation: int, count: int, rate: float, label: str):
+    heard_ms = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await sender.send(json.dumps({"type": "typing", "conversation": conversation}))
+        while json.loads(await asyncio.wait_for(recipient.recv(), 5)).get("type") != "typing":
+            pass
+        heard_ms.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(1 / rate)
+    return [], heard_ms
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -81,13 +93,18 @@ async def _measure(args, server: ServerProcess, alice_token: str, bob_token: str
                          additional_headers={"Cookie": f"sessionid={session_key}"}, **options)
     bob = await connect(f"{server.ws_url}/ws/v1/?token={bob_token}", **options)
     counted = {"device": ([], []), "page": ([], [])}
+    timed = _timed_typing if args.frame == "typing" else _timed_sends
     for round_number in range(args.rounds):
         for label, socket in (("device", device), ("page", page)):
-            sent, delivered = await _timed_sends(socket, bob, conversation, args.messages // args.rounds, args.rate, label)
+            sent, delivered = await timed(socket, bob, conversation, args.messages // args.rounds, args.rate, label)
             if round_number > 0:
                 counted[label][0].extend(sent)
                 counted[label][1].extend(delivered)
     for label, (sent, delivered) in counted.items():
+        if args.frame == "typing":
+            print(f"{label:7s} typing p50 {_percentile(delivered, .5):.2f} p90 {_percentile(delivered, .9):.2f} ms  "
+                  f"({len(delivered)} notices)")
+            continue
         print(f"{label:7s} message.sent p50 {_percentile(sent, .5):.2f} p90 {_percentile(sent, .9):.2f} ms  "
               f"message.new p50 {_percentile(delivered, .5):.2f} p90 {_percentile(delivered, .9):.2f} ms  "
               f"({len(sent)} messages)")
@@ -98,6 +115,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=400, help="per socket, all rounds")
     parser.add_argument("--rounds", type=int, default=4, help="the first warms up (at least 2)")
     parser.add_argument("--rate", type=float, default=20, help="sends a second")
+    parser.add_argument("--frame", choices=["message", "typing"], default="message",
+                        help="what Alice's sockets send: messages, or typing notices")
     args = parser.parse_args()
     if args.rounds < 2 or args.messages < args.rounds:
         parser.error("--rounds must be at least 2, and --messages at least --rounds")

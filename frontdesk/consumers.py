@@ -69,7 +69,8 @@ def _written(task: asyncio.Task) -> None:
 
 # Services that take the connection's device and check it within the conversation query they make
 # anyway (accounts.check_device): the frames that call them need no query of their own for it.
-_CHECK_DEVICE_IN_CALL = frozenset({send.send_message, receipts.mark_delivered, receipts.mark_read})
+_CHECK_DEVICE_IN_CALL = frozenset({send.send_message, receipts.mark_delivered, receipts.mark_read,
+                                   presence.typing_audience})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -232,14 +233,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def call(self, function, **kwargs):
         """Run a broker service in the worker thread, after checking the credential in the same hop
-        (for sends and receipts, within the service's own conversation query)."""
+        (for sends, receipts and typing, within the service's own conversation query)."""
         return await database_sync_to_async(self._checked_call)(function, kwargs)
 
     async def call_on_loop(self, function, **kwargs):
         """Run a service's event-loop path (PostgreSQL: `send.send_text_on_loop`,
-        `receipts.advance_on_loop`) with this socket's credential: a device's is checked within
-        the service's statement, a browser session's by a statement of its own just before. None
-        when that path does not answer the frame: then `call` does."""
+        `receipts.advance_on_loop`, `presence.typing_audience_on_loop`) with this socket's
+        credential: a device's is checked within the service's statement, a browser session's by a
+        statement of its own just before. None when that path does not answer the frame: then
+        `call` does."""
         if self.device_id:
             return await function(device_id=self.device_id, **kwargs)
         logged_in = await sessions.session_logs_in_on_loop(self.session_key, self.user.pk) if self.session_key else None
@@ -359,9 +361,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.call(service, **request)
 
     async def on_typing(self, frame):
-        conversation_id, audience = await self.call(
-            presence.typing_audience, user=self.user, conversation_id=frame.get("conversation")
-        )
+        request = dict(user=self.user, conversation_id=frame.get("conversation"))
+        typing = await self.call_on_loop(presence.typing_audience_on_loop, **request)
+        conversation_id, audience = typing if typing is not None else await self.call(presence.typing_audience, **request)
         await apublish(audience, events.typing(conversation_id=conversation_id, user_id=self.user.pk))
 
     HANDLERS = {

@@ -59,12 +59,6 @@ def blocked_user_ids(*, blocker_id: int) -> list[int]:
     return list(Block.objects.filter(blocker_id=blocker_id).order_by("pk").values_list("blocked_id", flat=True))
 
 
-def block_partner_ids(*, user_id: int) -> set[int]:
-    """Everyone the user has blocked or is blocked by."""
-    pairs = Block.objects.filter(Q(blocker_id=user_id) | Q(blocked_id=user_id)).values_list("blocker_id", "blocked_id")
-    return {a if b == user_id else b for a, b in pairs}
-
-
 def membership(*, user_id: int, conversation_id: int) -> Membership | None:
     return (
         Membership.objects.select_related("conversation")
@@ -170,6 +164,46 @@ def datetime_from_db(value) -> datetime:
     if isinstance(value, str):
         value = parse_datetime(value)
     return timezone.make_aware(value, connection.timezone) if timezone.is_naive(value) else value
+
+
+@dataclass(frozen=True)
+class TypingAudience:
+    """Who may see a member typing in a conversation, and the device the notice came from."""
+
+    listener_ids: list[int]  # the other members, less anyone with a block either way with the typist
+    device_active: bool | None = None  # as ConversationContext's
+
+
+def typing_audience_query(*, user_id: int, conversation_id: int, device_id: int | None = None) -> tuple[str, list]:
+    """One row per member: (member_id, hidden, device_active). A block hides typing in every kind of
+    conversation (as it hides presence): someone who cannot message you, or whom you blocked, is
+    not seen typing in a group either. Given `device_id`, what `device_is_active` says of it, on
+    the typist's row."""
+    block = sql.table(Block)
+    device = (f"CASE WHEN m.user_id = %s THEN EXISTS (SELECT 1 FROM {sql.table(Device)} d "
+              f"JOIN {sql.table(User)} u ON u.id = d.user_id WHERE d.id = %s AND d.user_id = m.user_id "
+              "AND u.is_active = %s) END" if device_id is not None else "CAST(NULL AS boolean)")
+    return (
+        f"SELECT m.user_id, m.user_id IN (SELECT b.blocked_id FROM {block} b WHERE b.blocker_id = %s "
+        f"UNION ALL SELECT b.blocker_id FROM {block} b WHERE b.blocked_id = %s) AS hidden, {device} "
+        f"FROM {sql.table(Membership)} m WHERE m.conversation_id = %s",
+        [user_id, user_id, *([user_id, device_id, True] if device_id is not None else []), conversation_id],
+    )
+
+
+def typing_audience_from_rows(rows: list[tuple], *, user_id: int) -> TypingAudience | None:
+    """The audience in typing_audience_query's rows; None if the user is not a member."""
+    own = next((row for row in rows if row[0] == user_id), None)
+    if own is None:
+        return None
+    return TypingAudience(listener_ids=[row[0] for row in rows if row[0] != user_id and not row[1]],
+                          device_active=None if own[2] is None else bool(own[2]))
+
+
+def typing_audience(*, user_id: int, conversation_id: int, device_id: int | None = None) -> TypingAudience | None:
+    """In one query: typing notices are sent every few seconds while someone writes."""
+    return typing_audience_from_rows(sql.rows(*typing_audience_query(
+        user_id=user_id, conversation_id=conversation_id, device_id=device_id)), user_id=user_id)
 
 
 def member_ids(*, conversation_id: int) -> list[int]:

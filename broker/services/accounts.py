@@ -139,10 +139,11 @@ async def device_is_valid_on_loop(device_id: int) -> bool | None:
         return None
 
 
-def check_device(*, device_id: int | None, context: selectors.ConversationContext | None) -> None:
+def check_device(*, device_id: int | None,
+                 context: selectors.ConversationContext | selectors.TypingAudience | None) -> None:
     """The credential check a websocket makes before each frame, for the services that read a
-    conversation's context anyway (sending, receipts): asked in that same query (given `device_id`
-    there), or on its own when the user is not a member. Raises CredentialRevoked."""
+    conversation's members anyway (sending, receipts, typing): asked in that same query (given
+    `device_id` there), or on its own when the user is not a member. Raises CredentialRevoked."""
     if device_id is None:
         return
     active = context.device_active if context is not None else device_is_valid(device_id)

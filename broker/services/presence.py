@@ -4,15 +4,21 @@ Online is "at least one open connection", counted in the shared cache so that co
 different server processes add up. Only `last_seen` is stored.
 """
 
+import logging
+
+import psycopg
 from django.core.cache import cache
 from django.utils import timezone
 
 from broker import events
-from broker.errors import NotFound
+from broker.errors import BrokerError, NotFound
 from broker.publish import user_group
+from broker.services import accounts
 from broker.services.people import parse_id
-from storage import selectors
+from storage import async_sql, selectors
 from storage.models import User
+
+logger = logging.getLogger(__name__)
 
 # A crashed process cannot decrement its count; the key expiring bounds how long a ghost lingers.
 CONNECTION_COUNT_TTL = 6 * 3600
@@ -68,13 +74,37 @@ def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:
     return events.presence(user_id=user_id, online=online, last_seen=last_seen)
 
 
-def typing_audience(*, user: User, conversation_id: object) -> tuple[int, list[str]]:
-    """(conversation id, groups of the other members) for a typing notice; NotFound for outsiders."""
+def typing_audience(*, user: User, conversation_id: object, device_id: int | None = None) -> tuple[int, list[str]]:
+    """(conversation id, groups of the members who may see the user typing) for a typing notice;
+    NotFound for outsiders. Given the `device_id` it comes from, the device must still be logged
+    in (accounts.check_device, asked in the same query)."""
     conversation_id = parse_id(conversation_id, field="conversation")
-    others = selectors.member_ids(conversation_id=conversation_id)
-    if user.pk not in others:
+    audience = selectors.typing_audience(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+    accounts.check_device(device_id=device_id, context=audience)
+    if audience is None:
         raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    # As with presence, a block hides the signal both ways: someone who cannot message you (or
-    # whom you blocked) must not be seen "typing..." either.
-    hidden = selectors.block_partner_ids(user_id=user.pk) | {user.pk}
-    return conversation_id, [user_group(uid) for uid in others if uid not in hidden]
+    return conversation_id, [user_group(uid) for uid in audience.listener_ids]
+
+
+async def typing_audience_on_loop(*, user: User, conversation_id: object, device_id: int | None = None,
+                                  credential_checked: bool = False) -> tuple[int, list[str]] | None:
+    """`typing_audience` from the event loop on PostgreSQL (storage/async_sql.py): its one
+    statement, no hop to a database thread. None when it is not the common case (bad input, an
+    outsider, a revoked device, an error): `typing_audience` then answers it. Without a device,
+    the caller must have checked the credential itself (`credential_checked`, as for sends)."""
+    if (device_id is None and not credential_checked) or not async_sql.enabled():
+        return None
+    try:
+        conversation_id = parse_id(conversation_id, field="conversation")
+    except BrokerError:
+        return None
+    try:
+        rows = await async_sql.rows(*selectors.typing_audience_query(
+            user_id=user.pk, conversation_id=conversation_id, device_id=device_id))
+    except psycopg.Error:
+        logger.warning("a typing notice on the event loop failed; handing it to a database thread", exc_info=True)
+        return None
+    audience = selectors.typing_audience_from_rows(rows, user_id=user.pk)
+    if audience is None or audience.device_active is False:
+        return None
+    return conversation_id, [user_group(uid) for uid in audience.listener_ids]

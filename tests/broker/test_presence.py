@@ -2,11 +2,11 @@
 
 import pytest
 
-from broker.errors import NotFound
+from broker.errors import CredentialRevoked, NotFound
 from broker.publish import user_group
 from broker.services import people, presence
 from storage.models import User
-from tests.factories import UserFactory, direct_conversation, group_conversation
+from tests.factories import UserFactory, direct_conversation, group_conversation, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +78,16 @@ def test_typing_is_not_shown_across_a_block():
 
     assert presence.typing_audience(user=alice, conversation_id=group.pk)[1] == [user_group(carol.pk)]
     assert presence.typing_audience(user=bob, conversation_id=group.pk)[1] == [user_group(carol.pk)]
+
+
+def test_typing_from_a_logged_out_device_is_refused_as_revoked_not_as_not_found():
+    (alice, _), (bob, _) = user_with_token(), user_with_token()
+    chat = direct_conversation(alice, bob)
+    device_id = alice.devices.get().pk
+    assert presence.typing_audience(user=alice, conversation_id=chat.pk, device_id=device_id)[1] == [user_group(bob.pk)]
+
+    alice.devices.all().delete()
+
+    for conversation_id in (chat.pk, chat.pk + 1000):  # in it, and not
+        with pytest.raises(CredentialRevoked):
+            presence.typing_audience(user=alice, conversation_id=conversation_id, device_id=device_id)

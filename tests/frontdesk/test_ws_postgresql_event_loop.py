@@ -1,5 +1,6 @@
-"""On PostgreSQL, a device's sends and receipts run their one statement on the event loop itself
-(storage/async_sql.py); everything else, and the rare cases of those, in the database threads.
+"""On PostgreSQL, a websocket's sends, receipts and typing notices run their one statement on the
+event loop itself (storage/async_sql.py); everything else, and the rare cases of those, in the
+database threads.
 
 What that must not change: messages, receipts and their announcements flow as through the threads;
 refusals answer as before; apps' bots still hear of their conversations. What it buys a user: a
@@ -14,12 +15,13 @@ from django.db import connection
 from django.utils import timezone
 
 from broker.services import accounts, receipts, send, sessions
+from broker.services import people as people_service
 from developer_api.models import OptIn, OutboundMessage
 from developer_api.services import messaging
 from frontdesk import db as frontdesk_db
 from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
-from tests.factories import PASSWORD, direct_conversation
+from tests.factories import PASSWORD, direct_conversation, group_conversation
 from tests.ws import browser_login, db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
@@ -172,6 +174,48 @@ async def test_busy_database_threads_do_not_hold_up_a_browser_pages_messages_and
         message = await page.send_message(chat.pk, "past the queue")
         assert (await b.receive_new(message["seq"]))["message"]["text"] == "past the queue"
         assert not any(job.done() for job in busy)  # all of it happened while the threads were taken
+    finally:
+        release.set()
+
+
+async def test_typing_reaches_whom_it_did_wherever_the_statements_run(statements_on_loop, sockets):
+    (alice, alice_token), (bob, bob_token), (carol, carol_token), (dave, dave_token) = await people(4)
+    group = await db(group_conversation)(alice, bob, carol, dave)
+    await db(people_service.block_user)(blocker=dave, user_id=alice.pk)
+    headers, _ = await db(browser_login)(alice)
+    phone, page = await sockets(alice_token), await sockets(headers=headers)
+    b, c, d = await sockets(bob_token), await sockets(carol_token), await sockets(dave_token)
+
+    await phone.send(type="typing", conversation=group.pk)
+    await page.send(type="typing", conversation=group.pk)
+    for member in (b, c):
+        for _ in range(2):
+            assert await member.receive_type("typing") == {"type": "typing", "conversation": group.pk, "user": alice.pk}
+    barrier = await c.send_message(group.pk, "barrier")
+    assert "typing" not in [event["type"] for event in await d.receive_until_new(barrier)]
+
+    (outsider, outsider_token), = await people(1)
+    o = await sockets(outsider_token)
+    await o.send(type="typing", conversation=group.pk, ref="t1")
+    assert ((await o.receive_type("error"))["code"]) == "not_found"
+    await db(lambda: alice.devices.all().delete())()
+    await phone.send(type="typing", conversation=group.pk)
+    assert await phone.receive_type("session.revoked") == {"type": "session.revoked"}
+
+
+async def test_busy_database_threads_do_not_hold_up_typing(sockets, settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
+    headers, _ = await db(browser_login)(alice)
+    page = await sockets(headers=headers)
+    pool = frontdesk_db._executor()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]
+    try:
+        for typist in (a, page):
+            await typist.send(type="typing", conversation=chat.pk)
+            assert await b.receive_type("typing") == {"type": "typing", "conversation": chat.pk, "user": alice.pk}
+        assert not any(job.done() for job in busy)
     finally:
         release.set()
 
