@@ -210,10 +210,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.device_id:
             valid = await accounts.device_is_valid_on_loop(self.device_id)
         else:
-            valid = await sessions.session_logs_in_on_loop(self.session_key, self.user.pk) if self.session_key else None
+            valid = await self._session_logged_in_on_loop()
         if valid is None:
             valid = await database_sync_to_async(self._credential_valid)()
         return valid
+
+    async def _session_logged_in_on_loop(self) -> bool | None:
+        """A browser page's session, asked on the event loop (broker/services/sessions.py); None
+        where it cannot be asked there."""
+        return await sessions.session_logs_in_on_loop(self.session_key, self.user.pk) if self.session_key else None
 
     def _checked_call(self, function, kwargs):
         if self.device_id and function in _CHECK_DEVICE_IN_CALL:
@@ -244,7 +249,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         `call` does."""
         if self.device_id:
             return await function(device_id=self.device_id, **kwargs)
-        logged_in = await sessions.session_logs_in_on_loop(self.session_key, self.user.pk) if self.session_key else None
+        logged_in = await self._session_logged_in_on_loop()
         if logged_in is None:
             return None
         if not logged_in:
