@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.commands.core import Script
 
+from broker import cache_redis
 from broker.errors import RateLimited
 
 
@@ -59,23 +60,15 @@ def _incr(key: str, window: int) -> int:
     takes two, and a pipeline of SET NX EX and INCR took ~210 us of the process's time a call in
     redis-py against the script's ~150 (docs/performance.md, change 28, when sends were counted
     here too)."""
-    client = _redis_client(key)
+    client = cache_redis.client(key)
     if client is not None:
-        return _INCR_WITH_TTL(keys=[cache.make_and_validate_key(key)], args=[window + 1], client=client)
+        return _INCR_WITH_TTL(keys=[cache_redis.cache_key(key)], args=[window + 1], client=client)
     try:  # the window's counter usually exists: one cache call
         return cache.incr(key)
     except ValueError:  # the window's first count (or the counter expired just now)
         if cache.add(key, 1, timeout=window + 1):
             return 1
         return cache.incr(key)  # another request started it meanwhile
-
-
-def _redis_client(key: str):
-    """The redis-py client behind Django's RedisCache, or None for any other cache backend."""
-    backend = getattr(cache, "_cache", None)
-    if not hasattr(backend, "get_client"):
-        return None
-    return backend.get_client(cache.make_and_validate_key(key), write=True)
 
 
 def _subject(value: str) -> str:

@@ -18,9 +18,8 @@ from broker.eager import start_eagerly
 from broker.errors import BrokerError, CredentialRevoked
 from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
-from broker.services import accounts, presence, receipts, send, sessions
+from broker.services import accounts, catchup, presence, receipts, send, sessions
 from frontdesk.db import database_sync_to_async
-from storage import selectors
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +154,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # (clients drop duplicates by conversation and seq), never zero times.
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        came_online = await database_sync_to_async(presence.connection_opened)(user_id=user.pk)
+        came_online = await presence.connection_opened_on_loop(user_id=user.pk)
+        if came_online is None:
+            came_online = await database_sync_to_async(presence.connection_opened)(user_id=user.pk)
         if came_online:
             await self._announce_presence(online=True, last_seen=None)
         await self._send_backlog()
@@ -181,20 +182,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
-        went_offline, last_seen = await database_sync_to_async(presence.connection_closed)(user_id=user.pk)
+        closed = await presence.connection_closed_on_loop(user_id=user.pk)
+        went_offline, last_seen = closed if closed is not None else \
+            await database_sync_to_async(presence.connection_closed)(user_id=user.pk)
         if went_offline:
             await self._announce_presence(online=False, last_seen=last_seen)
 
     async def _announce_presence(self, *, online: bool, last_seen):
-        audience = await database_sync_to_async(presence.presence_audience)(user_id=self.user.pk)
+        audience = await presence.presence_audience_on_loop(user_id=self.user.pk)
+        if audience is None:
+            audience = await database_sync_to_async(presence.presence_audience)(user_id=self.user.pk)
         await apublish(audience, presence.presence_event(user_id=self.user.pk, online=online, last_seen=last_seen))
 
-    @database_sync_to_async(may_take_long=True)
-    def _backlog(self):
-        return [events.message_new(m) for m in selectors.undelivered_messages(user=self.user)]
-
     async def _send_backlog(self):
-        for event in await self._backlog():
+        """Catch up, in a thread (it may take long), but only when there is anything to catch up
+        on: a short question, answered on the event loop (PostgreSQL's own connection, or SQLite
+        as the loop's other short calls: frontdesk/db.py)."""
+        missed = await catchup.anything_missed_on_loop(user_id=self.user.pk)
+        if missed is None:
+            missed = await database_sync_to_async(catchup.anything_missed)(user_id=self.user.pk)
+        if not missed:
+            return
+        for event in await database_sync_to_async(catchup.backlog, may_take_long=True)(user=self.user):
             await self._send_event(event)
 
     # --- is the credential still valid? -----------------------------------------------------------

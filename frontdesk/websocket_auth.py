@@ -15,7 +15,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from django.utils.http import is_same_domain
 
-from broker.services.accounts import authenticate_token
+from broker.services.accounts import authenticate_token, authenticate_token_on_loop
 from frontdesk.db import database_sync_to_async
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -85,7 +85,7 @@ class _TokenOrSession:
     async def __call__(self, scope, receive, send):
         token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
         if token:
-            device = await database_sync_to_async(authenticate_token)(token)
+            device = await authenticate_token_on_loop(token) or await database_sync_to_async(authenticate_token)(token)
             scope = {**scope, "user": device.user if device else AnonymousUser(), "device_id": device.pk if device else None,
                      "auth_error": None if device else "This token is not valid; it may have been logged out."}
             return await self.inner(scope, receive, send)

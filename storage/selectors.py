@@ -214,10 +214,10 @@ def members(*, conversation_id: int) -> QuerySet[Membership]:
     return Membership.objects.filter(conversation_id=conversation_id).select_related("user").order_by("joined_at", "pk")
 
 
-def presence_audience_ids(*, user_id: int) -> list[int]:
+def presence_audience_query(*, user_id: int) -> tuple[str, list]:
     """Who sees the user's presence: everyone they share a direct chat with, less blocks either way.
-    In one SQL query, as it runs at every connect and disconnect."""
-    return [peer for (peer,) in sql.rows(
+    One statement, as it runs at every connect and disconnect; a row per user id."""
+    return (
         f"SELECT DISTINCT peer.user_id FROM {sql.table(Membership)} own "
         f"JOIN {sql.table(Conversation)} c ON c.id = own.conversation_id "
         f"JOIN {sql.table(Membership)} peer ON peer.conversation_id = own.conversation_id AND peer.user_id <> own.user_id "
@@ -225,7 +225,11 @@ def presence_audience_ids(*, user_id: int) -> list[int]:
         "WHERE (b.blocker_id = own.user_id AND b.blocked_id = peer.user_id) "
         "OR (b.blocker_id = peer.user_id AND b.blocked_id = own.user_id))",
         [user_id, Conversation.Kind.DIRECT],
-    )]
+    )
+
+
+def presence_audience_ids(*, user_id: int) -> list[int]:
+    return [peer for (peer,) in sql.rows(*presence_audience_query(user_id=user_id))]
 
 
 def direct_peer_ids(*, user_id: int) -> list[int]:
@@ -307,16 +311,21 @@ def history_page(
     return list(reversed(page[:limit])), has_more
 
 
+def behind_conversations_query(*, user_id: int) -> tuple[str, list]:
+    """The user's conversations with messages above their delivered watermark: a row (conversation
+    id, delivered seq) each. Asked at every connect, and usually answered "nothing": one statement."""
+    return (f"SELECT m.conversation_id, m.delivered_seq FROM {sql.table(Membership)} m "
+            f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
+            "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq ORDER BY m.conversation_id", [user_id])
+
+
+def has_undelivered_messages(*, user_id: int) -> bool:
+    return bool(sql.rows(*behind_conversations_query(user_id=user_id)))
+
+
 def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Message]:
     """Every message above the user's delivered watermark, conversation by conversation, in seq order."""
-    # Asked at every connect, and usually answered "nothing": that first question is one SQL query.
-    behind = sql.rows(
-        f"SELECT m.conversation_id, m.delivered_seq FROM {sql.table(Membership)} m "
-        f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
-        "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq ORDER BY m.conversation_id",
-        [user.pk],
-    )
-    for conversation_id, after in behind:
+    for conversation_id, after in sql.rows(*behind_conversations_query(user_id=user.pk)):
         while True:
             batch = list(
                 Message.objects.filter(conversation_id=conversation_id, seq__gt=after).select_related("media")

@@ -49,3 +49,26 @@ def test_a_registration_rate_window_counts_in_redis_and_expires_with_the_window(
     keys = list(client.scan_iter(match=f"*ratelimit:register-ip:{_subject('203.0.113.7')}:*"))
     assert len(keys) == 1 and int(client.get(keys[0])) == 4
     assert 29 <= client.ttl(keys[0]) <= 31
+
+
+@pytest.mark.django_db
+async def test_presence_counts_in_one_redis_key_that_expires_and_goes_with_the_last_connection():
+    """Counted from the event loop or from a thread alike (one process may do either), in one key
+    that a crashed process's count cannot keep forever, and that the last connection out deletes."""
+    from asgiref.sync import sync_to_async
+
+    from broker.services import presence
+
+    client = cache._cache.get_client(write=True)
+    key = cache.make_and_validate_key("presence:connections:424242")
+    assert await presence.connection_opened_on_loop(user_id=424242) is True
+    assert await sync_to_async(presence.connection_opened)(user_id=424242) is False
+    assert int(client.get(key)) == 2
+    assert presence.CONNECTION_COUNT_TTL - 5 <= client.ttl(key) <= presence.CONNECTION_COUNT_TTL
+    assert await sync_to_async(presence.is_online)(424242)
+
+    assert await presence.connection_closed_on_loop(user_id=424242) == (False, None)
+    went_offline, last_seen = await sync_to_async(presence.connection_closed)(user_id=424242)
+    assert went_offline and last_seen is not None
+    assert not client.exists(key)
+    assert await presence.connection_opened_on_loop(user_id=424242) is True  # counts from zero again

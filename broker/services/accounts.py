@@ -1,14 +1,16 @@
 """Registration, login and logout: each login is a device with its own revocable bearer token."""
 
+import functools
 import hashlib
 import secrets
+from datetime import timedelta
 
 import psycopg
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from broker import events, ratelimit
@@ -16,7 +18,7 @@ from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, Inv
 from broker.phone import normalize_phone_number
 from broker.publish import device_group, publish_on_commit, session_group
 from broker.text import check_encodable, clean_text
-from storage import async_sql, selectors
+from storage import async_sql, selectors, sql
 from storage.models import Device, User
 
 MAX_DISPLAY_NAME = 64
@@ -102,13 +104,58 @@ def login(*, phone_number: object, password: object, device_name: object = "",
     return user, token
 
 
+# A device's last use is stored a minute apart at most: a busy device should not turn every read
+# into a write.
+LAST_USED_EVERY = timedelta(seconds=60)
+
+
 def authenticate_token(token: str) -> Device | None:
     device = selectors.device_by_token_hash(token_hash=hash_token(token))
     if device is not None:
         now = timezone.now()
-        # One write a minute at most: a busy device should not turn every read into a write.
-        if device.last_used_at is None or (now - device.last_used_at).total_seconds() > 60:
+        if device.last_used_at is None or now - device.last_used_at > LAST_USED_EVERY:
             Device.objects.filter(pk=device.pk).update(last_used_at=now)
+    return device
+
+
+_DEVICE_FIELDS = [f.attname for f in Device._meta.concrete_fields]
+_USER_FIELDS = [f.attname for f in User._meta.concrete_fields]
+
+
+@functools.cache
+def _token_sql() -> str:
+    """A token's device with its (active) user, and the device's last use stored if it is a minute
+    old, in one statement: a row of the device's columns, then the user's."""
+    quote = connection.ops.quote_name
+    device, user = sql.table(Device), sql.table(User)
+    columns = ", ".join(
+        [f"d.{quote(Device._meta.get_field(f).column)} AS d_{i}" for i, f in enumerate(_DEVICE_FIELDS)]
+        + [f"u.{quote(User._meta.get_field(f).column)} AS u_{i}" for i, f in enumerate(_USER_FIELDS)])
+    device_id = f"d_{_DEVICE_FIELDS.index('id')}"
+    return (f"WITH found AS (SELECT {columns} FROM {device} d JOIN {user} u ON u.id = d.user_id "
+            "WHERE d.token_hash = %s AND u.is_active = %s), "
+            f"used AS (UPDATE {device} SET last_used_at = %s WHERE id = (SELECT {device_id} FROM found) "
+            "AND (last_used_at IS NULL OR last_used_at < %s) RETURNING id) "
+            "SELECT * FROM found")
+
+
+async def authenticate_token_on_loop(token: str) -> Device | None:
+    """`authenticate_token` from the event loop on PostgreSQL (storage/async_sql.py): a websocket
+    connecting with a token needs no database thread. None when that path is off or failed, and
+    for a token it does not know (rare, and answered the same by `authenticate_token`): then call
+    `authenticate_token`."""
+    if not async_sql.enabled():
+        return None
+    try:
+        now = timezone.now()
+        rows = await async_sql.rows(_token_sql(), [hash_token(token), True, now, now - LAST_USED_EVERY])
+    except psycopg.Error:
+        return None
+    if not rows:
+        return None
+    values = rows[0]
+    device = Device.from_db(DEFAULT_DB_ALIAS, _DEVICE_FIELDS, values[:len(_DEVICE_FIELDS)])
+    device.user = User.from_db(DEFAULT_DB_ALIAS, _USER_FIELDS, values[len(_DEVICE_FIELDS):])
     return device
 
 

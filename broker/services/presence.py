@@ -9,13 +9,14 @@ import logging
 import psycopg
 from django.core.cache import cache
 from django.utils import timezone
+from redis.commands.core import AsyncScript, Script
 
-from broker import events
+from broker import cache_redis, events
 from broker.errors import BrokerError, NotFound
 from broker.publish import user_group
 from broker.services import accounts
 from broker.services.people import parse_id
-from storage import async_sql, selectors
+from storage import async_sql, selectors, sql
 from storage.models import User
 
 logger = logging.getLogger(__name__)
@@ -37,9 +38,23 @@ def online_user_ids(user_ids: list[int]) -> set[int]:
     return {uid for uid in user_ids if (counts.get(_key(uid)) or 0) > 0}
 
 
+# Count a connection in and keep the count CONNECTION_COUNT_TTL longer; count one out, the last one
+# deleting the key. Each is one atomic command on Redis, in one round trip: through the cache API
+# they were four and three, and a count-out's DECR and DEL sent apart could delete a connection
+# that another process counted in between, showing a connected user offline.
+# (Bytes: a script given as text would need a client to encode it with.)
+_COUNT_IN = b"local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) return n"
+_COUNT_OUT = b"local n = redis.call('DECR', KEYS[1]) if n <= 0 then redis.call('DEL', KEYS[1]) end return n"
+_count_in, _count_out = Script(None, _COUNT_IN), Script(None, _COUNT_OUT)
+_acount_in, _acount_out = AsyncScript(None, _COUNT_IN), AsyncScript(None, _COUNT_OUT)
+
+
 def connection_opened(*, user_id: int) -> bool:
     """Count a new connection; True if the user just came online."""
     key = _key(user_id)
+    client = cache_redis.client(key)
+    if client is not None:
+        return _count_in(keys=[cache_redis.cache_key(key)], args=[CONNECTION_COUNT_TTL], client=client) == 1
     cache.add(key, 0, timeout=CONNECTION_COUNT_TTL)
     try:
         count = cache.incr(key)
@@ -53,21 +68,65 @@ def connection_opened(*, user_id: int) -> bool:
 def connection_closed(*, user_id: int) -> tuple[bool, object]:
     """Uncount a connection; (True, last_seen) if that was the user's last one."""
     key = _key(user_id)
-    try:
-        count = cache.decr(key)
-    except ValueError:
-        count = 0
+    client = cache_redis.client(key)
+    if client is not None:
+        count = _count_out(keys=[cache_redis.cache_key(key)], client=client)
+    else:
+        try:
+            count = cache.decr(key)
+        except ValueError:
+            count = 0
+        if count <= 0:
+            cache.delete(key)
     if count > 0:
         return False, None
-    cache.delete(key)
     now = timezone.now()
     User.objects.filter(pk=user_id).update(last_seen=now)
+    return True, now
+
+
+async def connection_opened_on_loop(*, user_id: int) -> bool | None:
+    """`connection_opened` from the event loop, where the count is in Redis; None elsewhere (the
+    embedded cache): then call `connection_opened`."""
+    client = cache_redis.loop_client()
+    if client is None:
+        return None
+    return await _acount_in(keys=[cache_redis.cache_key(_key(user_id))], args=[CONNECTION_COUNT_TTL], client=client) == 1
+
+
+async def connection_closed_on_loop(*, user_id: int) -> tuple[bool, object] | None:
+    """`connection_closed` from the event loop, where the count is in Redis and the database
+    answers there (storage/async_sql.py); None elsewhere: then call `connection_closed`."""
+    client = cache_redis.loop_client()
+    if client is None or not async_sql.enabled():
+        return None
+    count = await _acount_out(keys=[cache_redis.cache_key(_key(user_id))], client=client)
+    if count > 0:
+        return False, None
+    now = timezone.now()
+    try:
+        await async_sql.rows(f"UPDATE {sql.table(User)} SET last_seen = %s WHERE id = %s RETURNING id", [now, user_id])
+    except psycopg.Error:  # the user is offline all the same (the count is out); only the time is lost
+        logger.warning("storing a user's last seen failed", exc_info=True)
     return True, now
 
 
 def presence_audience(*, user_id: int) -> list[str]:
     """The groups that hear a user's presence: people they share a direct chat with, less blocks."""
     return [user_group(uid) for uid in selectors.presence_audience_ids(user_id=user_id)]
+
+
+async def presence_audience_on_loop(*, user_id: int) -> list[str] | None:
+    """`presence_audience` from the event loop on PostgreSQL; None where it cannot be asked there
+    (or failed): then call `presence_audience`."""
+    if not async_sql.enabled():
+        return None
+    try:
+        rows = await async_sql.rows(*selectors.presence_audience_query(user_id=user_id))
+    except psycopg.Error:
+        logger.warning("a presence audience on the event loop failed; handing it to a database thread", exc_info=True)
+        return None
+    return [user_group(uid) for (uid,) in rows]
 
 
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:

@@ -1,6 +1,7 @@
 """broker.services.presence: online counting across connections, last seen, and who hears what."""
 
 import pytest
+from django.conf import settings
 
 from broker.errors import CredentialRevoked, NotFound
 from broker.publish import user_group
@@ -91,3 +92,11 @@ def test_typing_from_a_logged_out_device_is_refused_as_revoked_not_as_not_found(
     for conversation_id in (chat.pk, chat.pk + 1000):  # in it, and not
         with pytest.raises(CredentialRevoked):
             presence.typing_audience(user=alice, conversation_id=conversation_id, device_id=device_id)
+
+
+@pytest.mark.skipif(bool(settings.REDIS_URL), reason="scaled out, the count is in Redis")
+async def test_the_event_loops_counting_leaves_a_local_cache_to_the_thread():
+    """Embedded, the count is in the process's own cache: the loop's way (Redis) declines, and the
+    consumer counts through the cache API as before."""
+    assert await presence.connection_opened_on_loop(user_id=1) is None
+    assert await presence.connection_closed_on_loop(user_id=1) is None

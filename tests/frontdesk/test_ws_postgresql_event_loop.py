@@ -14,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
+from broker import events
 from broker.services import accounts, receipts, send, sessions
 from broker.services import people as people_service
 from developer_api.models import OptIn, OutboundMessage
@@ -291,3 +292,86 @@ async def test_the_periodic_check_closes_revoked_sockets_while_the_database_thre
         assert not any(job.done() for job in busy)
     finally:
         release.set()
+
+
+# --- connecting and disconnecting ----------------------------------------------------------------
+async def test_connecting_and_leaving_answer_as_through_the_threads(statements_on_loop, sockets):
+    """A token's socket is let in or refused, presence goes out to whom it did, the last seen is
+    stored and a missed message is caught up, whether the connect's statements run on the loop or
+    in the threads."""
+    (alice, alice_token), (bob, bob_token), (carol, carol_token) = await people(3)
+    chat = await db(direct_conversation)(alice, bob)
+    await db(direct_conversation)(alice, carol)
+    await db(people_service.block_user)(blocker=carol, user_id=alice.pk)
+    b, c = await sockets(bob_token), await sockets(carol_token)
+    missed = await b.send_message(chat.pk, "while you were away")
+
+    a = await sockets(alice_token)
+    assert (await a.receive_new(missed["seq"]))["message"]["text"] == "while you were away"
+    assert await b.receive_type("presence") == {"type": "presence", "user": alice.pk, "online": True, "last_seen": None}
+    await a.close()
+    offline = await b.receive_type("presence")
+    stored = await db(lambda: User.objects.get(pk=alice.pk).last_seen)()
+    assert stored is not None and offline["online"] is False and offline["last_seen"] == events.timestamp(stored)
+    assert "presence" not in [e["type"] for e in await c.drain()]  # Carol blocked Alice
+
+    refused = await sockets("not-a-token")
+    assert (await refused.receive_type("error"))["code"] == "authentication_failed"
+    assert await refused.receive_close() == 4001
+    await db(lambda: User.objects.filter(pk=bob.pk).update(is_active=False))()
+    deactivated = await sockets(bob_token)
+    assert (await deactivated.receive_type("error"))["code"] == "authentication_failed"
+    assert await deactivated.receive_close() == 4001
+
+
+async def test_busy_database_threads_do_not_hold_up_connecting_and_leaving(sockets, settings):
+    """After a server restarts, every one of its users reconnects at once: a socket's connect (its
+    token, its presence, whether it missed anything) and its close no longer queue for the
+    database threads."""
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    await db(direct_conversation)(alice, bob)
+    b = await sockets(bob_token)
+    pool = frontdesk_db._executor()
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 10) for _ in range(settings.MESSENGER["DB_THREADS"])]
+    try:
+        a = await sockets(alice_token)
+        assert (await b.receive_type("presence"))["online"] is True
+        await a.close()
+        assert (await b.receive_type("presence"))["online"] is False
+        assert await db(lambda: User.objects.get(pk=alice.pk).last_seen)() is not None
+        assert not any(job.done() for job in busy)
+    finally:
+        release.set()
+
+
+async def test_the_loops_token_check_answers_as_djangos(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, token), = await people(1)
+    await db(lambda: alice.devices.update(last_used_at=None))()
+
+    on_loop = await accounts.authenticate_token_on_loop(token)
+    through_django = await db(accounts.authenticate_token)(token)
+    fields = ["id", "user_id", "name", "token_hash", "created_at"]
+    assert [getattr(on_loop, f) for f in fields] == [getattr(through_django, f) for f in fields]
+    user_fields = [f.attname for f in User._meta.concrete_fields]
+    assert [getattr(on_loop.user, f) for f in user_fields] == [getattr(through_django.user, f) for f in user_fields]
+    assert on_loop.user.is_authenticated and on_loop.user.phone_number == alice.phone_number
+
+    # The device's last use is stored, a minute apart at most.
+    first_use = await db(lambda: alice.devices.get().last_used_at)()
+    assert first_use is not None
+    await accounts.authenticate_token_on_loop(token)
+    assert await db(lambda: alice.devices.get().last_used_at)() == first_use
+    await db(lambda: alice.devices.update(last_used_at=timezone.now() - accounts.LAST_USED_EVERY * 2))()
+    await accounts.authenticate_token_on_loop(token)
+    assert await db(lambda: alice.devices.get().last_used_at)() > first_use
+
+    assert await accounts.authenticate_token_on_loop("not-a-token") is None  # left to Django, which refuses it
+    await db(lambda: User.objects.filter(pk=alice.pk).update(is_active=False))()
+    assert await accounts.authenticate_token_on_loop(token) is None
+    assert await db(accounts.authenticate_token)(token) is None
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": False}
+    await db(lambda: User.objects.filter(pk=alice.pk).update(is_active=True))()
+    assert await accounts.authenticate_token_on_loop(token) is None

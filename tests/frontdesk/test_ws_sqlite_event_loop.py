@@ -5,10 +5,12 @@ thread; a writer holding SQLite's lock elsewhere delays a message but never lose
 Django still refuses database work done on the loop by mistake.
 """
 
+import asyncio
 import sqlite3
 import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection
 
@@ -95,3 +97,21 @@ async def test_a_message_is_written_to_its_recipients_by_the_time_the_send_retur
         sender=alice, conversation_id=chat.pk, client_id="inline", text="no waiting")
     assert created and not b.communicator.output_queue.empty()  # no turn of the loop since the call
     assert (await b.receive_new(message.seq))["message"]["text"] == "no waiting"
+
+
+async def test_a_socket_with_nothing_to_catch_up_on_connects_while_the_database_thread_is_busy(sockets):
+    """Catch-up may take long, so it runs in the database thread; but whether there is any is a
+    short question, asked on the loop: a reconnecting user with nothing missed does not queue
+    behind a long call there (another user's catch-up, say)."""
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    await db(direct_conversation)(alice, bob)
+    b = await sockets(bob_token)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(10))
+    try:
+        await sockets(alice_token)
+        assert (await b.receive_type("presence"))["online"] is True
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
