@@ -8,7 +8,6 @@ the socket's own address (its Host header, on an allowed host) or one of CSRF_TR
 
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -16,6 +15,7 @@ from django.http.request import validate_host
 from django.utils.http import is_same_domain
 
 from broker.services.accounts import authenticate_token, authenticate_token_on_loop
+from broker.services.sessions import session_user, session_user_on_loop
 from frontdesk.db import database_sync_to_async
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -77,10 +77,29 @@ def _origin_allowed(scope) -> bool:
     return own is not None and own == origin and validate_host(own[1], settings.ALLOWED_HOSTS)
 
 
+class _SessionUser:
+    """Channels' AuthMiddleware, minus its thread: the session's user is asked on the event loop
+    where it can be (PostgreSQL: broker/services/sessions.py; SQLite runs the short call there
+    anyway: frontdesk/db.py), and otherwise through our database threads, not Channels' one
+    shared thread, where a connecting page waited behind every other call made there. Read-only,
+    as the socket's later checks are: a session that no longer logs anyone in is refused, not
+    flushed (the next HTTP request does that)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        session_key = scope["session"].session_key
+        user = await session_user_on_loop(session_key)
+        if user is None and session_key:
+            user = await database_sync_to_async(session_user)(session_key)
+        return await self.inner({**scope, "user": user or AnonymousUser()}, receive, send)
+
+
 class _TokenOrSession:
     def __init__(self, inner):
         self.inner = inner
-        self.session_auth = CookieMiddleware(SessionMiddleware(AuthMiddleware(inner)))
+        self.session_auth = CookieMiddleware(SessionMiddleware(_SessionUser(inner)))
 
     async def __call__(self, scope, receive, send):
         token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]

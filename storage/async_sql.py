@@ -7,8 +7,8 @@ on the way back a wait for the GIL the busy event loop holds. Back to back, a pr
 took 0.13 ms from the loop against 0.21 ms through a thread, and 0.20 against 0.37 ms after 20 ms
 idle (docs/performance.md, change 32). Only a websocket's frequent statements come here (a send,
 a receipt, a typing notice, a browser session's check, the periodic credential check, and at
-connect and close the token, the presence audience, the last seen and whether anything was
-missed); everything else, the rare paths of the same calls included, stays with Django in the
+connect and close the token or browser session, the presence audience, the last seen and
+whether anything was missed); everything else, the rare paths of the same calls included, stays with Django in the
 database threads.
 
 The connections are opened with Django's own parameters (the same database, user, options, type

@@ -44,6 +44,20 @@ def table(model) -> str:
     return quoted
 
 
+def columns(model, alias: str, label: str) -> str:
+    """Every column of `model` in a SELECT, from table `alias`, named `<label>_<n>` (unique where
+    two models' columns share names); `from_row` makes the instance back."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)} AS {label}_{n}"
+                     for n, field in enumerate(model._meta.concrete_fields))
+
+
+def from_row(model, values):
+    """The `model` instance of a row's `columns(model, ...)`, as the ORM loads it. For PostgreSQL's
+    rows (psycopg's types are the models' own: no converter is needed for these models' fields)."""
+    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in model._meta.concrete_fields], values)
+
+
 def _direct_sqlite(db):
     """The driver's connection when a statement may skip Django's cursor (see the module's docstring)."""
     if db.vendor != "sqlite" or db.queries_logged or db.execute_wrappers:

@@ -4,14 +4,17 @@ import asyncio
 import itertools
 import json
 from collections import deque
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import Client as HttpClient
+from django.utils import timezone
 
 from broker.services import accounts
 from messenger.asgi import application
@@ -211,6 +214,28 @@ def browser_login(user: User) -> tuple[list, str]:
     session_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
     return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()),
             (b"origin", b"http://localhost:8000")], session_key
+
+
+SESSION_ENDINGS = ["logout", "expiry", "password change elsewhere", "deactivation", "tampering"]
+
+
+def end_browser_session(user: User, session_key: str, how: str) -> None:
+    """End a browser session behind the channel layer's back (no `session.revoked` is published),
+    in one of the SESSION_ENDINGS."""
+    if how == "logout":
+        Session.objects.filter(session_key=session_key).delete()
+    elif how == "expiry":
+        Session.objects.filter(session_key=session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    elif how == "password change elsewhere":  # every other session of the user ends with it
+        user.set_password("a-brand-new-password-7")
+        user.save(update_fields=["password"])
+    elif how == "deactivation":
+        User.objects.filter(pk=user.pk).update(is_active=False)
+    elif how == "tampering":  # the signed data no longer matches its signature
+        row = Session.objects.get(session_key=session_key)
+        Session.objects.filter(pk=session_key).update(session_data=row.session_data[:-3] + "abc")
+    else:
+        raise ValueError(how)
 
 
 def db(function):

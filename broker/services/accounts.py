@@ -10,7 +10,7 @@ import psycopg
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from broker import events, ratelimit
@@ -118,22 +118,17 @@ def authenticate_token(token: str) -> Device | None:
     return device
 
 
-_DEVICE_FIELDS = [f.attname for f in Device._meta.concrete_fields]
-_USER_FIELDS = [f.attname for f in User._meta.concrete_fields]
+_DEVICE_COLUMNS = len(Device._meta.concrete_fields)
 
 
 @functools.cache
 def _token_sql() -> str:
     """A token's device with its (active) user, and the device's last use stored if it is a minute
     old, in one statement: a row of the device's columns, then the user's."""
-    quote = connection.ops.quote_name
     device, user = sql.table(Device), sql.table(User)
-    columns = ", ".join(
-        [f"d.{quote(Device._meta.get_field(f).column)} AS d_{i}" for i, f in enumerate(_DEVICE_FIELDS)]
-        + [f"u.{quote(User._meta.get_field(f).column)} AS u_{i}" for i, f in enumerate(_USER_FIELDS)])
-    device_id = f"d_{_DEVICE_FIELDS.index('id')}"
-    return (f"WITH found AS (SELECT {columns} FROM {device} d JOIN {user} u ON u.id = d.user_id "
-            "WHERE d.token_hash = %s AND u.is_active = %s), "
+    device_id = f"d_{[f.attname for f in Device._meta.concrete_fields].index('id')}"
+    return (f"WITH found AS (SELECT {sql.columns(Device, 'd', 'd')}, {sql.columns(User, 'u', 'u')} "
+            f"FROM {device} d JOIN {user} u ON u.id = d.user_id WHERE d.token_hash = %s AND u.is_active = %s), "
             f"used AS (UPDATE {device} SET last_used_at = %s WHERE id = (SELECT {device_id} FROM found) "
             "AND (last_used_at IS NULL OR last_used_at < %s) RETURNING id) "
             "SELECT * FROM found")
@@ -153,9 +148,8 @@ async def authenticate_token_on_loop(token: str) -> Device | None:
         return None
     if not rows:
         return None
-    values = rows[0]
-    device = Device.from_db(DEFAULT_DB_ALIAS, _DEVICE_FIELDS, values[:len(_DEVICE_FIELDS)])
-    device.user = User.from_db(DEFAULT_DB_ALIAS, _USER_FIELDS, values[len(_DEVICE_FIELDS):])
+    device = sql.from_row(Device, rows[0][:_DEVICE_COLUMNS])
+    device.user = sql.from_row(User, rows[0][_DEVICE_COLUMNS:])
     return device
 
 

@@ -1,13 +1,14 @@
-"""Is a browser session still logged in? What a session-authenticated websocket re-checks before
-each frame (docs/protocol.md), as `django.contrib.auth.get_user` would check it, but read-only: no
-flush, no key cycling.
+"""Is a browser session still logged in, and as whom? What a session-authenticated websocket
+connects as and re-checks before each frame (docs/protocol.md), as `django.contrib.auth.get_user`
+would check it, but read-only: no flush, no key cycling.
 
-`session_user_id` asks through Django (the session store, the authentication backend), in a
-database thread. `session_logs_in_on_loop` asks the same question from the event loop on
-PostgreSQL, where a device's sends and receipts already run (storage/async_sql.py): the session's
-row and the user's in one statement, decoded and compared here. Through a thread a browser's frame
-paid for a hop there and back and two queries before its work, where a device's frame pays for
-none (docs/performance.md, change 36).
+`session_user` and `session_user_id` ask through Django (the session store, the authentication
+backend), in a database thread. `session_user_on_loop` (at connect) and `session_logs_in_on_loop`
+(before each frame) ask from the event loop on PostgreSQL, where a device's sends and receipts
+already run (storage/async_sql.py): the session's row and the user's, decoded and compared here.
+Through a thread a browser's frame paid for a hop there and back and two queries before its work,
+where a device's frame pays for none (docs/performance.md, change 36); its connect waited in
+Channels' one shared thread (change 40).
 """
 
 import functools
@@ -42,21 +43,31 @@ def _hash_matches(user, stored_hash: str) -> bool:
     return any(constant_time_compare(stored_hash or "", h) for h in hashes)
 
 
-def session_user_id(session_key: str | None) -> int | None:
+def session_user(session_key: str | None):
     """The user a browser session is still logged in as (None once logged out, expired, its user
-    deactivated, or made stale by a password change). Sync: call it in a thread."""
+    deactivated, or made stale by a password change, or if the backend that logged it in is no
+    longer in AUTHENTICATION_BACKENDS, as Django's `get_user` refuses it). Sync: call it in a thread."""
     if not session_key:
         return None
     store = _session_store(session_key)
     try:
         user_id = store[SESSION_KEY]
-        backend = load_backend(store[BACKEND_SESSION_KEY])
+        backend_path = store[BACKEND_SESSION_KEY]
+        if backend_path not in settings.AUTHENTICATION_BACKENDS:
+            return None
+        backend = load_backend(backend_path)
     except (KeyError, ImportError):
         return None
     user = backend.get_user(user_id)
     if user is None or not getattr(user, "is_active", True):
         return None
-    return user.pk if _hash_matches(user, store.get(HASH_SESSION_KEY)) else None
+    return user if _hash_matches(user, store.get(HASH_SESSION_KEY)) else None
+
+
+def session_user_id(session_key: str | None) -> int | None:
+    """The id of `session_user`: what a page's socket re-checks. Sync: call it in a thread."""
+    user = session_user(session_key)
+    return user.pk if user is not None else None
 
 
 def _on_loop_possible() -> bool:
@@ -99,3 +110,38 @@ async def session_logs_in_on_loop(session_key: str, user_id: int) -> bool | None
     if logged_in_as != user_id:
         return False
     return _hash_matches(User(pk=user_id, password=password), data.get(HASH_SESSION_KEY))
+
+
+@functools.cache
+def _session_statement() -> str:
+    return f"SELECT session_data FROM {sql.table(Session)} WHERE session_key = %s AND expire_date > %s"
+
+
+@functools.cache
+def _user_statement() -> str:
+    return f"SELECT {sql.columns(User, 'u', 'u')} FROM {sql.table(User)} u WHERE u.id = %s AND u.is_active = %s"
+
+
+async def session_user_on_loop(session_key: str | None) -> User | None:
+    """`session_user` asked from the event loop: a browser page's socket connects without a
+    database thread. Two statements (the session's row, then its user's: the user's id is inside
+    the signed session data). None where it cannot be asked there (see `session_logs_in_on_loop`)
+    and whenever the session does not log anyone in (rare, and answered the same by `session_user`):
+    then call `session_user` in a thread."""
+    if not session_key or not _on_loop_possible():
+        return None
+    try:
+        rows = await async_sql.rows(_session_statement(), [session_key, timezone.now()])
+        if not rows:
+            return None
+        data = _session_store().decode(rows[0][0])
+        if data.get(BACKEND_SESSION_KEY) != _MODEL_BACKEND or SESSION_KEY not in data:
+            return None
+        user_id = User._meta.pk.to_python(data[SESSION_KEY])
+        rows = await async_sql.rows(_user_statement(), [user_id, True])
+    except (psycopg.Error, ValidationError):
+        return None
+    if not rows:
+        return None
+    user = sql.from_row(User, rows[0])
+    return user if _hash_matches(user, data.get(HASH_SESSION_KEY)) else None

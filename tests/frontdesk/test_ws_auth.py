@@ -4,13 +4,15 @@ import asyncio
 import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from broker import events
 from broker.publish import apublish, user_group
 from broker.services import accounts, presence
+from frontdesk import db as frontdesk_db
 from storage import selectors
 from tests.factories import direct_conversation
-from tests.ws import another_device, browser_login, db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, end_browser_session, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,6 +58,53 @@ async def test_a_browser_page_of_ours_connects_with_its_session(sockets):
 
     assert message["sender"] == alice.pk
     assert (await b.receive_type("message.new"))["message"] == message
+
+
+@pytest.mark.parametrize("how", SESSION_ENDINGS)
+async def test_a_page_whose_session_no_longer_logs_in_is_refused(sockets, how):
+    ((alice, _),) = await people(1)
+    headers, key = await db(browser_login)(alice)
+    await db(end_browser_session)(alice, key, how)
+
+    await assert_refused(await sockets(headers=headers))
+
+
+async def test_a_page_logged_in_by_a_backend_no_longer_in_use_is_refused(sockets, settings):
+    """As Django's `get_user` refuses it, and every frame of an open page's socket after it."""
+    ((alice, _),) = await people(1)
+    headers, _ = await db(browser_login)(alice)
+    settings.AUTHENTICATION_BACKENDS = ["tests.frontdesk.test_ws_auth.NoOneBackend"]
+
+    await assert_refused(await sockets(headers=headers))
+
+
+class NoOneBackend:
+    def get_user(self, user_id):
+        return None
+
+
+async def test_a_browser_page_connects_while_the_database_threads_are_busy(sockets, settings):
+    """A page's session is looked up on the event loop (or, where it cannot be, in our database
+    threads): not in Channels' one shared thread, where it waited behind every other call made
+    there. Nor do its presence and catch-up wait for a thread."""
+    (alice, _), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    headers, _ = await db(browser_login)(alice)
+    b = await sockets(bob_token)
+    release = threading.Event()
+    busy = [asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)(10))]
+    pool = frontdesk_db._executor()
+    if pool is not None:
+        busy += [asyncio.wrap_future(pool.submit(release.wait, 10)) for _ in range(settings.MESSENGER["DB_THREADS"])]
+    try:
+        page = await sockets(headers=headers)
+        assert (await b.receive_type("presence"))["online"] is True
+        message = await page.send_message(chat.pk, "from a page opened while the threads were busy")
+        assert (await b.receive_new(message["seq"]))["message"]["sender"] == alice.pk
+        assert not any(job.done() for job in busy)
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
 
 
 async def test_logging_out_a_device_closes_its_socket_but_not_the_other_devices(sockets):

@@ -23,7 +23,7 @@ from frontdesk import db as frontdesk_db
 from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation, group_conversation
-from tests.ws import browser_login, db, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
+from tests.ws import SESSION_ENDINGS, browser_login, db, end_browser_session, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -221,33 +221,26 @@ async def test_busy_database_threads_do_not_hold_up_typing(sockets, settings):
         release.set()
 
 
-def change_password(user) -> None:
-    user.set_password("a-brand-new-password-7")
-    user.save(update_fields=["password"])
-
-
-def tamper(session_key: str) -> None:
-    row = Session.objects.get(session_key=session_key)
-    Session.objects.filter(pk=session_key).update(session_data=row.session_data[:-3] + "abc")
-
-
-@pytest.mark.parametrize("ending, logged_in", [
-    (None, True),
-    (lambda alice, key: Session.objects.filter(session_key=key).delete(), False),
-    (lambda alice, key: Session.objects.filter(session_key=key).update(expire_date=timezone.now()), False),
-    (lambda alice, key: change_password(alice), False),
-    (lambda alice, key: User.objects.filter(pk=alice.pk).update(is_active=False), False),
-    (lambda alice, key: tamper(key), False),
-], ids=["logged-in", "logged-out", "expired", "password-changed", "deactivated", "tampered"])
-async def test_the_loops_session_check_answers_as_djangos(settings, ending, logged_in):
+@pytest.mark.parametrize("how", [None, *SESSION_ENDINGS])
+async def test_the_loops_session_check_answers_as_djangos(settings, how):
     settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
     (alice, _), (bob, _) = await people(2)
     _, key = await db(browser_login)(alice)
-    if ending is not None:
-        await db(ending)(alice, key)
+    logged_in = how is None
+    if how is not None:
+        await db(end_browser_session)(alice, key, how)
 
     assert await sessions.session_logs_in_on_loop(key, alice.pk) is logged_in
     assert (await db(sessions.session_user_id)(key) == alice.pk) is logged_in
+    # What a page's socket connects as: the same user, loaded as the ORM loads it; a session that
+    # logs no one in is left to Django's way.
+    on_loop, through_django = await sessions.session_user_on_loop(key), await db(sessions.session_user)(key)
+    if logged_in:
+        user_fields = [f.attname for f in User._meta.concrete_fields]
+        assert [getattr(on_loop, f) for f in user_fields] == [getattr(through_django, f) for f in user_fields]
+        assert on_loop.is_authenticated and on_loop.pk == alice.pk
+    else:
+        assert on_loop is None and through_django is None
     assert await sessions.session_logs_in_on_loop(key, bob.pk) is False  # not Bob's session
     assert await sessions.session_logs_in_on_loop("no-such-session", alice.pk) is False
 
@@ -258,8 +251,11 @@ async def test_the_loops_session_check_leaves_other_setups_to_django(settings):
     settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
     assert await sessions.session_logs_in_on_loop(key, alice.pk) is True
 
+    assert (await sessions.session_user_on_loop(key)).pk == alice.pk
+
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     assert await sessions.session_logs_in_on_loop(key, alice.pk) is None
+    assert await sessions.session_user_on_loop(key) is None
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
     settings.AUTHENTICATION_BACKENDS = ["tests.frontdesk.test_ws_postgresql_event_loop.AnotherBackend"]
     assert await sessions.session_logs_in_on_loop(key, alice.pk) is None

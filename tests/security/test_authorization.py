@@ -3,22 +3,19 @@ token fails at once, also on a socket that is already open.
 
 Every resource of the client API is covered: profile, contacts, blocks, conversations and their
 members, messages, receipts, typing. A conversation one is not in is "not found" (404), never
-"forbidden", so ids cannot be probed. The developer API (apps, keys, webhooks) and media do not
-exist yet in this tree; docs/security.md lists them as not yet covered.
+"forbidden", so ids cannot be probed. The developer API (apps, keys, webhooks) and media are
+checked beside their own tests (tests/developer_api/, tests/frontdesk/test_api_media.py), as
+docs/security.md lists.
 """
 
-from datetime import timedelta
-
 import pytest
-from django.contrib.sessions.models import Session
-from django.utils import timezone
 
 from broker.services import accounts, send
 from broker.services.people import add_contact
 from storage.models import Block, Contact, Conversation, Membership, Message, User
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
 from tests.openapi import SchemaCheckedClient
-from tests.ws import browser_login, db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import browser_login, db, end_browser_session, people, sockets  # noqa: F401  (sockets is a fixture)
 
 
 def snapshot() -> dict:
@@ -233,21 +230,6 @@ async def test_every_frame_of_a_revoked_credential_closes_the_socket_and_changes
     assert await a.receive_type("session.revoked") == {"type": "session.revoked"}
     assert await a.receive_close() == 4001
     assert await db(snapshot)() == before
-
-
-def end_browser_session(user: User, session_key: str, how: str) -> None:
-    """End a browser session behind the channel layer's back: no `session.revoked` is published."""
-    if how == "logout":
-        Session.objects.filter(session_key=session_key).delete()
-    elif how == "expiry":
-        Session.objects.filter(session_key=session_key).update(expire_date=timezone.now() - timedelta(seconds=1))
-    elif how == "password change elsewhere":  # every other session of the user ends with it
-        user.set_password("a-brand-new-password-7")
-        user.save(update_fields=["password"])
-    elif how == "deactivation":
-        User.objects.filter(pk=user.pk).update(is_active=False)
-    else:
-        raise ValueError(how)
 
 
 @pytest.mark.django_db(transaction=True)
