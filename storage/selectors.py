@@ -232,19 +232,6 @@ def presence_audience_ids(*, user_id: int) -> list[int]:
     return [peer for (peer,) in sql.rows(*presence_audience_query(user_id=user_id))]
 
 
-def direct_peer_ids(*, user_id: int) -> list[int]:
-    """Users who share a direct conversation with `user_id`: the people who see their presence."""
-    conversation_ids = Membership.objects.filter(
-        user_id=user_id, conversation__kind=Conversation.Kind.DIRECT
-    ).values("conversation_id")
-    return list(
-        Membership.objects.filter(conversation_id__in=conversation_ids)
-        .exclude(user_id=user_id)
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
-
-
 @dataclass(frozen=True)
 class ConversationSummary:
     membership: Membership
