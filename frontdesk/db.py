@@ -4,7 +4,9 @@ Channels runs every database call of a process in one shared thread (`thread_sen
 That suits SQLite, whose writers queue on one lock anyway. On PostgreSQL it leaves the whole
 process waiting on one connection's round trips: in the benchmark that thread was busy 100% of the
 time, mostly waiting for answers, while the process used a fraction of a core. There, calls run in
-a pool of `MESSENGER_DB_THREADS` threads instead, each with its own persistent connection.
+a pool of `MESSENGER_DB_THREADS` threads instead, each taking a connection from the process's pool
+for the call (MESSENGER_DB_POOL_SIZE; the pool checks it as it hands it out) or, without that pool,
+keeping a persistent connection of its own.
 
 (A device's sends and receipts skip the hop altogether: their one statement runs on the event
 loop, on connections of its own: storage/async_sql.py.)
@@ -12,12 +14,12 @@ loop, on connections of its own: storage/async_sql.py.)
 A consumer still awaits each call before handling its next frame, so one connection's frames keep
 their order; transactions of different connections already ran concurrently across processes.
 
-With CONN_HEALTH_CHECKS (on for DATABASE_URL), Django checks a persistent connection with a round
-trip of its own at the start of every "request", and each call here is one: a websocket frame paid
-for a `SELECT 1` before its real work. A connection that answered in the last
-HEALTH_CHECK_SECONDS is taken as healthy instead. If it broke meanwhile, that one call fails (the
-client's frame gets an error and its retry, with the same client_id, is safe) and Django closes
-the connection after it, so the next call opens a fresh one.
+Without the pool, with CONN_HEALTH_CHECKS (on for DATABASE_URL), Django checks a persistent
+connection with a round trip of its own at the start of every "request", and each call here is one:
+a websocket frame paid for a `SELECT 1` before its real work. A connection that answered in the
+last HEALTH_CHECK_SECONDS is taken as healthy instead. If it broke meanwhile, that one call fails
+(the client's frame gets an error and its retry, with the same client_id, is safe) and Django
+closes the connection after it, so the next call opens a fresh one.
 
 On SQLite, the short calls every frame makes (a handful of indexed statements, tens of
 microseconds each, never waiting on a network) run on the event loop's own thread instead. Handed

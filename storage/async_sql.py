@@ -12,8 +12,9 @@ whether anything was missed); everything else, the rare paths of the same calls 
 database threads.
 
 The connections are opened with Django's own parameters (the same database, user, options, type
-adapters and time zone) and live as Django's do: `CONN_MAX_AGE` seconds (0: one per statement;
-None: as long as the process), and one that failed is closed. Each event loop has its own
+adapters and time zone) and live as Django's do: as long as its pool's (`max_lifetime`, an hour)
+or, without a pool, `CONN_MAX_AGE` seconds (0: one per statement; None: as long as the process),
+and one that failed is closed. Each event loop has its own
 (connections belong to the loop that opened them), at most `MESSENGER_DB_THREADS` in use at once.
 
 Written here rather than with psycopg_pool: that pool keeps maintenance tasks running on the loop
@@ -82,8 +83,22 @@ async def _connect() -> psycopg.AsyncConnection:
     return connection
 
 
+# psycopg_pool's default `max_lifetime`, for a pool that does not set one.
+_POOL_MAX_LIFETIME = 3600.0
+
+
+def _max_age() -> float | None:
+    """How long a connection here may live: as long as Django's own, which with a pool (where
+    CONN_MAX_AGE is 0, every use returning the connection to it) is the pool's `max_lifetime`."""
+    settings_dict = connections[DEFAULT_DB_ALIAS].settings_dict
+    pool = settings_dict["OPTIONS"].get("pool")
+    if pool:
+        return float(pool.get("max_lifetime", _POOL_MAX_LIFETIME)) if isinstance(pool, dict) else _POOL_MAX_LIFETIME
+    return settings_dict["CONN_MAX_AGE"]
+
+
 def _expired(idle: _Idle) -> bool:
-    max_age = connections[DEFAULT_DB_ALIAS].settings_dict["CONN_MAX_AGE"]
+    max_age = _max_age()
     return max_age is not None and time.monotonic() - idle.opened_at >= max_age
 
 
@@ -107,4 +122,3 @@ async def rows(sql: str, params: list) -> list[tuple]:
         else:
             pool.idle.append(idle)
         return result
-

@@ -70,10 +70,12 @@ def pytest_configure(config):
         run_prefix = f"test-{uuid.uuid4().hex[:8]}"
         settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = run_prefix
         settings.CACHES["default"]["KEY_PREFIX"] = run_prefix
-    # Persistent connections in the websocket worker thread would keep PostgreSQL's test database
-    # busy at teardown; tests open them per call instead.
+    # Persistent or pooled connections in the websocket worker threads would keep PostgreSQL's test
+    # database busy at teardown; tests open them per call instead. The pool is tested where it is
+    # used, in real server processes (tests/test_request_connections.py, tests/test_scaleout.py).
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+        settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
     # A test database of this run's own, so two runs on one machine never share one.
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):

@@ -4,10 +4,13 @@ Django runs each ASGI request's code in a thread of its own, and connections bel
 before frontdesk/request_connections.py, every request left an open connection behind until the
 garbage collector happened to free it, and a burst of API calls ran PostgreSQL out of connections
 (500s for everyone). Checked against a real server process (uvicorn, as `make run` serves), on SQLite (open files of the database)
-and, under `make test-scaleout`, on PostgreSQL (its backends for the database).
+and, under `make test-scaleout`, on PostgreSQL (its backends for the database). On PostgreSQL the
+requests also share a few pooled connections instead of opening one each (messenger/settings.py,
+MESSENGER_DB_POOL_SIZE).
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,8 @@ _unavailable = servers_unavailable_reason()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn and Daphne: {_unavailable}")
 
 REQUESTS = 60
+_postgresql_only = pytest.mark.skipif(not os.environ.get("DATABASE_URL"),
+                                      reason="connection pooling is the PostgreSQL setup (make test-scaleout)")
 
 
 def open_connections(database: LiveDatabase, server: ServerProcess) -> int:
@@ -50,6 +55,59 @@ def test_api_requests_leave_no_database_connections_behind(tmp_path, monkeypatch
         assert open_connections(database, server) <= 2
         status, _ = http("GET", f"{server.url}/api/v1/conversations", token=token)
         assert status == 200
+    finally:
+        server.kill()
+        database.drop()
+
+
+def sessions_opened(database: LiveDatabase) -> int:
+    """Connections PostgreSQL has counted for the database, each as it ended."""
+    with database._admin_connection() as conn:
+        return conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", [database.name]).fetchone()[0]
+
+
+@_postgresql_only
+def test_api_requests_share_pooled_postgresql_connections(tmp_path):
+    # Opening a PostgreSQL connection starts a backend process: ~4 ms of every request here, and a
+    # fork per request for the database under load (docs/performance.md, change 41).
+    database = LiveDatabase(tmp_path)
+    database.create()
+    server = ServerProcess(database)
+    try:
+        server.start()
+        _, token = register(server, "Ada")
+        before = sessions_opened(database)
+        for _ in range(REQUESTS):
+            status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+            assert status == 200, body
+    finally:
+        server.kill()
+    try:
+        deadline = time.monotonic() + 10
+        while open_connections(database, server) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the server's backends end (and are counted) once it is gone
+        assert sessions_opened(database) - before <= 3
+    finally:
+        database.drop()
+
+
+@_postgresql_only
+def test_pooled_connections_postgresql_dropped_are_replaced_unseen(tmp_path):
+    # What a PostgreSQL restart or a pooler's idle timeout does: the pool checks a connection
+    # before handing it out, so no request meets a dead one.
+    database = LiveDatabase(tmp_path)
+    database.create()
+    server = ServerProcess(database)
+    try:
+        server.start()
+        _, token = register(server, "Ada")
+        for _ in range(3):
+            with database._admin_connection() as conn:
+                dropped = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE datname = %s AND pid <> pg_backend_pid()", [database.name]).fetchall()
+            assert dropped
+            status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+            assert status == 200, body
     finally:
         server.kill()
         database.drop()

@@ -20,6 +20,7 @@ from broker.services import people as people_service
 from developer_api.models import OptIn, OutboundMessage
 from developer_api.services import messaging
 from frontdesk import db as frontdesk_db
+from storage import async_sql
 from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation, group_conversation
@@ -371,3 +372,24 @@ async def test_the_loops_token_check_answers_as_djangos(settings):
     settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": False}
     await db(lambda: User.objects.filter(pk=alice.pk).update(is_active=True))()
     assert await accounts.authenticate_token_on_loop(token) is None
+
+
+@pytest.mark.parametrize("pool", [True, {"max_size": 4}], ids=["default-pool", "sized-pool"])
+async def test_the_loops_connections_are_kept_beside_a_pool(settings, pool):
+    # With Django's pool CONN_MAX_AGE is 0 (every use returns a connection to the pool); the
+    # loop's own connections must not take that as "one per statement", which would start a
+    # PostgreSQL backend for every send.
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    settings_dict = connection.settings_dict  # one dict, shared by every thread's wrapper
+    saved = settings_dict["CONN_MAX_AGE"], settings_dict["OPTIONS"].get("pool")
+    settings_dict["CONN_MAX_AGE"], settings_dict["OPTIONS"]["pool"] = 0, pool
+    try:
+        backends = {(await async_sql.rows("SELECT pg_backend_pid()", []))[0][0] for _ in range(3)}
+    finally:
+        settings_dict["CONN_MAX_AGE"] = saved[0]
+        if saved[1] is None:
+            settings_dict["OPTIONS"].pop("pool")
+        else:
+            settings_dict["OPTIONS"]["pool"] = saved[1]
+    assert len(backends) == 1
+    assert len({(await async_sql.rows("SELECT pg_backend_pid()", []))[0][0] for _ in range(2)}) == 2  # CONN_MAX_AGE 0
