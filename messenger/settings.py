@@ -121,7 +121,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     # A pool of connections per process (Django's, psycopg_pool's): an HTTP request runs in a thread
     # of its own, so without one each opened a connection (a PostgreSQL backend started for it, ~4
-    # ms) and closed it as it ended; history pages took 35-40% less with the pool
+    # ms) and closed it as it ended; history pages took about a third less time with the pool
     # (docs/performance.md, change 41). The websocket database threads draw from it too. Each
     # connection is checked as it is handed out (CONN_HEALTH_CHECKS), so none dropped by a
     # PostgreSQL restart reaches a request. 0: a connection per thread instead, kept CONN_MAX_AGE.

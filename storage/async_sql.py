@@ -25,6 +25,7 @@ Django's lifetime rules, one statement per use, on whichever loop asks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from storage.sql import PREPARE_ONLY_WHEN_ASKED
+
+logger = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
@@ -122,3 +125,16 @@ async def rows(sql: str, params: list) -> list[tuple]:
         else:
             pool.idle.append(idle)
         return result
+
+
+async def rows_or_none(sql: str, params: list, *, asking: str) -> list[tuple] | None:
+    """`rows`, or None where the loop may not run statements (`enabled`) or the statement failed
+    (logged, as `asking`): callers then hand the same question to a database thread, whose
+    answer is the same, so a failure here costs a hop and never an answer."""
+    if not enabled():
+        return None
+    try:
+        return await rows(sql, params)
+    except psycopg.Error:
+        logger.warning("%s on the event loop failed; handing it to a database thread", asking, exc_info=True)
+        return None

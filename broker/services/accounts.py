@@ -5,8 +5,6 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-import psycopg
-
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -139,13 +137,9 @@ async def authenticate_token_on_loop(token: str) -> Device | None:
     connecting with a token needs no database thread. None when that path is off or failed, and
     for a token it does not know (rare, and answered the same by `authenticate_token`): then call
     `authenticate_token`."""
-    if not async_sql.enabled():
-        return None
-    try:
-        now = timezone.now()
-        rows = await async_sql.rows(_token_sql(), [hash_token(token), True, now, now - LAST_USED_EVERY])
-    except psycopg.Error:
-        return None
+    now = timezone.now()
+    rows = await async_sql.rows_or_none(_token_sql(), [hash_token(token), True, now, now - LAST_USED_EVERY],
+                                        asking="a token's device")
     if not rows:
         return None
     device = sql.from_row(Device, rows[0][:_DEVICE_COLUMNS])
@@ -172,12 +166,9 @@ def device_is_valid(device_id: int) -> bool:
 async def device_is_valid_on_loop(device_id: int) -> bool | None:
     """`device_is_valid` asked from the event loop on PostgreSQL (storage/async_sql.py); None when
     that path is off or failed: then ask `device_is_valid` in a thread."""
-    if not async_sql.enabled():
-        return None
-    try:
-        return bool(await async_sql.rows(*selectors.device_is_active_query(device_id=device_id)))
-    except psycopg.Error:
-        return None
+    rows = await async_sql.rows_or_none(*selectors.device_is_active_query(device_id=device_id),
+                                        asking="a device's credential check")
+    return None if rows is None else bool(rows)
 
 
 def check_device(*, device_id: int | None,

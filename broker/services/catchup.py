@@ -1,15 +1,9 @@
 """Catch-up: the messages a user's connecting websocket missed while no socket of theirs was
 delivering them (docs/protocol.md), sent before anything live."""
 
-import logging
-
-import psycopg
-
 from broker import events
 from storage import async_sql, selectors
 from storage.models import User
-
-logger = logging.getLogger(__name__)
 
 
 def backlog(*, user: User) -> list[dict]:
@@ -27,10 +21,6 @@ def anything_missed(*, user_id: int) -> bool:
 async def anything_missed_on_loop(*, user_id: int) -> bool | None:
     """`anything_missed` from the event loop on PostgreSQL (storage/async_sql.py). None where it
     cannot be asked there (or failed): then call `anything_missed`."""
-    if not async_sql.enabled():
-        return None
-    try:
-        return bool(await async_sql.rows(*selectors.behind_conversations_query(user_id=user_id)))
-    except psycopg.Error:
-        logger.warning("asking for a backlog on the event loop failed; handing it to a database thread", exc_info=True)
-        return None
+    rows = await async_sql.rows_or_none(*selectors.behind_conversations_query(user_id=user_id),
+                                        asking="asking for a backlog")
+    return None if rows is None else bool(rows)

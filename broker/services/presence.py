@@ -119,14 +119,9 @@ def presence_audience(*, user_id: int) -> list[str]:
 async def presence_audience_on_loop(*, user_id: int) -> list[str] | None:
     """`presence_audience` from the event loop on PostgreSQL; None where it cannot be asked there
     (or failed): then call `presence_audience`."""
-    if not async_sql.enabled():
-        return None
-    try:
-        rows = await async_sql.rows(*selectors.presence_audience_query(user_id=user_id))
-    except psycopg.Error:
-        logger.warning("a presence audience on the event loop failed; handing it to a database thread", exc_info=True)
-        return None
-    return [user_group(uid) for (uid,) in rows]
+    rows = await async_sql.rows_or_none(*selectors.presence_audience_query(user_id=user_id),
+                                        asking="a presence audience")
+    return None if rows is None else [user_group(uid) for (uid,) in rows]
 
 
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:
@@ -157,11 +152,9 @@ async def typing_audience_on_loop(*, user: User, conversation_id: object, device
         conversation_id = parse_id(conversation_id, field="conversation")
     except BrokerError:
         return None
-    try:
-        rows = await async_sql.rows(*selectors.typing_audience_query(
-            user_id=user.pk, conversation_id=conversation_id, device_id=device_id))
-    except psycopg.Error:
-        logger.warning("a typing notice on the event loop failed; handing it to a database thread", exc_info=True)
+    rows = await async_sql.rows_or_none(*selectors.typing_audience_query(
+        user_id=user.pk, conversation_id=conversation_id, device_id=device_id), asking="a typing notice")
+    if rows is None:
         return None
     audience = selectors.typing_audience_from_rows(rows, user_id=user.pk)
     if audience is None or audience.device_active is False:

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 
-import psycopg
 from django.db import connection
 
 from broker import events, signals
@@ -127,10 +126,8 @@ async def advance_on_loop(status: str, *, user: User, conversation_id: object, s
         return None
     statement, params = _advance_statement(status, user=user, conversation_id=conversation_id, seq=seq,
                                            device_id=device_id, decline_bots=True)
-    try:
-        rows = await async_sql.rows(statement, params)
-    except psycopg.Error:
-        logger.warning("a receipt on the event loop failed; handing it to a database thread", exc_info=True)
+    rows = await async_sql.rows_or_none(statement, params, asking="a receipt")
+    if rows is None:
         return None
     context = selectors.conversation_context_from_rows(rows, user_id=user.pk)
     if context is None or context.device_active is False or seq > context.last_seq or context.business_member_ids:

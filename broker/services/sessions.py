@@ -89,9 +89,9 @@ async def session_logs_in_on_loop(session_key: str, user_id: int) -> bool | None
     ask `session_user_id` in a thread."""
     if not _on_loop_possible():
         return None
-    try:
-        rows = await async_sql.rows(_session_and_user_statement(), [user_id, session_key, timezone.now()])
-    except psycopg.Error:
+    rows = await async_sql.rows_or_none(_session_and_user_statement(), [user_id, session_key, timezone.now()],
+                                        asking="a browser session's check")
+    if rows is None:
         return None
     if not rows:  # logged out (the row is deleted) or expired
         return False

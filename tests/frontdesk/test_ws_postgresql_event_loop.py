@@ -24,7 +24,7 @@ from storage import async_sql
 from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation, group_conversation
-from tests.ws import SESSION_ENDINGS, browser_login, db, end_browser_session, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
+from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, end_browser_session, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -393,3 +393,71 @@ async def test_the_loops_connections_are_kept_beside_a_pool(settings, pool):
             settings_dict["OPTIONS"]["pool"] = saved[1]
     assert len(backends) == 1
     assert len({(await async_sql.rows("SELECT pg_backend_pid()", []))[0][0] for _ in range(2)}) == 2  # CONN_MAX_AGE 0
+
+
+def _drop_other_connections() -> int:
+    """What a PostgreSQL restart does to a server's connections (this test's own is spared)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return len(cursor.fetchall())
+
+
+@pytest.fixture
+def kept_loop_connections(monkeypatch):
+    """The event loop's connections kept between statements, as deployed (the suite otherwise opens
+    one per statement). Django's stay one per call: as deployed, none a thread takes is dead (the
+    pool checks it first: tests/test_request_connections.py)."""
+    monkeypatch.setattr(async_sql, "_max_age", lambda: 3600.0)
+    yield
+    connection.close()  # dropped with the others; the test database's flush opens a new one
+    _drop_other_connections()  # the loop's, which would keep the test database busy at teardown
+
+
+async def test_when_the_loops_connections_are_dropped_the_threads_answer_every_frame(kept_loop_connections, sockets,
+                                                                                      settings, caplog):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
+    headers, _ = await db(browser_login)(alice)
+    page = await sockets(headers=headers)
+    await exchange(a, b, chat.pk, ("before",))
+    bobs_second_device = await another_device(bob)
+
+    async def restart():
+        await a.send(type="typing", conversation=chat.pk)  # leaves one of the loop's connections idle
+        assert (await b.receive_type("typing"))["user"] == alice.pk
+        assert await db(_drop_other_connections)() >= 1
+        caplog.clear()
+
+    def handed_over() -> bool:
+        return any("on the event loop failed; handing it to a database thread" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level("WARNING"):
+        await restart()
+        sent = await a.send_message(chat.pk, "after")
+        assert (await b.receive_new(sent["seq"]))["message"]["text"] == "after"
+        assert handed_over()
+
+        await restart()
+        await b.send(type="ack", conversation=chat.pk, seq=sent["seq"])
+        assert (await a.receive_type("message.status"))["status"] == "delivered"
+        assert handed_over()
+
+        await restart()
+        await page.send(type="typing", conversation=chat.pk)
+        assert await b.receive_type("typing") == {"type": "typing", "conversation": chat.pk, "user": alice.pk}
+        assert handed_over()
+
+        await restart()
+        from_page = await page.send_message(chat.pk, "from the page")
+        assert (await b.receive_new(from_page["seq"]))["message"]["text"] == "from the page"
+        assert handed_over()
+
+        await restart()
+        again = await sockets(bobs_second_device)
+        await again.send(type="typing", conversation=chat.pk)
+        assert await a.receive_type("typing") == {"type": "typing", "conversation": chat.pk, "user": bob.pk}
+        assert handed_over()
+
+    assert await db(lambda: list(Message.objects.filter(conversation=chat).order_by("seq")
+                                 .values_list("text", flat=True)))() == ["before", "after", "from the page"]
