@@ -24,7 +24,7 @@ from developer_api.services import apps, keys, messaging, spam, usage, webhooks
 from developer_api.services import media as app_media
 from messenger.negotiation import AnyAccept
 
-ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429)}
+ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429, 503)}
 OWNER = ["developer"]
 USERS = ["apps"]
 
@@ -200,7 +200,7 @@ class AppApiView(APIView):
         take_token(bucket=f"key:{key.pk}", capacity=limits["KEY_RATE"][0], period=limits["KEY_RATE"][1])
 
 
-APP_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 429)}
+APP_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 429, 503)}
 # Calls with a JSON body: 413 body_too_large over the REST body limit, 415 for anything but JSON.
 BODY_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (413, 415)}
 

@@ -129,9 +129,10 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_SIZE else 600,
                                                   conn_health_checks=True)}
     if DB_POOL_SIZE:
-        # `timeout`: how long a request waits for a connection when all are in use, then fails (500).
+        # `timeout`: how long a request waits for a connection when all are in use; then the API
+        # answers 503 `busy` with Retry-After (frontdesk/api/errors.py).
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1, "max_size": DB_POOL_SIZE, "timeout": 10}
+            "min_size": 1, "max_size": DB_POOL_SIZE, "timeout": float(os.environ.get("MESSENGER_DB_POOL_TIMEOUT", 10))}
 else:
     DATABASES = {
         "default": {

@@ -6,13 +6,18 @@ garbage collector happened to free it, and a burst of API calls ran PostgreSQL o
 (500s for everyone). Checked against a real server process (uvicorn, as `make run` serves), on SQLite (open files of the database)
 and, under `make test-scaleout`, on PostgreSQL (its backends for the database). On PostgreSQL the
 requests also share a few pooled connections instead of opening one each (messenger/settings.py,
-MESSENGER_DB_POOL_SIZE).
+MESSENGER_DB_POOL_SIZE), and one that finds none free in time is answered 503 `busy`.
 """
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.live_server import LiveDatabase, ServerProcess, http, register, servers_unavailable_reason
@@ -111,3 +116,43 @@ def test_pooled_connections_postgresql_dropped_are_replaced_unseen(tmp_path):
     finally:
         server.kill()
         database.drop()
+
+
+@_postgresql_only
+def test_a_request_with_no_connection_free_gets_503_busy_and_nothing_else_breaks(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESSENGER_DB_POOL_SIZE", "1")
+    monkeypatch.setenv("MESSENGER_DB_POOL_TIMEOUT", "0.5")
+    database = LiveDatabase(tmp_path)
+    database.create()
+    server = ServerProcess(database)
+    try:
+        server.start()
+        _, token = register(server, "Ada")
+        # The pool's one connection is taken by a request that waits on a lock held here.
+        with psycopg.connect(database._url_for(database.name)) as blocker:
+            blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(1) as pool:
+                held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
+                deadline = time.monotonic() + 10
+                while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                me = urllib.request.Request(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+                with pytest.raises(urllib.error.HTTPError) as busy:  # its headers matter here, so not http()
+                    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(me, timeout=10)
+                assert busy.value.code == 503
+                assert busy.value.headers["Retry-After"] == "1"
+                assert json.loads(busy.value.read())["error"] == {
+                    "code": "busy", "message": "The server is busy; try again in a moment.", "retry_after": 1}
+                blocker.rollback()
+                assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
+        status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+        assert status == 200, body
+    finally:
+        server.kill()
+        database.drop()
+
+
+def _waiting_on_a_lock(database: LiveDatabase) -> bool:
+    with database._admin_connection() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                            [database.name]).fetchone()[0] > 0

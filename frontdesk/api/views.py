@@ -16,7 +16,7 @@ from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
 
-ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 413, 415, 429)}
+ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 413, 415, 429, 503)}
 
 
 def validated(serializer_class, data) -> dict:
