@@ -14,8 +14,8 @@ database threads.
 The connections are opened with Django's own parameters (the same database, user, options, type
 adapters and time zone) and live as Django's do: as long as its pool's (`max_lifetime`, an hour)
 or, without a pool, `CONN_MAX_AGE` seconds (0: one per statement; None: as long as the process),
-and one that failed is closed. Each event loop has its own
-(connections belong to the loop that opened them), at most `MESSENGER_DB_THREADS` in use at once.
+and one that failed is closed. Each event loop has its own (connections belong to the loop that
+opened them), at most `MESSENGER_DB_THREADS` in use at once.
 
 Written here rather than with psycopg_pool: that pool keeps maintenance tasks running on the loop
 that opened it and its connections open between uses; this needs a handful of connections with

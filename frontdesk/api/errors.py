@@ -5,8 +5,8 @@ import logging
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
-from psycopg_pool import PoolTimeout
 from django.views.defaults import bad_request, page_not_found
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
