@@ -7,14 +7,23 @@ single-range implementation (RFC 9110 §14): `bytes=a-b`, `bytes=a-` and `bytes=
 several ranges gets the whole file (200), which the RFC allows; an unsatisfiable one gets 416 with
 `Content-Range: bytes */size`. It reads through the storage API, so it works on any backend.
 
+Under an ASGI server a download is sent as it is read, a chunk at a time: given the usual
+synchronous iterator, Django's ASGI handler reads the whole file into memory before it sends a
+byte (up to 100 MB a document, per download in flight). And the request gives its database
+connection back before the first byte, not after the last, so slow downloads do not hold the
+connection pool (MESSENGER_DB_POOL_SIZE).
+
 Who may read which file is the services' question (broker.services.media); this module only
 moves bytes.
 """
 
 import re
 
+from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 
 from broker.errors import InvalidInput, NotFound
@@ -91,6 +100,21 @@ def _stream(name: str, start: int, length: int):
             yield chunk
 
 
+async def _read_in_a_thread(chunks):
+    """`chunks` (a synchronous iterator that reads a file) as an asynchronous one: each chunk read
+    in a thread, so the event loop sends one while the next is read and never waits on the disk."""
+    next_chunk = sync_to_async(next, thread_sensitive=False)
+    try:
+        while (chunk := await next_chunk(chunks, None)) is not None:
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=False)()
+
+
+def _served_over_asgi(request) -> bool:
+    return isinstance(getattr(request, "_request", request), ASGIRequest)
+
+
 def ranged_response(request, *, name: str, size: int, content_type: str, etag: str, disposition: str):
     """The stored file `name` (or the one range of it the request asks for), streamed."""
     if_range = request.headers.get("If-Range")
@@ -105,7 +129,14 @@ def ranged_response(request, *, name: str, size: int, content_type: str, etag: s
         start, length, code = 0, size, 200
     else:
         start, length, code = span[0], span[1] - span[0] + 1, 206
-    response = StreamingHttpResponse(_stream(name, start, length), status=code, content_type=content_type)
+    chunks = _stream(name, start, length)
+    if _served_over_asgi(request):
+        chunks = _read_in_a_thread(chunks)
+        # The request's own thread (Django's ASGI handler gives each request one) is done with the
+        # database; what it holds would otherwise wait for the last byte (frontdesk/request_connections.py).
+        if not any(db.in_atomic_block for db in connections.all(initialized_only=True)):
+            connections.close_all()
+    response = StreamingHttpResponse(chunks, status=code, content_type=content_type)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = f'"{etag}"'
