@@ -44,25 +44,33 @@ def open_connections(database: LiveDatabase, server: ServerProcess) -> int:
     return count
 
 
-def test_api_requests_leave_no_database_connections_behind(tmp_path, monkeypatch):
-    # Collections as rare as they get: what closes the connections must be the server, not the collector.
-    monkeypatch.setenv("MESSENGER_GC_THRESHOLD", "1000000,100,100")
+@pytest.fixture
+def server_and_user(tmp_path):
+    """A real server process on a database of its own (PostgreSQL under DATABASE_URL), and a
+    user's token: (database, server, token). Set MESSENGER_* variables (monkeypatch) first."""
     database = LiveDatabase(tmp_path)
     database.create()
     server = ServerProcess(database)
     try:
         server.start()
         _, token = register(server, "Ada")
-        for _ in range(REQUESTS):
-            status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
-            assert status == 200, body
-
-        assert open_connections(database, server) <= 2
-        status, _ = http("GET", f"{server.url}/api/v1/conversations", token=token)
-        assert status == 200
+        yield database, server, token
     finally:
         server.kill()
         database.drop()
+
+
+def test_api_requests_leave_no_database_connections_behind(monkeypatch, request):
+    # Collections as rare as they get: what closes the connections must be the server, not the collector.
+    monkeypatch.setenv("MESSENGER_GC_THRESHOLD", "1000000,100,100")
+    database, server, token = request.getfixturevalue("server_and_user")  # started with the setting above
+    for _ in range(REQUESTS):
+        status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+        assert status == 200, body
+
+    assert open_connections(database, server) <= 2
+    status, _ = http("GET", f"{server.url}/api/v1/conversations", token=token)
+    assert status == 200
 
 
 def sessions_opened(database: LiveDatabase) -> int:
@@ -72,85 +80,59 @@ def sessions_opened(database: LiveDatabase) -> int:
 
 
 @_postgresql_only
-def test_api_requests_share_pooled_postgresql_connections(tmp_path):
+def test_api_requests_share_pooled_postgresql_connections(server_and_user):
     # Opening a PostgreSQL connection starts a backend process: ~4 ms of every request here, and a
     # fork per request for the database under load (docs/performance.md, change 41).
-    database = LiveDatabase(tmp_path)
-    database.create()
-    server = ServerProcess(database)
-    try:
-        server.start()
-        _, token = register(server, "Ada")
-        before = sessions_opened(database)
-        for _ in range(REQUESTS):
-            status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
-            assert status == 200, body
-    finally:
-        server.kill()
-    try:
-        deadline = time.monotonic() + 10
-        while open_connections(database, server) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the server's backends end (and are counted) once it is gone
-        assert sessions_opened(database) - before <= 3
-    finally:
-        database.drop()
-
-
-@_postgresql_only
-def test_pooled_connections_postgresql_dropped_are_replaced_unseen(tmp_path):
-    # What a PostgreSQL restart or a pooler's idle timeout does: the pool checks a connection
-    # before handing it out, so no request meets a dead one.
-    database = LiveDatabase(tmp_path)
-    database.create()
-    server = ServerProcess(database)
-    try:
-        server.start()
-        _, token = register(server, "Ada")
-        for _ in range(3):
-            with database._admin_connection() as conn:
-                dropped = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                       "WHERE datname = %s AND pid <> pg_backend_pid()", [database.name]).fetchall()
-            assert dropped
-            status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
-            assert status == 200, body
-    finally:
-        server.kill()
-        database.drop()
-
-
-@_postgresql_only
-def test_a_request_with_no_connection_free_gets_503_busy_and_nothing_else_breaks(tmp_path, monkeypatch):
-    monkeypatch.setenv("MESSENGER_DB_POOL_SIZE", "1")
-    monkeypatch.setenv("MESSENGER_DB_POOL_TIMEOUT", "0.5")
-    database = LiveDatabase(tmp_path)
-    database.create()
-    server = ServerProcess(database)
-    try:
-        server.start()
-        _, token = register(server, "Ada")
-        # The pool's one connection is taken by a request that waits on a lock held here.
-        with psycopg.connect(database._url_for(database.name)) as blocker:
-            blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
-            with ThreadPoolExecutor(1) as pool:
-                held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
-                deadline = time.monotonic() + 10
-                while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                me = urllib.request.Request(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-                with pytest.raises(urllib.error.HTTPError) as busy:  # its headers matter here, so not http()
-                    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(me, timeout=10)
-                assert busy.value.code == 503
-                assert busy.value.headers["Retry-After"] == "1"
-                assert json.loads(busy.value.read())["error"] == {
-                    "code": "busy", "message": "The server is busy; try again in a moment.", "retry_after": 1}
-                blocker.rollback()
-                assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
+    database, server, token = server_and_user
+    before = sessions_opened(database)
+    for _ in range(REQUESTS):
         status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
         assert status == 200, body
-    finally:
-        server.kill()
-        database.drop()
+    server.kill()
+    deadline = time.monotonic() + 10
+    while open_connections(database, server) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server's backends end (and are counted) once it is gone
+    assert sessions_opened(database) - before <= 3
 
+
+@_postgresql_only
+def test_pooled_connections_postgresql_dropped_are_replaced_unseen(server_and_user):
+    # What a PostgreSQL restart or a pooler's idle timeout does: the pool checks a connection
+    # before handing it out, so no request meets a dead one.
+    database, server, token = server_and_user
+    for _ in range(3):
+        with database._admin_connection() as conn:
+            dropped = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = %s AND pid <> pg_backend_pid()", [database.name]).fetchall()
+        assert dropped
+        status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+        assert status == 200, body
+
+
+@_postgresql_only
+def test_a_request_with_no_connection_free_gets_503_busy_and_nothing_else_breaks(monkeypatch, request):
+    monkeypatch.setenv("MESSENGER_DB_POOL_SIZE", "1")
+    monkeypatch.setenv("MESSENGER_DB_POOL_TIMEOUT", "0.5")
+    database, server, token = request.getfixturevalue("server_and_user")  # started with the settings above
+    # The pool's one connection is taken by a request that waits on a lock held here.
+    with psycopg.connect(database._url_for(database.name)) as blocker:
+        blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
+            deadline = time.monotonic() + 10
+            while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            me = urllib.request.Request(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            with pytest.raises(urllib.error.HTTPError) as busy:  # its headers matter here, so not http()
+                urllib.request.build_opener(urllib.request.ProxyHandler({})).open(me, timeout=10)
+            assert busy.value.code == 503
+            assert busy.value.headers["Retry-After"] == "1"
+            assert json.loads(busy.value.read())["error"] == {
+                "code": "busy", "message": "The server is busy; try again in a moment.", "retry_after": 1}
+            blocker.rollback()
+            assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
+    status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
+    assert status == 200, body
 
 def _waiting_on_a_lock(database: LiveDatabase) -> bool:
     with database._admin_connection() as conn:

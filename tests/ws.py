@@ -12,7 +12,7 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client as HttpClient
 from django.utils import timezone
 
@@ -255,3 +255,12 @@ async def simulate_restart(*clients: Client) -> None:
     if hasattr(layer, "close_pools"):
         await layer.close_pools()
     channel_layers.backends.clear()
+
+
+def drop_other_database_connections() -> int:
+    """What a PostgreSQL restart (or a pooler's idle timeout) does to a server's connections: every
+    one to the test database but the caller's own is terminated. Their number."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return len(cursor.fetchall())

@@ -9,20 +9,12 @@ from django.db import connection, connections
 
 from frontdesk.db import HEALTH_CHECK_SECONDS
 from tests.factories import direct_conversation
-from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import db, drop_other_database_connections, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="persistent connections are the PostgreSQL setup"),
 ]
-
-
-def _drop_other_connections() -> int:
-    """What a PostgreSQL restart or an idle timeout in a pooler does to the server's connections."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        return len(cursor.fetchall())
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def persistent_connections():
     # keep the test database busy at teardown. Dropped, they are health-checked and replaced at their
     # next use, once the window in which a connection that just answered is trusted has passed.
     connection.close()
-    _drop_other_connections()
+    drop_other_database_connections()
     time.sleep(HEALTH_CHECK_SECONDS + 0.1)
 
 
@@ -46,7 +38,7 @@ async def test_a_dropped_database_connection_is_replaced_and_no_message_is_lost(
     chat = await db(direct_conversation)(alice, bob)
     a, b = await sockets(alice_token), await sockets(bob_token)
     await a.send_message(chat.pk, "before")
-    assert await db(_drop_other_connections)() >= 1
+    assert await db(drop_other_database_connections)() >= 1
 
     # Right after the drop a frame may meet a dead connection (one per database thread at most): it
     # is answered with an error, and the same frame sent again (same client_id, as clients retry)
@@ -61,7 +53,7 @@ async def test_a_dropped_database_connection_is_replaced_and_no_message_is_lost(
     assert {answer["code"] for answer in answers[:-1]} <= {"server_error"}
 
     await asyncio.sleep(HEALTH_CHECK_SECONDS + 0.2)  # past the window in which a connection that just answered is trusted
-    assert await db(_drop_other_connections)() >= 1
+    assert await db(drop_other_database_connections)() >= 1
     after = await a.send_message(chat.pk, "after")  # the health check finds the dead connection first
 
     texts = [event["message"]["text"] for event in await b.receive_until_new(after) if event["type"] == "message.new"]

@@ -24,7 +24,7 @@ from storage import async_sql
 from storage.models import Membership, Message, User
 from tests.developer_api.helpers import make_app, make_key, opted_in_user
 from tests.factories import PASSWORD, direct_conversation, group_conversation
-from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, end_browser_session, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
+from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, drop_other_database_connections, end_browser_session, exchange, people, sockets, two_in_a_chat  # noqa: F401  (sockets is a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -395,14 +395,6 @@ async def test_the_loops_connections_are_kept_beside_a_pool(settings, pool):
     assert len({(await async_sql.rows("SELECT pg_backend_pid()", []))[0][0] for _ in range(2)}) == 2  # CONN_MAX_AGE 0
 
 
-def _drop_other_connections() -> int:
-    """What a PostgreSQL restart does to a server's connections (this test's own is spared)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        return len(cursor.fetchall())
-
-
 @pytest.fixture
 def kept_loop_connections(monkeypatch):
     """The event loop's connections kept between statements, as deployed (the suite otherwise opens
@@ -411,7 +403,7 @@ def kept_loop_connections(monkeypatch):
     monkeypatch.setattr(async_sql, "_max_age", lambda: 3600.0)
     yield
     connection.close()  # dropped with the others; the test database's flush opens a new one
-    _drop_other_connections()  # the loop's, which would keep the test database busy at teardown
+    drop_other_database_connections()  # the loop's, which would keep the test database busy at teardown
 
 
 async def test_when_the_loops_connections_are_dropped_the_threads_answer_every_frame(kept_loop_connections, sockets,
@@ -426,7 +418,7 @@ async def test_when_the_loops_connections_are_dropped_the_threads_answer_every_f
     async def restart():
         await a.send(type="typing", conversation=chat.pk)  # leaves one of the loop's connections idle
         assert (await b.receive_type("typing"))["user"] == alice.pk
-        assert await db(_drop_other_connections)() >= 1
+        assert await db(drop_other_database_connections)() >= 1
         caplog.clear()
 
     def handed_over() -> bool:
