@@ -1,4 +1,4 @@
-"""The websocket path's persistent PostgreSQL connections, when PostgreSQL drops them."""
+"""The websocket path's persistent PostgreSQL connections (MESSENGER_DB_POOL_SIZE=0), when PostgreSQL drops them."""
 
 import asyncio
 import time
@@ -19,7 +19,8 @@ pytestmark = [
 
 @pytest.fixture
 def persistent_connections():
-    """As deployed (the suite otherwise closes connections after each call): kept and health-checked."""
+    """As deployed without the pool, MESSENGER_DB_POOL_SIZE=0 (the suite otherwise closes connections
+    after each call): kept and health-checked. With the pool: tests/test_request_connections.py."""
     settings_dict = connections["default"].settings_dict  # one dict, shared by every thread's wrapper
     saved = settings_dict["CONN_MAX_AGE"], settings_dict["CONN_HEALTH_CHECKS"]
     settings_dict["CONN_MAX_AGE"], settings_dict["CONN_HEALTH_CHECKS"] = 600, True

@@ -151,17 +151,18 @@ async def test_a_flood_of_frames_is_refused_then_closed(sockets, settings):
 
 
 async def test_the_budget_refills(sockets, settings):
-    settings.MESSENGER = {**settings.MESSENGER, "FRAME_BURST": 3, "FRAME_RATE": 20}
+    # A slow refill so that a loaded machine taking a while between frames cannot refill the
+    # budget before it runs out: five frames after the ready probe need 1.5 s to all fit.
+    settings.MESSENGER = {**settings.MESSENGER, "FRAME_BURST": 3, "FRAME_RATE": 2}
     (alice, alice_token), (bob, _) = await people(2)
     conversation = await db(direct_conversation)(alice, bob)
-    a = await sockets(alice_token)
+    a = await sockets(alice_token)  # the ready probe spent one frame of the budget
 
-    await a.send(type="typing", conversation=conversation.pk)
-    await a.send(type="typing", conversation=conversation.pk)
-    await a.send(type="typing", conversation=conversation.pk)
+    for n in range(5):  # refused ones stay at most a burst over: not closed
+        await a.send(type="typing", conversation=conversation.pk)
     assert (await a.receive_type("error"))["code"] == "rate_limited"
 
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.6)
     assert (await a.send_message(conversation.pk, "after a pause"))["seq"] == 1
 
 
