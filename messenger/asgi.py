@@ -2,11 +2,15 @@ import gc
 import os
 import sys
 
-from django.core.asgi import get_asgi_application
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
+
+from messenger.http_handler import OneHopASGIHandler  # noqa: E402  (needs Django set up first)
+
+django_asgi_app = OneHopASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 

@@ -1,0 +1,78 @@
+"""HTTP over ASGI: the whole middleware chain and the view in one crossing to the request's thread
+(messenger/http_handler.py), with every middleware still applied."""
+
+import json
+
+import pytest
+from asgiref import sync
+from asgiref.testing import ApplicationCommunicator
+from asgiref.sync import sync_to_async
+
+from messenger.asgi import application
+from tests.factories import direct_conversation, user_with_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def asgi_get(path: str, *, token: str | None = None, query: str = "") -> tuple[int, dict, bytes]:
+    headers = [(b"host", b"127.0.0.1")]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(timeout=10)
+    body = b""
+    while True:
+        part = await communicator.receive_output(timeout=10)
+        body += part.get("body", b"")
+        if not part.get("more_body"):
+            break
+    await communicator.wait()
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+
+
+@pytest.fixture
+def crossings(monkeypatch):
+    """Counts the calls that hand work from the event loop to a thread."""
+    counted = []
+    original = sync.SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        counted.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counting)
+    return counted
+
+
+async def test_a_history_page_crosses_to_its_thread_once_for_middleware_and_view(crossings):
+    (alice, token), (bob, _) = await sync_to_async(user_with_token)(), await sync_to_async(user_with_token)()
+    conversation = await sync_to_async(direct_conversation)(alice, bob)
+    crossings.clear()
+
+    status, headers, body = await asgi_get(f"/api/v1/conversations/{conversation.pk}/messages", token=token)
+
+    assert status == 200, body
+    assert json.loads(body) == {"results": [], "has_more": False}
+    # The middleware all ran: security headers, clickjacking, the content security policy.
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in headers
+    # Django's own handler crossed ~16 times here (each middleware hook); now the request_started
+    # signal, the chain with the view, and the response's close().
+    assert len(crossings) <= 3, crossings
+
+
+async def test_errors_still_answer_json_naming_the_field():
+    status, _, body = await asgi_get("/api/v1/conversations")
+    assert (status, json.loads(body)["error"]["code"]) == (401, "not_authenticated")
+
+    (alice, token), (bob, _) = await sync_to_async(user_with_token)(), await sync_to_async(user_with_token)()
+    conversation = await sync_to_async(direct_conversation)(alice, bob)
+    status, _, body = await asgi_get(f"/api/v1/conversations/{conversation.pk}/messages", token=token, query="limit=abc")
+    assert (status, json.loads(body)["error"]["field"]) == (400, "limit")
+    status, _, body = await asgi_get("/api/v1/conversations/999999/messages", token=token)
+    assert (status, json.loads(body)["error"]["field"]) == (404, "conversation")
