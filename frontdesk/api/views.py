@@ -31,14 +31,6 @@ def conversation_id_of(value: int) -> int:
     return people.parse_id(value, field="conversation")
 
 
-def member_of(request, conversation_id: int):
-    conversation_id = conversation_id_of(conversation_id)
-    member = selectors.membership(user_id=request.user.pk, conversation_id=conversation_id)
-    if member is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
-    return member
-
-
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
@@ -189,14 +181,16 @@ class MessagesView(APIView):
     )
     def get(self, request, conversation_id: int):
         query = validated(s.HistoryQuery, request.query_params)
-        member = member_of(request, conversation_id)
-        page, has_more = selectors.history_page(
-            membership=member, before_seq=query.get("before_seq"), after_seq=query.get("after_seq"),
-            limit=min(query["limit"], settings.MESSENGER["HISTORY_PAGE_MAX"]),
+        conversation_id = conversation_id_of(conversation_id)
+        page = selectors.member_history_page(
+            user_id=request.user.pk, conversation_id=conversation_id, before_seq=query.get("before_seq"),
+            after_seq=query.get("after_seq"), limit=min(query["limit"], settings.MESSENGER["HISTORY_PAGE_MAX"]),
         )
-        watermarks = events.Watermarks(list(selectors.members(conversation_id=conversation_id)))
-        results = [events.message_payload(m, status=watermarks.status_of(m)) for m in page]
-        return Response({"results": results, "has_more": has_more})
+        if page is None:
+            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        watermarks = events.Watermarks(page.members)
+        results = [events.message_payload(m, status=watermarks.status_of(m)) for m in page.messages]
+        return Response({"results": results, "has_more": page.has_more})
 
     @extend_schema(
         tags=["messages"], request=s.MessageSendRequest,

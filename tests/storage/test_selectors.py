@@ -2,8 +2,9 @@
 
 import pytest
 
-from broker.services import conversations, receipts
+from broker.services import conversations, receipts, send
 from storage import selectors
+from storage.models import Media
 from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +66,33 @@ def test_history_of_a_late_member_starts_at_their_arrival():
     assert [m.text for m in selectors.history_page(membership=member)[0]] == [notice.text, "after Carol"]
     assert page_seqs(selectors.history_page(membership=member, before_seq=notice.seq)) == ([], False)
     assert page_seqs(selectors.history_page(membership=member, after_seq=0)) == ([notice.seq, notice.seq + 1], False)
+
+
+# --- member_history_page -------------------------------------------------------------------------
+
+def test_a_members_page_comes_with_everyones_watermarks_and_outsiders_get_none(chat):
+    alice, bob, conversation = chat
+    receipts.mark_delivered(user=bob, conversation_id=conversation.pk, seq=5)  # read up to his own 4th
+
+    page = selectors.member_history_page(user_id=alice.pk, conversation_id=conversation.pk, limit=2)
+    assert ([m.seq for m in page.messages], page.has_more) == ([4, 5], True)
+    assert {m.user_id: (m.delivered_seq, m.read_seq) for m in page.members} == {alice.pk: (5, 5), bob.pk: (5, 4)}
+    assert selectors.member_history_page(user_id=UserFactory().pk, conversation_id=conversation.pk) is None
+
+
+def test_a_page_loads_its_media_in_one_query_and_only_when_it_has_some(chat, django_assert_num_queries):
+    alice, bob, conversation = chat
+    with django_assert_num_queries(2):  # the members, the page
+        plain = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk)
+    assert all(m.media_id is None for m in plain.messages)
+
+    for n in range(2):
+        media = Media.objects.create(uploader=alice, kind="image", mime_type="image/png", size=n + 1,
+                                     sha256=f"{n}" * 64, file=f"media/{n}.png")
+        send.send_message(sender=alice, conversation_id=conversation.pk, client_id=f"photo-{n}", media_id=media.pk)
+    with django_assert_num_queries(3):  # and the media of both
+        page = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk)
+        assert [(m.media.size, m.media.mime_type) for m in page.messages[-2:]] == [(1, "image/png"), (2, "image/png")]
 
 
 # --- conversation_summaries ---------------------------------------------------------------------
