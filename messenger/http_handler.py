@@ -12,15 +12,40 @@ middleware says it is sync-only this subclass does it for our stack.
 
 Everything else is Django's: reading the body, the request_started/finished signals, streaming
 the response (asynchronous iterators included, as media downloads use), disconnects.
+
+A request also leaves reference cycles behind: the request and its messages storage, session and
+`auser`, DRF's request, its parser context and the view, the response's renderer context. Only
+the cycle collector frees them, ~150 objects a request, in one young collection every ~90
+requests that took 7-10 ms here: the p99 of history pages (docs/performance.md, change 45). Once
+the response is closed (its body sent, streamed ones included) nothing reads those objects again,
+so their attributes are cleared and reference counting frees most of it at once, in the
+request's own thread.
 """
+
+import functools
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 
 
+def _clear_request_objects(request, response) -> None:
+    context = getattr(response, "renderer_context", None) or {}  # DRF's responses
+    for obj in (context.get("view"), context.get("request"), request):
+        if obj is not None:
+            obj.__dict__.clear()
+    if context:
+        response.renderer_context = None
+
+
 class OneHopASGIHandler(ASGIHandler):
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
+
+    def get_response(self, request):
+        response = super().get_response(request)
+        # The last of the response's closers, which run as it is closed, before request_finished.
+        response._resource_closers.append(functools.partial(_clear_request_objects, request, response))
+        return response
 
     async def get_response_async(self, request):
         # thread_sensitive: the request's own thread (ThreadSensitiveContext), where Django's
