@@ -75,6 +75,12 @@ def test_a_history_page_and_a_retried_send_find_messages_by_index(chat):
     assert Message.objects.filter(sender=alice, client_id="same").count() == 1
 
 
+def test_conversation_summaries_find_last_messages_by_index(chat):
+    alice, bob, conversation = chat
+    queries = message_queries(lambda: selectors.conversation_summaries(user=alice))
+    assert queries and not [q for q in queries if scans_messages(q)], queries
+
+
 def test_media_permission_and_clean_up_checks_find_messages_by_index(chat):
     alice, bob, conversation = chat
     media = Media.objects.create(uploader=alice, kind="image", mime_type="image/png", size=1, sha256="0" * 64,

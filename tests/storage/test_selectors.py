@@ -140,6 +140,26 @@ def test_a_summary_of_a_silent_chat_has_no_last_message():
     assert summary.last_message is None and summary.unread_count == 0
 
 
+def test_each_summary_has_its_own_last_message_with_its_media(django_assert_num_queries):
+    alice, *others = UserFactory.create_batch(32)
+    chats = [direct_conversation(alice, other) for other in others[:30]]
+    for n, chat in enumerate(chats):
+        sent_message(others[n], chat, f"first {n}")
+        sent_message(alice, chat, f"last {n}")
+    photo = Media.objects.create(uploader=alice, kind="image", mime_type="image/png", size=7, sha256="7" * 64,
+                                 file="media/7.png")
+    send.send_message(sender=alice, conversation_id=chats[0].pk, client_id="photo", media_id=photo.pk)
+    group = group_conversation(others[30], others[0])
+    sent_message(others[30], group, "before Alice")
+    conversations.add_members(actor=others[30], conversation_id=group.pk, user_ids=[alice.pk])  # a notice
+
+    with django_assert_num_queries(4):  # hers, the members, the last messages, the one photo
+        summaries = {s.conversation.pk: s for s in selectors.conversation_summaries(user=alice)}
+        assert summaries[chats[0].pk].last_message.media.size == 7
+    assert [summaries[c.pk].last_message.text for c in chats[1:]] == [f"last {n}" for n in range(1, 30)]
+    assert summaries[group.pk].last_message.kind == "system"  # the notice of her joining, not what came before
+
+
 def test_summaries_of_someone_in_no_conversation_are_empty():
     assert selectors.conversation_summaries(user=UserFactory()) == []
 
