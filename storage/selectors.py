@@ -284,10 +284,8 @@ def history_page(
     1,000,000 stored messages (docs/performance.md, change 44). A page's media, rare, come in a
     second query, only when there are some.
     """
-    where, params = ["conversation_id = %s", "seq > %s"], [membership.conversation_id, membership.joined_after_seq]
-    if after_seq is not None:
-        where.append("seq > %s")
-        params.append(after_seq)
+    after = membership.joined_after_seq if after_seq is None else max(after_seq, membership.joined_after_seq)
+    where, params = ["conversation_id = %s", "seq > %s"], [membership.conversation_id, after]
     if before_seq is not None:
         where.append("seq < %s")
         params.append(before_seq)
