@@ -374,3 +374,27 @@ def test_history_scrolls_back_page_by_page_with_day_separators(people, server):
     )
     assert order.index(f"day:{separators[0]}") == order.index("history 1") - 1
     assert order.index("day:Today") == order.index("history 21") - 1
+
+
+def test_a_click_on_a_chat_opens_it_even_if_the_list_changes_under_the_pointer(people, server):
+    """The chat list redraws an item's contents whenever something about it changes (a message
+    arrives, someone types, a receipt comes back). A click whose press and release straddle such a
+    redraw must still open the chat: here the press lands, a message arrives, then the release."""
+    alice = people("Alice Click", register=False).register_by_api()
+    bob = people("Bob Click", register=False).register_by_api()
+    token = bob.token()
+    conversation = server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=token)["id"]
+    server.api("POST", f"conversations/{conversation}/messages", {"client_id": "click-1", "text": "first"}, token=token)
+
+    alice.login()
+    page = alice.page
+    item = page.locator(".chat-item", has_text="Bob Click")
+    expect(item).to_contain_text("first")
+    box = item.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    server.api("POST", f"conversations/{conversation}/messages", {"client_id": "click-2", "text": "second"}, token=token)
+    expect(item).to_contain_text("second")
+    page.mouse.up()
+    expect(page.locator("#conversation-title")).to_have_text("Bob Click")
+    expect(bubble(page, "second")).to_be_visible()
