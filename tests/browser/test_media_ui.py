@@ -129,3 +129,32 @@ def test_attach_a_photo_with_a_caption(people):
     full = bob.page.request.get(bob.server.url + href)
     assert full.status == 200 and full.headers["content-type"] == "image/png"
     assert csp_violations(alice) == [] and csp_violations(bob) == []
+
+
+def test_my_voice_message_keeps_playing_when_its_ticks_change(people, server):
+    """A row in the chat used to be rebuilt whenever its message's status changed: a voice message
+    (or video) of mine that was playing stopped and started over when the other person read it, and
+    its photo was loaded again. Only the ticks change now."""
+    alice = people("Alice Playing", register=False).register_by_api()
+    bob = people("Bob Playing", register=False).register_by_api()
+    bob_token = bob.token()
+    conversation = server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=bob_token)["id"]
+    alice.login()
+    alice.context.grant_permissions(["microphone"])
+    open_chat(alice, "Bob Playing")
+
+    alice.page.get_by_role("button", name="Record a voice message").click()
+    expect(alice.page.locator(".attach-recording")).to_contain_text("0:03", timeout=8000)
+    alice.page.get_by_role("button", name="Stop and send").click()
+    mine = alice.page.locator("#messages .msg-out").last
+    expect(mine).to_have_attribute("data-status", "sent")
+    player = mine.locator(".msg-voice")
+    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[3-5]$"))
+    player.get_by_role("button", name="Play voice message").click()
+    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
+    audio = player.locator("audio").element_handle()
+
+    server.api("POST", f"conversations/{conversation}/read", {"seq": int(mine.get_attribute("data-seq"))}, token=bob_token)
+    expect(mine).to_have_attribute("data-status", "read")
+    expect(mine.get_by_role("img", name="Read")).to_be_visible()
+    assert audio.evaluate("a => a.isConnected && a.currentTime > 0")  # the same player, not a new one at 0:00

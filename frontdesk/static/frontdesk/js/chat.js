@@ -681,8 +681,11 @@ function messageItems(c) {
     const first = !previous || previous.kind === "system" || previous.sender !== m.sender || fmt.dayKey(previous.created_at) !== day;
     const key = entry.own && m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
     const status = m.kind === "system" ? "" : entry.pending ? entry.pending.state : entry.own ? statusOf(c, m) : "in";
-    const sig = `${status}|${first}|${m.seq}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
-    items.push({ key, sig, build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }) });
+    const shape = `${first}|${m.seq}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
+    items.push({
+      key, sig: `${status}|${shape}`, shape, status,
+      build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
+    });
     previous = m;
   }
   return items;
@@ -706,6 +709,21 @@ function mediaElement(media) {
   if (media.kind === "video") return h("video", { class: "msg-media msg-video", src: media.url, controls: true, preload: "metadata", "aria-label": label });
   if (media.kind === "voice") return voicePlayer(media);
   return h("a", { class: "msg-media msg-document", href: media.url, download: "" }, `${label} (${Math.max(1, Math.round(media.size / 1024))} KB)`);
+}
+
+// A stored message of mine whose ticks change (sent, delivered, read) keeps its row: rebuilt, a
+// voice message or video playing in it would stop and its photo load again. Pending and failed
+// rows differ in more than the ticks (the retry button), so those are rebuilt.
+const TICK_STATUSES = new Set(["sent", "delivered", "read"]);
+
+function canRetick(el, item) {
+  return el.dataset.shape === item.shape && TICK_STATUSES.has(el.dataset.status) && TICK_STATUSES.has(item.status);
+}
+
+function retick(el, status) {
+  el.classList.replace(`msg-${el.dataset.status}`, `msg-${status}`);
+  el.dataset.status = status;
+  el.querySelector(".msg-meta .ticks").replaceWith(statusIcon(status));
 }
 
 function messageElement(c, m, { own, first, status, pending }) {
@@ -745,9 +763,13 @@ function renderMessages(c, { toBottom = false, keepTop = false } = {}) {
   let cursor = els.messagesInner.firstChild;
   for (const item of items) {
     let el = messageNodes.get(item.key);
-    if (!el || el.dataset.sig !== item.sig) {
+    if (el && el.dataset.sig !== item.sig && canRetick(el, item)) {
+      retick(el, item.status);
+      el.dataset.sig = item.sig;
+    } else if (!el || el.dataset.sig !== item.sig) {
       const fresh = item.build();
       fresh.dataset.sig = item.sig;
+      fresh.dataset.shape = item.shape || "";
       if (el) {
         if (cursor === el) cursor = fresh;
         el.replaceWith(fresh);
