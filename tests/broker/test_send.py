@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from broker import signals
@@ -14,6 +14,16 @@ from broker.services import people
 from broker.services.send import send_message
 from storage.models import Conversation, Message
 from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+
+
+# Each test below marked `both_ways` runs inside the test's transaction and in autocommit, as a
+# server sends. They take different paths: on SQLite, a text message sent outside any transaction
+# is stored in a transaction of its own on the driver's connection (send._store_text_on_driver),
+# and anything else goes the general way; on PostgreSQL it is one statement either way.
+both_ways = pytest.mark.parametrize("how", [
+    pytest.param("in a transaction", marks=pytest.mark.django_db),
+    pytest.param("as served", marks=pytest.mark.django_db(transaction=True)),
+])
 
 
 def seqs(conversation: Conversation) -> list[int]:
@@ -35,8 +45,8 @@ def in_threads(count: int, work) -> list:
         return list(pool.map(run, range(count)))
 
 
-@pytest.mark.django_db
-def test_messages_are_numbered_from_one_without_gaps():
+@both_ways
+def test_messages_are_numbered_from_one_without_gaps(how):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
 
@@ -82,8 +92,8 @@ def test_the_same_client_id_sent_concurrently_makes_one_message():
     assert conversation.last_seq == 1  # the losers' seqs were rolled back, leaving no gap
 
 
-@pytest.mark.django_db
-def test_a_retried_client_id_returns_the_first_message():
+@both_ways
+def test_a_retried_client_id_returns_the_first_message(how):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
     first, created = send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hello")
@@ -95,8 +105,8 @@ def test_a_retried_client_id_returns_the_first_message():
     assert seqs(conversation) == [1]
 
 
-@pytest.mark.django_db
-def test_client_ids_belong_to_their_sender():
+@both_ways
+def test_client_ids_belong_to_their_sender(how):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
 
@@ -107,8 +117,8 @@ def test_client_ids_belong_to_their_sender():
     assert seqs(conversation) == [1, 2]
 
 
-@pytest.mark.django_db
-def test_a_client_id_reused_in_another_conversation_is_a_conflict():
+@both_ways
+def test_a_client_id_reused_in_another_conversation_is_a_conflict(how):
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
     with_bob, with_carol = direct_conversation(alice, bob), direct_conversation(alice, carol)
     send_message(sender=alice, conversation_id=with_bob.pk, client_id="c1", text="for bob")
@@ -152,8 +162,8 @@ def test_the_longest_allowed_text_and_client_id_are_accepted():
     assert created and len(message.text) == 4096
 
 
-@pytest.mark.django_db
-def test_sending_to_a_conversation_you_are_not_in_is_not_found():
+@both_ways
+def test_sending_to_a_conversation_you_are_not_in_is_not_found(how):
     alice, bob, mallory = UserFactory(), UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
 
@@ -164,9 +174,9 @@ def test_sending_to_a_conversation_you_are_not_in_is_not_found():
     assert seqs(conversation) == []
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize("who_blocks", ["recipient", "sender"])
-def test_a_block_stops_direct_messages_both_ways(who_blocks):
+@both_ways
+def test_a_block_stops_direct_messages_both_ways(how, who_blocks):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
     blocker, blocked = (bob, alice) if who_blocks == "recipient" else (alice, bob)
@@ -179,8 +189,8 @@ def test_a_block_stops_direct_messages_both_ways(who_blocks):
     assert send_message(sender=alice, conversation_id=conversation.pk, client_id="c1", text="hi")[0].seq == 1
 
 
-@pytest.mark.django_db
-def test_the_rate_limit_counts_each_sender_separately(settings):
+@both_ways
+def test_the_rate_limit_counts_each_sender_separately(how, settings):
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 3600}
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
@@ -196,8 +206,8 @@ def test_the_rate_limit_counts_each_sender_separately(settings):
     assert seqs(conversation) == [1, 2, 3]
 
 
-@pytest.mark.django_db
-def test_the_rate_limit_window_slides_over_the_messages_sent(settings):
+@both_ways
+def test_the_rate_limit_window_slides_over_the_messages_sent(how, settings):
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 10}
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
@@ -214,8 +224,8 @@ def test_the_rate_limit_window_slides_over_the_messages_sent(settings):
     assert seqs(conversation) == [1, 2, 3] and second.seq == 2
 
 
-@pytest.mark.django_db
-def test_the_rate_limit_counts_a_senders_messages_in_every_conversation(settings):
+@both_ways
+def test_the_rate_limit_counts_a_senders_messages_in_every_conversation(how, settings):
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 3600}
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
     with_bob, with_carol = direct_conversation(alice, bob), direct_conversation(alice, carol)
@@ -227,8 +237,8 @@ def test_the_rate_limit_counts_a_senders_messages_in_every_conversation(settings
     assert seqs(with_carol) == []
 
 
-@pytest.mark.django_db
-def test_developer_apps_bots_are_not_held_to_the_per_user_send_rate(settings):
+@both_ways
+def test_developer_apps_bots_are_not_held_to_the_per_user_send_rate(how, settings):
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 1, "SEND_RATE_WINDOW": 3600}
     bot, person = UserFactory(is_business=True), UserFactory()
     conversation = direct_conversation(bot, person)
@@ -259,8 +269,8 @@ def test_a_text_message_on_postgresql_is_checked_and_stored_in_one_statement():
     assert Conversation.objects.get(pk=conversation.pk).last_seq == 2
 
 
-@pytest.mark.django_db
-def test_sending_marks_the_conversation_seen_by_the_sender():
+@both_ways
+def test_sending_marks_the_conversation_seen_by_the_sender(how):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
     sent_message(alice, conversation)
@@ -324,3 +334,69 @@ def test_a_websocket_send_checks_its_device_in_the_conversation_query_at_no_extr
     with pytest.raises(CredentialRevoked):
         send_message(sender=alice, conversation_id=conversation.pk, client_id="after", text="hi", device_id=device_id)
     assert not Message.objects.filter(client_id="after").exists()
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as served
+def test_a_text_message_stored_on_sqlites_own_connection_is_the_one_the_general_path_stores(monkeypatch):
+    """As served on SQLite, a text message is written by its own transaction on the driver's
+    connection, with the values a text message's fields give; inside a transaction, by the general
+    path. Both rows, the conversation and the author's watermarks come out the same, and each
+    message is announced once, after its commit."""
+    from broker.services import send as send_module
+
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+    on_driver = []
+    store_on_driver = send_module._store_text_on_driver
+    monkeypatch.setattr(send_module, "_store_text_on_driver",
+                        lambda **kwargs: on_driver.append(store_on_driver(**kwargs)) or on_driver[-1])
+    heard = []
+
+    def receiver(sender, message, **kwargs):
+        heard.append((message.pk, Message.objects.filter(pk=message.pk).exists()))
+
+    signals.message_stored.connect(receiver)
+    try:
+        served, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="served", text=" hi\n")
+        author = membership(alice, conversation)
+        assert (author.delivered_seq, author.read_seq) == (1, 1)
+        with transaction.atomic():
+            general, _ = send_message(sender=alice, conversation_id=conversation.pk, client_id="general", text=" hi\n")
+    finally:
+        signals.message_stored.disconnect(receiver)
+
+    if connection.vendor == "sqlite":
+        assert on_driver[0] is not None and on_driver[1] is None  # the second ran inside a transaction
+    rows = list(Message.objects.filter(conversation=conversation).order_by("seq").values(
+        "seq", "sender_id", "client_id", "kind", "text", "event", "media_id", "created_at"))
+    assert [(r["seq"], r["client_id"]) for r in rows] == [(1, "served"), (2, "general")]
+    for row, message in zip(rows, (served, general)):
+        assert (row["sender_id"], row["kind"], row["text"], row["event"], row["media_id"]) == \
+            (alice.pk, Message.Kind.TEXT, " hi\n", None, None)
+        assert row["created_at"] == message.created_at and row["created_at"].tzinfo is not None
+        assert (message.pk, message.seq) == (Message.objects.get(client_id=row["client_id"]).pk, row["seq"])
+    conversation.refresh_from_db()
+    assert (conversation.last_seq, conversation.last_activity_at) == (2, general.created_at)
+    author = membership(alice, conversation)
+    assert (author.delivered_seq, author.read_seq) == (2, 2)
+    assert heard == [(served.pk, True), (general.pk, True)]
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as served
+def test_a_send_from_a_logged_out_device_stores_nothing_as_served():
+    from broker.errors import CredentialRevoked
+    from storage.models import Device
+    from tests.factories import user_with_token
+
+    alice, _ = user_with_token()
+    conversation = direct_conversation(alice, UserFactory())
+    device_id = Device.objects.get(user=alice).pk
+    assert send_message(sender=alice, conversation_id=conversation.pk, client_id="before", text="hi",
+                        device_id=device_id)[1]
+
+    Device.objects.filter(pk=device_id).delete()  # logged out
+    with pytest.raises(CredentialRevoked):
+        send_message(sender=alice, conversation_id=conversation.pk, client_id="after", text="hi", device_id=device_id)
+    assert seqs(conversation) == [1]
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 1
