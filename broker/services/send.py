@@ -288,12 +288,8 @@ def _store_text_on_driver(*, sender: User, conversation_id: int, client_id: str,
     driver = sql.sqlite_driver_for_transaction(db)
     if driver is None:
         return None
-    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
-                      text=text, created_at=timezone.now())
-    context_query, context_params = selectors.conversation_context_query(
-        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
-    limit_query, limit_params = selectors.send_limit_query(
-        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
+    message, (context_query, context_params), (limit_query, limit_params) = _text_message_and_checks(
+        sender=sender, conversation_id=conversation_id, client_id=client_id, text=text, device_id=device_id)
     statements = _statements("sqlite")
     now = db.ops.adapt_datetimefield_value(message.created_at)
     try:
@@ -397,16 +393,26 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
     return message, True
 
 
+def _text_message_and_checks(*, sender: User, conversation_id: int, client_id: str, text: str,
+                             device_id: int | None) -> tuple[Message, tuple[str, list], tuple[str, list]]:
+    """The unsaved text message, and the two queries (with their parameters) that say whether it may
+    be stored: the conversation's context (`selectors.conversation_context_query`) and the sender's
+    send limit (`selectors.send_limit_query`), for the statements that store it only if they allow."""
+    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
+                      text=text, created_at=timezone.now())
+    context = selectors.conversation_context_query(
+        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
+    limit = selectors.send_limit_query(
+        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
+    return message, context, limit
+
+
 def _check_and_store_query(*, sender: User, conversation_id: int, client_id: str, text: str, device_id: int | None,
                            decline_bots: bool = False) -> tuple[Message, str, list]:
     """The unsaved text message, and the statement (`_check_and_store_statement`) with its
     parameters that checks and stores it."""
-    message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
-                      text=text, created_at=timezone.now())
-    context_query, context_params = selectors.conversation_context_query(
-        user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
-    limit_query, limit_params = selectors.send_limit_query(
-        sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
+    message, (context_query, context_params), (limit_query, limit_params) = _text_message_and_checks(
+        sender=sender, conversation_id=conversation_id, client_id=client_id, text=text, device_id=device_id)
     now, values = _insert_params(message, connections[DEFAULT_DB_ALIAS])
     return message, _check_and_store_statement(context_query, limit_query, decline_bots), \
         [*context_params, *limit_params, sender.pk, now, conversation_id, sender.pk, *values]
