@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import msgpack
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
@@ -182,41 +183,103 @@ try:
 except ImportError:  # pragma: no cover - channels-redis is a requirement
     RedisPubSubChannelLayer = None
 
+# How long a count of the processes listening on a shard stays good (`group_send_many`). Processes
+# come and go rarely; a stale count costs only the choice between the two ways of publishing.
+LISTENERS_MAX_AGE = 10.0
+
 if RedisPubSubChannelLayer is not None:
 
     class RedisPubSubLayer(RedisPubSubChannelLayer):
-        """channels_redis' pub/sub layer, plus one pipelined round trip for an event to many groups,
-        and events handed to their consumers as they are read (`attach`).
+        """channels_redis' pub/sub layer, plus one round trip for an event to many groups, and
+        events handed to their consumers as they are read (`attach`).
 
         Every event goes to one group per member (`user.<id>`): 50 for a message in a group of 50.
         The base layer PUBLISHes them one at a time, each a round trip under the connection's lock,
-        and serializes the message each time; here the message is serialized once and all its
-        PUBLISHes go in one pipeline. (It reaches into the layer's per-loop internals, hence the
-        fallback, and channels-redis is pinned below 5 in requirements.txt.)
+        and serializes the message each time. Here the message is serialized once, and either each
+        group's PUBLISH goes in one pipeline or, for an event to more groups than there are server
+        processes listening, one PUBLISH carries it with its groups to every process, which hands
+        it to its own connections in those groups (`group_send_many`). (It reaches into the
+        layer's per-loop internals, hence the fallbacks, and channels-redis is pinned below 5 in
+        requirements.txt.)
         """
 
         delivers_in_process = False  # the members' consumers may be in any process
 
+        async def group_add(self, group: str, channel: str) -> None:
+            layer = self._get_layer()
+            try:
+                shard = layer._get_shard(layer._get_group_channel_name(group))
+                # Before the group's own subscription: from then on, its events may come either way.
+                await self._listen_for_fan_out(layer, shard)
+            except AttributeError:  # the internals moved: group_send_many publishes per group then too
+                pass
+            await layer.group_add(group, channel)
+
         async def group_send_many(self, groups: list[str], message: dict, *, except_channel: str | None = None) -> None:
-            # `except_channel` is left to the consumer, which drops what names its own channel: the
-            # receiving process decides which of its connections get a group's message.
+            """`message` to every group; `except_channel` is left to the consumer, which drops
+            what names its own channel: the receiving process decides which of its connections get
+            a group's message.
+
+            Fanned out, one PUBLISH instead of 49 for a message in a group of 50 spread over two
+            processes: each process reads it once (where it read its members' 25 copies one by
+            one) and hands it to its connections in one go. With 49 PUBLISHes in the pipeline the
+            first member's copy reached another process 1.8 ms after the publish began, against
+            0.7 ms for one, and the 25th 0.6 ms after the first (docs/performance.md, change 48).
+            Each shard (Redis host) carries the events of its own groups, so one group's events
+            keep their order, whichever way each went."""
             layer = self._get_layer()
             try:
                 shards: dict = {}
                 for group in groups:
                     channel = layer._get_group_channel_name(group)
-                    shards.setdefault(id(layer._get_shard(channel)), (layer._get_shard(channel), []))[1].append(channel)
+                    shard = layer._get_shard(channel)
+                    shards.setdefault(id(shard), (shard, []))[1].append(channel)
                 data = self.serialize(message)
                 for shard, channels in shards.values():
-                    async with shard._lock:
-                        shard._ensure_redis()
-                        async with shard._redis.pipeline(transaction=False) as pipe:
-                            for channel in channels:
-                                pipe.publish(channel, data)
-                            await pipe.execute()
+                    await self._publish_on_shard(layer, shard, channels, data)
             except AttributeError:  # the internals moved: one PUBLISH per group, as the base layer does
                 for group in groups:
                     await layer.group_send(group, message)
+
+        async def _publish_on_shard(self, layer, shard, channels: list[str], data: bytes) -> None:
+            fan_out = _fan_out_channel(layer)
+            async with shard._lock:
+                shard._ensure_redis()
+                listeners, counted_at = getattr(shard, "messenger_listeners", (None, 0.0))
+                now = time.monotonic()
+                async with shard._redis.pipeline(transaction=False) as pipe:
+                    if listeners is not None and len(channels) > listeners:
+                        pipe.publish(fan_out, msgpack.packb(channels) + data)
+                    else:
+                        for channel in channels:
+                            pipe.publish(channel, data)
+                    recount = now - counted_at >= LISTENERS_MAX_AGE
+                    if recount:  # in the same round trip
+                        pipe.pubsub_numsub(fan_out)
+                    replies = await pipe.execute()
+                if recount:
+                    try:
+                        shard.messenger_listeners = (int(replies[-1][0][1]), now)
+                    except (IndexError, TypeError, ValueError):  # an unexpected reply: publish per group
+                        logger.warning("unexpected PUBSUB NUMSUB reply %r", replies[-1])
+                        shard.messenger_listeners = (None, now)
+
+        async def _listen_for_fan_out(self, layer, shard) -> None:
+            """Subscribe this process to `shard`'s fanned-out events (once; again after a flush),
+            which its reader then hands to this process's connections in their groups."""
+            if getattr(shard, "messenger_fan_out_layer", None) is not layer:
+                channel = _fan_out_channel(layer).encode()
+                read_one = shard._receive_message
+
+                def receive_message(message):
+                    if message is not None and message["channel"] == channel:
+                        _hand_fanned_out(layer, message["data"])
+                    else:
+                        read_one(message)
+
+                shard._receive_message = receive_message
+                shard.messenger_fan_out_layer = layer
+            await shard.subscribe(_fan_out_channel(layer))
 
         # --- handing messages over as they are read ---------------------------------------------
         def attach(self, channel: str, handler: Callable[[dict], bool]) -> None:
@@ -269,3 +332,25 @@ if RedisPubSubChannelLayer is not None:
             message = self.deserialize(data)
             self._last_read = (data, message)
             return message
+
+
+    def _fan_out_channel(layer) -> str:
+        # Apart from its groups' (`<prefix>__group__<name>`) and connections' (`<prefix>specific.<id>`).
+        return f"{layer.prefix}__fanout__"
+
+    def _hand_fanned_out(layer, data: bytes) -> None:
+        """A fanned-out event (the msgpack list of its groups' channels, then the event as the layer
+        serialized it) to every connection of this process in those groups, as if each group's
+        copy had been read: the same bytes for all, so `_deserialize_once` decodes them once."""
+        try:
+            unpacker = msgpack.Unpacker(raw=False)
+            unpacker.feed(data)
+            group_channels = unpacker.unpack()
+            event = data[unpacker.tell():]
+            for group_channel in group_channels:
+                for channel in tuple(layer.groups.get(group_channel, ())):
+                    queue = layer.channels.get(channel)
+                    if queue is not None:
+                        queue.put_nowait(event)
+        except Exception:  # the reader must go on (it would pause a second on an error of ours)
+            logger.exception("handing a fanned-out event over failed")

@@ -179,3 +179,58 @@ async def test_from_redis_a_failing_handler_leaves_the_event_queued_and_the_read
     layer.detach(phone)
     await layer.group_send_many(["user.1"], {"type": "push", "n": 2})
     assert await asyncio.wait_for(layer.receive(phone), timeout=2) == {"type": "push", "n": 2}
+
+
+@redis_only
+async def test_from_redis_an_event_to_more_groups_than_processes_reaches_each_connection_once_and_in_order():
+    """Such an event goes to every process as one message, which each hands to its own connections
+    in those groups; one group's events keep their order whichever way each went."""
+    namespace = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}-{uuid.uuid4().hex[:8]}"
+    here, elsewhere = redis_layer(namespace), redis_layer(namespace)
+    try:
+        phone, laptop, friend = [await here.new_channel() for _ in range(3)]
+        await here.group_add("user.1", phone)
+        await here.group_add("user.1", laptop)
+        await here.group_add("user.2", friend)
+        colleague = await elsewhere.new_channel()
+        await elsewhere.group_add("user.3", colleague)
+        handed = {channel: [] for channel in (phone, friend, colleague)}
+        for channel, layer in ((phone, here), (friend, here), (colleague, elsewhere)):
+            layer.attach(channel, lambda message, channel=channel: handed[channel].append(message["n"]) or True)
+        everyone = [f"user.{n}" for n in range(1, 7)]  # six groups, three of them with nobody connected
+
+        for n in range(1, 4):
+            await elsewhere.group_send_many(everyone, {"type": "push", "n": n})
+            await elsewhere.group_send_many(["user.1"], {"type": "push", "n": 10 + n})
+
+        assert elsewhere._get_layer()._shards[0].messenger_listeners[0] == 2  # so events 2 and 3 went as one
+        assert await eventually(lambda: handed[phone] == [1, 11, 2, 12, 3, 13])
+        assert await eventually(lambda: handed[friend] == [1, 2, 3] and handed[colleague] == [1, 2, 3])
+        assert [(await asyncio.wait_for(here.receive(laptop), timeout=2))["n"] for _ in range(6)] \
+            == [1, 11, 2, 12, 3, 13]
+        await asyncio.sleep(0.1)
+        assert handed[friend] == [1, 2, 3] and handed[colleague] == [1, 2, 3]  # once each
+    finally:
+        await here.flush()
+        await elsewhere.flush()
+
+
+@redis_only
+async def test_from_redis_a_process_listens_for_events_to_many_groups_again_after_a_flush():
+    namespace = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}-{uuid.uuid4().hex[:8]}"
+    here, elsewhere = redis_layer(namespace), redis_layer(namespace)
+    try:
+        for layer in (here, elsewhere):
+            await layer.group_add("user.9", await layer.new_channel())
+        many = [f"user.{n}" for n in range(1, 6)]
+        await elsewhere.group_send_many(many, {"type": "push", "n": 0})  # counts the processes listening
+        await here.flush()  # drops every subscription, as a layer's reset does
+
+        phone = await here.new_channel()
+        await here.group_add("user.1", phone)
+        await elsewhere.group_send_many(many, {"type": "push", "n": 1})
+
+        assert await asyncio.wait_for(here.receive(phone), timeout=2) == {"type": "push", "n": 1}
+    finally:
+        await here.flush()
+        await elsewhere.flush()
