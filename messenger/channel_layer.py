@@ -333,7 +333,6 @@ if RedisPubSubChannelLayer is not None:
             self._last_read = (data, message)
             return message
 
-
     def _fan_out_channel(layer) -> str:
         # Apart from its groups' (`<prefix>__group__<name>`) and connections' (`<prefix>specific.<id>`).
         return f"{layer.prefix}__fanout__"
