@@ -158,3 +158,48 @@ def test_my_voice_message_keeps_playing_when_its_ticks_change(people, server):
     expect(mine).to_have_attribute("data-status", "read")
     expect(mine.get_by_role("img", name="Read")).to_be_visible()
     assert audio.evaluate("a => a.isConnected && a.currentTime > 0")  # the same player, not a new one at 0:00
+
+
+def test_my_voice_message_keeps_playing_when_it_is_sent(people, server):
+    """A message of mine shows at once, pending, and settles when the server has stored it. Its row
+    used to be rebuilt then: a voice message played meanwhile stopped and went back to 0:00."""
+    alice = people("Alice Pending", register=False).register_by_api()
+    bob = people("Bob Pending", register=False).register_by_api()
+    server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=bob.token())
+    socket = {"held": [], "holding": True}
+
+    def hold_sends(page_socket):
+        """Alice's socket to the server, holding back her sends until told."""
+        to_server = socket["server"] = page_socket.connect_to_server()
+
+        def from_page(frame):
+            if socket["holding"] and json.loads(frame).get("type") == "message.send":
+                socket["held"].append(frame)
+            else:
+                to_server.send(frame)
+
+        page_socket.on_message(from_page)
+
+    alice.page.route_web_socket(lambda url: "/ws/v1/" in url, hold_sends)
+    alice.login()
+    alice.context.grant_permissions(["microphone"])
+    open_chat(alice, "Bob Pending")
+
+    alice.page.get_by_role("button", name="Record a voice message").click()
+    expect(alice.page.locator(".attach-recording")).to_contain_text("0:03", timeout=8000)
+    alice.page.get_by_role("button", name="Stop and send").click()
+    mine = alice.page.locator("#messages .msg-out").last
+    expect(mine).to_have_attribute("data-status", "pending")
+    player = mine.locator(".msg-voice")
+    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[3-5]$"))
+    player.get_by_role("button", name="Play voice message").click()
+    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
+    audio = player.locator("audio").element_handle()
+
+    socket["holding"] = False
+    assert len(socket["held"]) == 1
+    socket["server"].send(socket["held"].pop())
+    expect(mine).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    expect(mine.get_by_role("img", name=re.compile("Sent|Delivered|Read"))).to_be_visible()
+    assert mine.get_attribute("data-seq").isdigit()  # the stored message's
+    assert audio.evaluate("a => a.isConnected && !a.paused && a.currentTime > 0")  # the same player, still playing

@@ -681,9 +681,9 @@ function messageItems(c) {
     const first = !previous || previous.kind === "system" || previous.sender !== m.sender || fmt.dayKey(previous.created_at) !== day;
     const key = entry.own && m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
     const status = m.kind === "system" ? "" : entry.pending ? entry.pending.state : entry.own ? statusOf(c, m) : "in";
-    const shape = `${first}|${m.seq}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
+    const shape = `${first}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
     items.push({
-      key, sig: `${status}|${shape}`, shape, status,
+      key, sig: `${status}|${m.seq}|${shape}`, shape, status, seq: m.seq, createdAt: m.created_at,
       build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
     });
     previous = m;
@@ -711,19 +711,25 @@ function mediaElement(media) {
   return h("a", { class: "msg-media msg-document", href: media.url, download: "" }, `${label} (${Math.max(1, Math.round(media.size / 1024))} KB)`);
 }
 
-// A stored message of mine whose ticks change (sent, delivered, read) keeps its row: rebuilt, a
-// voice message or video playing in it would stop and its photo load again. Pending and failed
-// rows differ in more than the ticks (the retry button), so those are rebuilt.
+// A message of mine whose status moves on (pending, then sent, delivered, read) keeps its row:
+// rebuilt, a voice message or video playing in it would stop and its photo load again. What
+// changes is the ticks, and once stored its seq and the server's time. A failed row differs in
+// more (the reason, the retry button), so a row is rebuilt on its way to or from failed.
 const TICK_STATUSES = new Set(["sent", "delivered", "read"]);
 
 function canRetick(el, item) {
-  return el.dataset.shape === item.shape && TICK_STATUSES.has(el.dataset.status) && TICK_STATUSES.has(item.status);
+  return el.dataset.shape === item.shape && TICK_STATUSES.has(item.status)
+    && (TICK_STATUSES.has(el.dataset.status) || el.dataset.status === "pending");
 }
 
-function retick(el, status) {
-  el.classList.replace(`msg-${el.dataset.status}`, `msg-${status}`);
-  el.dataset.status = status;
-  el.querySelector(".msg-meta .ticks").replaceWith(statusIcon(status));
+function retick(el, item) {
+  el.classList.replace(`msg-${el.dataset.status}`, `msg-${item.status}`);
+  el.dataset.status = item.status;
+  el.dataset.seq = item.seq;
+  const time = el.querySelector(".msg-meta time");
+  time.dateTime = item.createdAt;
+  time.textContent = fmt.clock(item.createdAt);
+  time.nextElementSibling.replaceWith(statusIcon(item.status));
 }
 
 function messageElement(c, m, { own, first, status, pending }) {
@@ -764,7 +770,7 @@ function renderMessages(c, { toBottom = false, keepTop = false } = {}) {
   for (const item of items) {
     let el = messageNodes.get(item.key);
     if (el && el.dataset.sig !== item.sig && canRetick(el, item)) {
-      retick(el, item.status);
+      retick(el, item);
       el.dataset.sig = item.sig;
     } else if (!el || el.dataset.sig !== item.sig) {
       const fresh = item.build();
