@@ -131,6 +131,21 @@ def test_attach_a_photo_with_a_caption(people):
     assert csp_violations(alice) == [] and csp_violations(bob) == []
 
 
+def send_and_play_a_voice_message(person, *, status: str):
+    """Record three seconds in the open chat, send it, and play it from the row it makes there (which
+    then has `status`): the row, and its audio element while it plays."""
+    person.page.get_by_role("button", name="Record a voice message").click()
+    expect(person.page.locator(".attach-recording")).to_contain_text("0:03", timeout=8000)
+    person.page.get_by_role("button", name="Stop and send").click()
+    mine = person.page.locator("#messages .msg-out").last
+    expect(mine).to_have_attribute("data-status", status)
+    player = mine.locator(".msg-voice")
+    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[3-5]$"))
+    player.get_by_role("button", name="Play voice message").click()
+    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
+    return mine, player.locator("audio").element_handle()
+
+
 def test_my_voice_message_keeps_playing_when_its_ticks_change(people, server):
     """A row in the chat used to be rebuilt whenever its message's status changed: a voice message
     (or video) of mine that was playing stopped and started over when the other person read it, and
@@ -143,16 +158,7 @@ def test_my_voice_message_keeps_playing_when_its_ticks_change(people, server):
     alice.context.grant_permissions(["microphone"])
     open_chat(alice, "Bob Playing")
 
-    alice.page.get_by_role("button", name="Record a voice message").click()
-    expect(alice.page.locator(".attach-recording")).to_contain_text("0:03", timeout=8000)
-    alice.page.get_by_role("button", name="Stop and send").click()
-    mine = alice.page.locator("#messages .msg-out").last
-    expect(mine).to_have_attribute("data-status", "sent")
-    player = mine.locator(".msg-voice")
-    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[3-5]$"))
-    player.get_by_role("button", name="Play voice message").click()
-    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
-    audio = player.locator("audio").element_handle()
+    mine, audio = send_and_play_a_voice_message(alice, status="sent")
 
     server.api("POST", f"conversations/{conversation}/read", {"seq": int(mine.get_attribute("data-seq"))}, token=bob_token)
     expect(mine).to_have_attribute("data-status", "read")
@@ -185,16 +191,7 @@ def test_my_voice_message_keeps_playing_when_it_is_sent(people, server):
     alice.context.grant_permissions(["microphone"])
     open_chat(alice, "Bob Pending")
 
-    alice.page.get_by_role("button", name="Record a voice message").click()
-    expect(alice.page.locator(".attach-recording")).to_contain_text("0:03", timeout=8000)
-    alice.page.get_by_role("button", name="Stop and send").click()
-    mine = alice.page.locator("#messages .msg-out").last
-    expect(mine).to_have_attribute("data-status", "pending")
-    player = mine.locator(".msg-voice")
-    expect(player.locator(".voice-time")).to_have_text(re.compile(r"^0:0[3-5]$"))
-    player.get_by_role("button", name="Play voice message").click()
-    expect(player.get_by_role("button", name="Pause voice message")).to_be_visible()
-    audio = player.locator("audio").element_handle()
+    mine, audio = send_and_play_a_voice_message(alice, status="pending")
 
     socket["holding"] = False
     assert len(socket["held"]) == 1
