@@ -267,8 +267,9 @@ if RedisPubSubChannelLayer is not None:
         async def _listen_for_fan_out(self, layer, shard) -> None:
             """Subscribe this process to `shard`'s fanned-out events (once; again after a flush),
             which its reader then hands to this process's connections in their groups."""
+            fan_out = _fan_out_channel(layer)
             if getattr(shard, "messenger_fan_out_layer", None) is not layer:
-                channel = _fan_out_channel(layer).encode()
+                channel = fan_out.encode()
                 read_one = shard._receive_message
 
                 def receive_message(message):
@@ -279,7 +280,7 @@ if RedisPubSubChannelLayer is not None:
 
                 shard._receive_message = receive_message
                 shard.messenger_fan_out_layer = layer
-            await shard.subscribe(_fan_out_channel(layer))
+            await shard.subscribe(fan_out)
 
         # --- handing messages over as they are read ---------------------------------------------
         def attach(self, channel: str, handler: Callable[[dict], bool]) -> None:
