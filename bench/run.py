@@ -7,7 +7,9 @@ Targets, each with the same scenarios (bench/loadgen.py, a separate process, dri
 - relay: bench/relay.py, a bare relay written only with the websockets library (the baseline);
 - embedded/daphne, embedded/uvicorn: one server process on SQLite with the in-memory channel layer;
 - scaleout/daphne (and scaleout/uvicorn in the full run): two server processes on PostgreSQL and
-  Redis, users spread over both, so every delivery crosses Redis.
+  Redis, users spread over both, so every delivery crosses Redis;
+- scaleout/relay (full run, latency only): the scaled-out floor, two bare relays that store each
+  message in PostgreSQL and publish it through Redis (bench/relay.py), a second baseline.
 
 Only 127.0.0.1 is used; every process started is killed at the end, and the throwaway databases
 (SQLite files under var/bench, PostgreSQL databases messenger_bench_*) and Redis keys are removed.
@@ -37,6 +39,7 @@ from tests.live_server import HOST, LiveDatabase, ServerProcess, free_port  # no
 
 PYTHON = sys.executable
 BENCH = ROOT / "bench"
+BASELINES = {"relay", "scaleout/relay"}  # measured for comparison, not held to the targets
 GROUP = 50
 
 
@@ -103,8 +106,10 @@ class BenchServer(ServerProcess):
 
 
 class Relay:
-    def __init__(self, workdir: Path, plan: Path):
-        self.workdir, self.plan = workdir, plan
+    """bench/relay.py; with `durable` (database URL, Redis URL, channel), the scaled-out floor."""
+
+    def __init__(self, workdir: Path, plan: Path, durable: tuple[str, str, str] | None = None):
+        self.workdir, self.plan, self.durable = workdir, plan, durable
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -114,14 +119,18 @@ class Relay:
 
     def start(self, timeout: float = 30) -> "Relay":
         self.port = free_port()
-        log = open(self.workdir / "relay.log", "ab")
-        self.proc = subprocess.Popen([PYTHON, str(BENCH / "relay.py"), "--port", str(self.port), "--plan", str(self.plan)],
-                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log_path = self.workdir / f"relay-{self.port}.log"
+        command = [PYTHON, str(BENCH / "relay.py"), "--port", str(self.port), "--plan", str(self.plan)]
+        if self.durable:
+            database_url, redis_url, channel = self.durable
+            command += ["--database-url", database_url, "--redis-url", redis_url, "--channel", channel]
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the relay exited: {(self.workdir / 'relay.log').read_text()[-2000:]}")
-            if b"listening" in (self.workdir / "relay.log").read_bytes():
+                raise RuntimeError(f"the relay exited: {log_path.read_text()[-2000:]}")
+            if b"listening" in log_path.read_bytes():
                 return self
             time.sleep(0.1)
         raise RuntimeError("the relay did not start")
@@ -346,6 +355,21 @@ def report(results: dict) -> str:
           ["scenario", "load", "target", "e2e p50", "e2e p95", "e2e p99", "sent p50", "sent p99", "p50 vs relay",
            "p99 vs relay", "delivered", "server cores", "other cores"], rows)
 
+    floor = targets.get("scaleout/relay", {}).get("latency", {})
+    rows = []
+    for scenario in results["config"]["latency"]:
+        base = floor.get(scenario["name"], {})
+        for name in names:
+            r = targets[name].get("latency", {}).get(scenario["name"])
+            if name.startswith("scaleout/") and name != "scaleout/relay" and r and "error" not in r and base.get("e2e"):
+                rows.append([scenario["name"], name, _ratio(r["e2e"]["p50"], base["e2e"].get("p50")),
+                             _ratio(r["e2e"]["p99"], base["e2e"].get("p99")),
+                             _ratio(base["e2e"].get("p50"), relay.get("latency", {}).get(scenario["name"], {})
+                                    .get("e2e", {}).get("p50"))])
+    if rows:
+        table("Scaled out against the scaled-out floor (scaleout/relay: stored in PostgreSQL, through Redis)",
+              ["scenario", "target", "p50 vs floor", "p99 vs floor", "floor p50 vs relay"], rows)
+
     rows = []
     for mode in ("pairs", "groups"):
         base = relay.get("throughput", {}).get(mode, {})
@@ -413,7 +437,7 @@ def checks(results: dict) -> list[dict]:
         return node
 
     for name in t:
-        if name == "relay":
+        if name in BASELINES:
             continue
         p99s = [get(name, "latency", s, "e2e", "p99") for s in ("pairs@1000", "groups@1000")]
         if all(p is not None for p in p99s):
@@ -426,7 +450,7 @@ def checks(results: dict) -> list[dict]:
             out.append({"target": ">= 1,500 delivered msg/s (embedded)", "met": best >= 1500,
                         "detail": f"{name}: {best:.0f}/s at best (pairs, 1 delivery per message: {pairs}/s)"})
     for name in t:
-        if name == "relay":
+        if name in BASELINES:
             continue
         for pct in ("p50", "p99"):
             ratios = []
@@ -490,7 +514,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     parser.add_argument("--targets", default=os.environ.get("BENCH_TARGETS", ""),
                         help="comma-separated subset of relay,embedded/daphne,embedded/uvicorn,scaleout/daphne,"
-                             "scaleout/uvicorn")
+                             "scaleout/uvicorn,scaleout/relay")
     parser.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "idle,latency,throughput,history"))
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgres://postgres@127.0.0.1:5432/postgres"))
@@ -519,7 +543,8 @@ def main() -> int:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
-    wanted = ["relay", "embedded/daphne", "embedded/uvicorn", "scaleout/daphne"] + ([] if args.quick else ["scaleout/uvicorn"])
+    wanted = ["relay", "embedded/daphne", "embedded/uvicorn", "scaleout/daphne"] + (
+        [] if args.quick else ["scaleout/uvicorn", "scaleout/relay"])
     if args.targets:
         wanted = [t for t in args.targets.split(",") if t]
     scaleout_ok = reachable(args.database_url, 5432) and reachable(args.redis_url, 6379)
@@ -570,6 +595,14 @@ def main() -> int:
                 processes.append(relay)
                 return Target(name, [f"ws://{HOST}:{relay.port}"], [f"http://{HOST}:{relay.port}"], [relay.pid],
                               embedded_plan), [relay]
+            if name == "scaleout/relay":  # one after the other: the first makes the tables
+                durable = (scaleout.env()["DATABASE_URL"], args.redis_url, f"{scaleout.prefix}-relay")
+                relays = []
+                for _ in range(2):
+                    relays.append(Relay(workdir, scaleout_plan, durable).start())
+                    processes.append(relays[-1])
+                return Target(name, [f"ws://{HOST}:{r.port}" for r in relays], [f"http://{HOST}:{r.port}" for r in relays],
+                              [r.pid for r in relays], scaleout_plan), relays
             config_name, server = name.split("/")
             database, plan, count = (embedded, embedded_plan, 1) if config_name == "embedded" else (scaleout, scaleout_plan, 2)
             servers = start_servers(database, server, count)
@@ -578,7 +611,9 @@ def main() -> int:
         for name in wanted:
             log(f"--- {name}")
             target, servers = start_target(name)
-            results["targets"][name] = run_target(target, config, parts=parts, log=log)
+            # The floor is for the latency ratio; it keeps nothing for history pages.
+            target_parts = parts & {"latency"} if name == "scaleout/relay" else parts
+            results["targets"][name] = run_target(target, config, parts=target_parts, log=log)
             for process in servers:
                 process.kill()
         # The latency scenarios again, target after target, on freshly started servers: the same
