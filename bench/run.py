@@ -599,8 +599,9 @@ def main() -> int:
                 durable = (scaleout.env()["DATABASE_URL"], args.redis_url, f"{scaleout.prefix}-relay")
                 relays = []
                 for _ in range(2):
-                    relays.append(Relay(workdir, scaleout_plan, durable).start())
-                    processes.append(relays[-1])
+                    relays.append(Relay(workdir, scaleout_plan, durable))
+                    processes.append(relays[-1])  # killed at the end even if it fails to start
+                    relays[-1].start()
                 return Target(name, [f"ws://{HOST}:{r.port}" for r in relays], [f"http://{HOST}:{r.port}" for r in relays],
                               [r.pid for r in relays], scaleout_plan), relays
             config_name, server = name.split("/")
