@@ -361,7 +361,7 @@ def report(results: dict) -> str:
         base = floor.get(scenario["name"], {})
         for name in names:
             r = targets[name].get("latency", {}).get(scenario["name"])
-            if name.startswith("scaleout/") and name != "scaleout/relay" and r and "error" not in r and base.get("e2e"):
+            if name.startswith("scaleout/") and name not in BASELINES and r and "error" not in r and base.get("e2e"):
                 rows.append([scenario["name"], name, _ratio(r["e2e"]["p50"], base["e2e"].get("p50")),
                              _ratio(r["e2e"]["p99"], base["e2e"].get("p99")),
                              _ratio(base["e2e"].get("p50"), relay.get("latency", {}).get(scenario["name"], {})
