@@ -90,6 +90,33 @@ def pytest_configure(config):
     settings.MESSENGER.update(LOGIN_RATE_PER_IP=100_000, REGISTER_RATE_PER_IP=100_000, REGISTER_RATE_PER_PHONE=1000)
     # The default hasher costs ~0.2 s a password on purpose; tests register and log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    _lighter_flush_between_tests(postgresql=database["ENGINE"].endswith("postgresql"))
+
+
+def _lighter_flush_between_tests(*, postgresql: bool) -> None:
+    """How Django empties the database after each transactional test (its `flush` command), made
+    cheaper; about 250 tests of a run end that way.
+
+    - Content types and permissions stay. They follow from the models, and the flush's post_migrate
+      signal, this project's only receivers of which are contenttypes' and auth's, would otherwise
+      make every one of them again: 140 ms a test on PostgreSQL.
+    - On PostgreSQL, DELETEs in one transaction instead of a TRUNCATE (foreign keys are checked at
+      commit, when every table is empty). TRUNCATE gives each table a new file, synced to disk:
+      300-400 ms for this schema's nearly empty tables, against 4-13 ms.
+    Sequences go on, as after Django's own flush between tests."""
+    from django.core.management.commands import flush
+
+    derived_from_models = {"django_content_type", "auth_permission"}
+
+    def sql_flush(style, connection, reset_sequences=True, allow_cascade=False):
+        tables = [table for table in connection.introspection.django_table_names(only_existing=True)
+                  if table not in derived_from_models]
+        if postgresql and tables and not reset_sequences and not allow_cascade:
+            return [" ".join(f"DELETE FROM {connection.ops.quote_name(table)};" for table in tables)]
+        return connection.ops.sql_flush(style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+
+    flush.sql_flush = sql_flush
+    flush.emit_post_migrate_signal = lambda *args, **kwargs: None
 
 
 def pytest_unconfigure(config):
