@@ -14,14 +14,17 @@ Every wait is bounded in time; every process started is tracked so the caller ca
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -133,6 +136,22 @@ class LiveDatabase:
         )
 
     def create(self, timeout: float = 60) -> None:
+        """Make the database, a copy of a template migrated once per test run (`migrated_template`):
+        a migration takes 3 s, a copy a few hundred milliseconds, and a run makes about ten."""
+        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
+        template = migrated_template(self.base_url, timeout)
+        if self.base_url:
+            from psycopg import sql
+
+            with self._admin_connection() as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(self.name), sql.Identifier(template.name)))
+        else:
+            shutil.copyfile(template.name, self.name)
+        self.created = True
+
+    def migrate_afresh(self, timeout: float = 60) -> None:
+        """Make the database and run every migration on it, as a deployment does."""
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         if self.base_url:
             from psycopg import sql
@@ -166,6 +185,34 @@ class LiveDatabase:
             finally:
                 client.close()
         self.created = False
+
+
+_templates: dict[str, LiveDatabase] = {}
+_templates_lock = threading.Lock()
+
+
+def migrated_template(base_url: str, timeout: float = 60) -> LiveDatabase:
+    """This run's migrated database on `base_url`'s server (a SQLite file where it is empty), made
+    on first use and removed as the run ends. Nothing connects to it after its migration, as
+    PostgreSQL's CREATE DATABASE ... TEMPLATE requires."""
+    with _templates_lock:
+        template = _templates.get(base_url)
+        if template is None:
+            workdir = Path(tempfile.mkdtemp(prefix="messenger-live-template-"))
+            template = LiveDatabase(workdir)
+            template.base_url = base_url
+            if base_url:
+                template.name = f"messenger_live_template_{template.token}"
+            try:
+                template.migrate_afresh(timeout)
+            except BaseException:
+                template.drop()
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+            atexit.register(template.drop)
+            _templates[base_url] = template
+        return template
 
 
 # --- server processes -----------------------------------------------------------------------------
