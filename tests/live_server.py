@@ -147,7 +147,15 @@ class LiveDatabase:
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                     sql.Identifier(self.name), sql.Identifier(template.name)))
         else:
-            shutil.copyfile(template.name, self.name)
+            import sqlite3
+
+            # SQLite's backup, not a file copy: it takes whatever is still in the template's WAL too.
+            source, target = sqlite3.connect(template.name), sqlite3.connect(self.name)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
         self.created = True
 
     def migrate_afresh(self, timeout: float = 60) -> None:
