@@ -3,7 +3,8 @@ import os
 import sys
 
 import django
-from django.core.exceptions import ImproperlyConfigured
+
+from messenger.env import env_float, env_str, refuse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
 django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() does
@@ -29,7 +30,7 @@ application = ProtocolTypeRouter(
 # from a busy event loop, which by default lets go only every 5 ms: a send of ~10 statements then
 # took tens of milliseconds under load, and a database thread managed ~100 round trips a second
 # (docs/performance.md). Half a millisecond keeps that wait short at a cost of well under 1% CPU.
-sys.setswitchinterval(float(os.environ.get("MESSENGER_SWITCH_INTERVAL_MS", "0.5")) / 1000)
+sys.setswitchinterval(env_float("MESSENGER_SWITCH_INTERVAL_MS", 0.5, above=0) / 1000)
 
 # What is loaded by now (Django, the apps, ~120,000 objects) lives as long as the process: moved out
 # of the collector's reach, a full collection no longer walks it (~50 ms each time on the benchmark
@@ -43,9 +44,8 @@ gc.freeze()
 # in-flight message's objects that happen to be alive at that instant, and the promotions soon add up
 # to the 25% of the old generation that triggers a full collection. A young generation of 20,000
 # lets those die young: no full collection in a minute at 1,200 messages/s (docs/performance.md).
-_threshold = os.environ.get("MESSENGER_GC_THRESHOLD", "20000,20,10")
+_threshold = env_str("MESSENGER_GC_THRESHOLD", "20000,20,10")
 try:
     gc.set_threshold(*(int(part) for part in _threshold.split(",")))
-except (TypeError, ValueError) as exc:
-    raise ImproperlyConfigured(f"MESSENGER_GC_THRESHOLD={_threshold!r}: expected up to three integers, "
-                               "as in 20000,20,10") from exc
+except (TypeError, ValueError):
+    raise refuse("MESSENGER_GC_THRESHOLD", _threshold, "up to three whole numbers, as in 20000,20,10") from None

@@ -5,27 +5,16 @@ local-memory cache: `make run` needs nothing else. `DATABASE_URL` and `REDIS_URL
 scale-out path (PostgreSQL, Redis channel layer and cache). See docs/deployment.md.
 """
 
-import json
-import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from messenger.env import env_bool, env_choice, env_float, env_int, env_json_object, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("MESSENGER_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR = Path(env_str("MESSENGER_DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def _embedded_secret_key() -> str:
@@ -38,7 +27,7 @@ def _embedded_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY") or _embedded_secret_key()
+SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
@@ -52,7 +41,7 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
@@ -117,7 +106,7 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
+DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     # A pool of connections per process (Django's, psycopg_pool's): an HTTP request runs in a thread
     # of its own, so without one each opened a connection (a PostgreSQL backend started for it, ~4
@@ -125,19 +114,19 @@ if DATABASE_URL:
     # (docs/performance.md, change 41). The websocket database threads draw from it too. Each
     # connection is checked as it is handed out (CONN_HEALTH_CHECKS), so none dropped by a
     # PostgreSQL restart reaches a request. 0: a connection per thread instead, kept CONN_MAX_AGE.
-    DB_POOL_SIZE = int(os.environ.get("MESSENGER_DB_POOL_SIZE", 10))
+    DB_POOL_SIZE = env_int("MESSENGER_DB_POOL_SIZE", 10, minimum=0)
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_SIZE else 600,
                                                   conn_health_checks=True)}
     if DB_POOL_SIZE:
         # `timeout`: how long a request waits for a connection when all are in use; then the API
         # answers 503 `busy` with Retry-After (frontdesk/api/errors.py).
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1, "max_size": DB_POOL_SIZE, "timeout": float(os.environ.get("MESSENGER_DB_POOL_TIMEOUT", 10))}
+            "min_size": 1, "max_size": DB_POOL_SIZE, "timeout": env_float("MESSENGER_DB_POOL_TIMEOUT", 10, above=0)}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
+            "NAME": env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3")),
             # IMMEDIATE takes the write lock when a transaction starts, so two writers queue on
             # `timeout` instead of failing with "database is locked" halfway through.
             "OPTIONS": {
@@ -153,8 +142,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "storage.User"
 
 # --- Channels and cache ---------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
-CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "messenger")
+REDIS_URL = env_str("REDIS_URL", "")
+CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "messenger")
 if REDIS_URL:
     # CHANNEL_LAYER=pubsub (default): Redis pub/sub, one pipelined round of PUBLISHes per event
     # (messenger/channel_layer.py) and one subscription per group per process. At-most-once, which
@@ -163,7 +152,7 @@ if REDIS_URL:
     # socket_timeout above channels_redis' 5 s blocking BZPOPMIN: redis-py >= 8 defaults it to 5 s,
     # which kills idle consumers with 1011 every few seconds (django/channels_redis#422).
     _redis_hosts = [{"address": REDIS_URL, "socket_timeout": 15}]
-    if os.environ.get("CHANNEL_LAYER", "pubsub") == "queues":
+    if env_choice("CHANNEL_LAYER", "pubsub", ("pubsub", "queues")) == "queues":
         CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
             "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1500, "expiry": 60}}}
     else:
@@ -254,23 +243,23 @@ SPECTACULAR_SETTINGS = {
 
 # --- Messaging limits -------------------------------------------------------------------------
 MESSENGER = {
-    "MAX_TEXT_LENGTH": int(os.environ.get("MESSENGER_MAX_TEXT_LENGTH", 4096)),
+    "MAX_TEXT_LENGTH": env_int("MESSENGER_MAX_TEXT_LENGTH", 4096, minimum=1),
     "MAX_CLIENT_ID_LENGTH": 64,
-    "MAX_GROUP_MEMBERS": int(os.environ.get("MESSENGER_MAX_GROUP_MEMBERS", 256)),
+    "MAX_GROUP_MEMBERS": env_int("MESSENGER_MAX_GROUP_MEMBERS", 256, minimum=2),
     "HISTORY_PAGE_DEFAULT": 50,
     "HISTORY_PAGE_MAX": 200,
-    "MAX_FRAME_BYTES": int(os.environ.get("MESSENGER_MAX_FRAME_BYTES", 65536)),
+    "MAX_FRAME_BYTES": env_int("MESSENGER_MAX_FRAME_BYTES", 65536, minimum=1024),
     # Largest REST request body (413 `body_too_large` beyond it).
-    "MAX_BODY_BYTES": int(os.environ.get("MESSENGER_MAX_BODY_BYTES", 262144)),
+    "MAX_BODY_BYTES": env_int("MESSENGER_MAX_BODY_BYTES", 262144, minimum=1024),
     # Sends per user: `SEND_RATE` messages in `SEND_RATE_WINDOW` seconds.
-    "SEND_RATE": int(os.environ.get("MESSENGER_SEND_RATE", 60)),
-    "SEND_RATE_WINDOW": int(os.environ.get("MESSENGER_SEND_RATE_WINDOW", 10)),
+    "SEND_RATE": env_int("MESSENGER_SEND_RATE", 60, minimum=1),
+    "SEND_RATE_WINDOW": env_int("MESSENGER_SEND_RATE_WINDOW", 10, minimum=1),
     # Threads (each with its own connection) for websocket database work on PostgreSQL; SQLite uses one.
     # Each call hops to one and back and the threads take turns with the event loop for the GIL: on
     # the benchmark machine 2 cost 10% less CPU per message than 4, with lower tails, and 1 (Channels'
     # shared thread) more (docs/performance.md). Raise it when the database is far away and calls
     # spend longer waiting.
-    "DB_THREADS": int(os.environ.get("MESSENGER_DB_THREADS", 2)),
+    "DB_THREADS": env_int("MESSENGER_DB_THREADS", 2, minimum=1),
     # The hot path's SQL as prepared statements on PostgreSQL (storage/sql.py): PostgreSQL spent
     # about half the CPU per message with them, and one-to-one chats were faster in every
     # alternating benchmark run the machine could hold since a send is one statement
@@ -282,26 +271,26 @@ MESSENGER = {
     # connections of its own, instead of hopping to a database thread (storage/async_sql.py).
     "PG_ON_EVENT_LOOP": env_bool("MESSENGER_PG_ON_EVENT_LOOP", True),
     # On SQLite, run the websocket's short database calls on the event loop itself (frontdesk/db.py).
-    "SQLITE_ON_EVENT_LOOP": os.environ.get("MESSENGER_SQLITE_ON_EVENT_LOOP", "1") != "0",
+    "SQLITE_ON_EVENT_LOOP": env_bool("MESSENGER_SQLITE_ON_EVENT_LOOP", True),
     # Websocket frames per connection: a burst of FRAME_BURST, refilled at FRAME_RATE a second.
     # A frame over budget is answered `rate_limited`; a client that goes on sending a whole burst
     # more while refused is closed (4008).
-    "FRAME_RATE": float(os.environ.get("MESSENGER_FRAME_RATE", 50)),
-    "FRAME_BURST": int(os.environ.get("MESSENGER_FRAME_BURST", 200)),
+    "FRAME_RATE": env_float("MESSENGER_FRAME_RATE", 50, above=0),
+    "FRAME_BURST": env_int("MESSENGER_FRAME_BURST", 200, minimum=1),
     # Events held for a websocket whose client reads too slowly (its writes wait for the socket);
     # one more and it is closed (4009), to catch up when it reconnects.
-    "MAX_FRAMES_WAITING": int(os.environ.get("MESSENGER_MAX_FRAMES_WAITING", 1000)),
+    "MAX_FRAMES_WAITING": env_int("MESSENGER_MAX_FRAMES_WAITING", 1000, minimum=1),
     # How often an open websocket re-checks that its device token or session is still valid (its
     # frames are checked each time; this bounds how long an idle revoked socket keeps receiving).
-    "AUTH_RECHECK_SECONDS": float(os.environ.get("MESSENGER_AUTH_RECHECK_SECONDS", 60)),
+    "AUTH_RECHECK_SECONDS": env_float("MESSENGER_AUTH_RECHECK_SECONDS", 60, above=0),
     # Login: attempts per client address, and wrong passwords per phone number, per window.
-    "LOGIN_WINDOW": int(os.environ.get("MESSENGER_LOGIN_WINDOW", 900)),
-    "LOGIN_RATE_PER_IP": int(os.environ.get("MESSENGER_LOGIN_RATE_PER_IP", 60)),
-    "LOGIN_FAILURES_PER_PHONE": int(os.environ.get("MESSENGER_LOGIN_FAILURES_PER_PHONE", 10)),
+    "LOGIN_WINDOW": env_int("MESSENGER_LOGIN_WINDOW", 900, minimum=1),
+    "LOGIN_RATE_PER_IP": env_int("MESSENGER_LOGIN_RATE_PER_IP", 60, minimum=1),
+    "LOGIN_FAILURES_PER_PHONE": env_int("MESSENGER_LOGIN_FAILURES_PER_PHONE", 10, minimum=1),
     # Registration: attempts per client address and per phone number, per window.
-    "REGISTER_WINDOW": int(os.environ.get("MESSENGER_REGISTER_WINDOW", 3600)),
-    "REGISTER_RATE_PER_IP": int(os.environ.get("MESSENGER_REGISTER_RATE_PER_IP", 20)),
-    "REGISTER_RATE_PER_PHONE": int(os.environ.get("MESSENGER_REGISTER_RATE_PER_PHONE", 5)),
+    "REGISTER_WINDOW": env_int("MESSENGER_REGISTER_WINDOW", 3600, minimum=1),
+    "REGISTER_RATE_PER_IP": env_int("MESSENGER_REGISTER_RATE_PER_IP", 20, minimum=1),
+    "REGISTER_RATE_PER_PHONE": env_int("MESSENGER_REGISTER_RATE_PER_PHONE", 5, minimum=1),
 }
 
 # --- Developer API (developer_api) ------------------------------------------------------------
@@ -324,12 +313,12 @@ DEVELOPER_API = {
     "TIERS": {
         "free": {
             "KEY_RATE": (20, 60), "APP_RATE": (30, 60),
-            "MONTHLY_MESSAGES": int(os.environ.get("DEVELOPER_FREE_MONTHLY_MESSAGES", 1000)),
+            "MONTHLY_MESSAGES": env_int("DEVELOPER_FREE_MONTHLY_MESSAGES", 1000, minimum=0),
         },
         "commercial": {"KEY_RATE": (600, 60), "APP_RATE": (1200, 60), "MONTHLY_MESSAGES": None},
     },
     # Distinct users reporting an app as spam before its keys stop working, pending review.
-    "SPAM_REPORT_THRESHOLD": int(os.environ.get("DEVELOPER_SPAM_REPORT_THRESHOLD", 5)),
+    "SPAM_REPORT_THRESHOLD": env_int("DEVELOPER_SPAM_REPORT_THRESHOLD", 5, minimum=1),
     "MAX_APPS_PER_USER": 10,
     "MAX_KEYS_PER_APP": 20,
     "WEBHOOK_TIMEOUT": 10,
@@ -347,24 +336,24 @@ _MB = 1024 * 1024
 MESSENGER.update({
     # Largest upload per kind, in bytes (the type is decided from the content, never the name).
     "MEDIA_MAX_BYTES": {
-        "image": int(os.environ.get("MESSENGER_MEDIA_MAX_IMAGE_BYTES", 16 * _MB)),
-        "video": int(os.environ.get("MESSENGER_MEDIA_MAX_VIDEO_BYTES", 64 * _MB)),
-        "voice": int(os.environ.get("MESSENGER_MEDIA_MAX_VOICE_BYTES", 16 * _MB)),
-        "document": int(os.environ.get("MESSENGER_MEDIA_MAX_DOCUMENT_BYTES", 100 * _MB)),
+        "image": env_int("MESSENGER_MEDIA_MAX_IMAGE_BYTES", 16 * _MB, minimum=1),
+        "video": env_int("MESSENGER_MEDIA_MAX_VIDEO_BYTES", 64 * _MB, minimum=1),
+        "voice": env_int("MESSENGER_MEDIA_MAX_VOICE_BYTES", 16 * _MB, minimum=1),
+        "document": env_int("MESSENGER_MEDIA_MAX_DOCUMENT_BYTES", 100 * _MB, minimum=1),
     },
     # Images with more pixels are refused before they are decoded (decompression bombs).
-    "MEDIA_MAX_IMAGE_PIXELS": int(os.environ.get("MESSENGER_MEDIA_MAX_IMAGE_PIXELS", 50_000_000)),
+    "MEDIA_MAX_IMAGE_PIXELS": env_int("MESSENGER_MEDIA_MAX_IMAGE_PIXELS", 50_000_000, minimum=1),
     "MEDIA_THUMBNAIL_SIZE": 320,
     # An upload no message carries is removed this many seconds after it was made (manage.py clean_media).
-    "MEDIA_UPLOAD_GRACE": int(os.environ.get("MESSENGER_MEDIA_UPLOAD_GRACE", 24 * 3600)),
+    "MEDIA_UPLOAD_GRACE": env_int("MESSENGER_MEDIA_UPLOAD_GRACE", 24 * 3600, minimum=0),
 })
 # Uploads are stored through Django's storage API: on local disk under MEDIA_ROOT by default, or
 # any django-storages backend (S3, GCS, Azure...) named by MESSENGER_MEDIA_STORAGE, with its
 # options as JSON in MESSENGER_MEDIA_STORAGE_OPTIONS. Files are never served from MEDIA_URL:
 # every download goes through the authorizing view GET /api/v1/media/{id}.
-MEDIA_ROOT = Path(os.environ.get("MESSENGER_MEDIA_ROOT", DATA_DIR / "media"))
-MEDIA_STORAGE_BACKEND = os.environ.get("MESSENGER_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
-MEDIA_STORAGE_OPTIONS = json.loads(os.environ.get("MESSENGER_MEDIA_STORAGE_OPTIONS") or "{}")
+MEDIA_ROOT = Path(env_str("MESSENGER_MEDIA_ROOT", str(DATA_DIR / "media")))
+MEDIA_STORAGE_BACKEND = env_str("MESSENGER_MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
+MEDIA_STORAGE_OPTIONS = env_json_object("MESSENGER_MEDIA_STORAGE_OPTIONS")
 # Larger uploads stream to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * _MB
 
@@ -385,9 +374,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), case_sensitive=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

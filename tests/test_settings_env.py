@@ -1,0 +1,126 @@
+"""Settings from the environment: a value that cannot be what it names stops the server at startup,
+naming the variable, instead of starting with something the operator did not ask for."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from messenger.env import env_bool, env_choice, env_float, env_int, env_json_object, env_list, env_str
+from storage.checks import media_storage_loads
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", True), ("true", True), ("Yes", True), (" ON ", True),
+    ("0", False), ("false", False), ("No", False), ("off", False),
+])
+def test_yes_no_settings_take_the_usual_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("MESSENGER_HTTPS", value)
+    assert env_bool("MESSENGER_HTTPS", not expected) is expected
+
+
+@pytest.mark.parametrize("value", ["ture", "enabled", "2", "y"])
+def test_a_mistyped_yes_no_setting_is_refused_rather_than_read_as_off(monkeypatch, value):
+    monkeypatch.setenv("MESSENGER_HTTPS", value)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_bool("MESSENGER_HTTPS", False)
+    assert f"MESSENGER_HTTPS={value!r}" in str(refused.value)
+    assert "true" in str(refused.value) and "false" in str(refused.value)
+
+
+def test_an_empty_value_means_the_default(monkeypatch):
+    for name in ("MESSENGER_HTTPS", "MESSENGER_SEND_RATE", "MESSENGER_FRAME_RATE", "CHANNEL_LAYER", "ALLOWED_HOSTS",
+                 "MESSENGER_MEDIA_STORAGE_OPTIONS"):
+        monkeypatch.setenv(name, "  ")
+    assert env_bool("MESSENGER_HTTPS", True) is True
+    assert env_int("MESSENGER_SEND_RATE", 60, minimum=1) == 60
+    assert env_float("MESSENGER_FRAME_RATE", 50, above=0) == 50
+    assert env_choice("CHANNEL_LAYER", "pubsub", ("pubsub", "queues")) == "pubsub"
+    assert env_list("ALLOWED_HOSTS", "a,b") == ["a", "b"]
+    assert env_json_object("MESSENGER_MEDIA_STORAGE_OPTIONS") == {}
+
+
+def test_numbers_are_read_and_checked_against_their_range(monkeypatch):
+    monkeypatch.setenv("MESSENGER_SEND_RATE", " 120 ")
+    monkeypatch.setenv("MESSENGER_FRAME_RATE", "12.5")
+    assert env_int("MESSENGER_SEND_RATE", 60, minimum=1) == 120
+    assert env_float("MESSENGER_FRAME_RATE", 50, above=0) == 12.5
+
+    for value in ("abc", "1.5", "0", "-3"):
+        monkeypatch.setenv("MESSENGER_SEND_RATE", value)
+        with pytest.raises(ImproperlyConfigured, match=r"MESSENGER_SEND_RATE=.*expected a whole number of at least 1"):
+            env_int("MESSENGER_SEND_RATE", 60, minimum=1)
+    for value in ("fast", "0", "-1", "nan", "inf"):
+        monkeypatch.setenv("MESSENGER_FRAME_RATE", value)
+        with pytest.raises(ImproperlyConfigured, match=r"MESSENGER_FRAME_RATE=.*expected a number greater than 0"):
+            env_float("MESSENGER_FRAME_RATE", 50, above=0)
+
+
+def test_a_setting_with_a_fixed_set_of_values_refuses_any_other(monkeypatch):
+    monkeypatch.setenv("CHANNEL_LAYER", "queue")
+    with pytest.raises(ImproperlyConfigured, match="CHANNEL_LAYER='queue': expected one of pubsub, queues"):
+        env_choice("CHANNEL_LAYER", "pubsub", ("pubsub", "queues"))
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    assert env_choice("LOG_LEVEL", "INFO", ("INFO", "WARNING"), case_sensitive=False) == "WARNING"
+
+
+def test_storage_options_must_be_a_json_object(monkeypatch):
+    monkeypatch.setenv("MESSENGER_MEDIA_STORAGE_OPTIONS", '{"bucket_name": "media"}')
+    assert env_json_object("MESSENGER_MEDIA_STORAGE_OPTIONS") == {"bucket_name": "media"}
+    monkeypatch.setenv("MESSENGER_MEDIA_STORAGE_OPTIONS", "{bucket_name: media}")
+    with pytest.raises(ImproperlyConfigured, match=r"MESSENGER_MEDIA_STORAGE_OPTIONS=.*expected a JSON object \("):
+        env_json_object("MESSENGER_MEDIA_STORAGE_OPTIONS")
+    monkeypatch.setenv("MESSENGER_MEDIA_STORAGE_OPTIONS", '["media"]')
+    with pytest.raises(ImproperlyConfigured, match="expected a JSON object"):
+        env_json_object("MESSENGER_MEDIA_STORAGE_OPTIONS")
+
+
+def test_strings_keep_their_value(monkeypatch):
+    monkeypatch.setenv("CHANNEL_LAYER_PREFIX", "chat-eu")
+    assert env_str("CHANNEL_LAYER_PREFIX", "messenger") == "chat-eu"
+    monkeypatch.delenv("CHANNEL_LAYER_PREFIX")
+    assert env_str("CHANNEL_LAYER_PREFIX", "messenger") == "messenger"
+
+
+def manage_py_check(tmp_path, **variables) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(MESSENGER_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="messenger.settings", **variables)
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_server_does_not_start_with_a_setting_it_cannot_read(tmp_path):
+    refused = manage_py_check(tmp_path, MESSENGER_HTTPS="ture")
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: MESSENGER_HTTPS='ture': expected one of 1, true" in refused.stderr
+
+    refused = manage_py_check(tmp_path, MESSENGER_MAX_TEXT_LENGTH="4k")
+    assert refused.returncode != 0
+    assert "MESSENGER_MAX_TEXT_LENGTH='4k': expected a whole number of at least 1" in refused.stderr
+
+    refused = manage_py_check(tmp_path, MESSENGER_MEDIA_STORAGE="storages.backend.s3.S3Storage")
+    assert refused.returncode != 0
+    assert "storage.E001" in refused.stderr and "The media storage cannot be loaded" in refused.stderr
+
+    started = manage_py_check(tmp_path, MESSENGER_HTTPS="", MESSENGER_MAX_TEXT_LENGTH="2000", LOG_LEVEL="warning")
+    assert started.returncode == 0, started.stderr
+
+
+def test_a_media_storage_that_cannot_be_made_fails_the_system_check(settings, tmp_path):
+    assert media_storage_loads(None) == []
+
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"bucket_name": "media"}}}
+    [error] = media_storage_loads(None)
+    assert error.id == "storage.E001"
+    assert "bucket_name" in error.msg
+    assert "MESSENGER_MEDIA_STORAGE_OPTIONS" in error.hint
+
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "no.such.Storage", "OPTIONS": {}}}
+    [error] = media_storage_loads(None)
+    assert "no.such" in error.msg
