@@ -45,31 +45,27 @@ def env_bool(name: str, default: bool) -> bool:
     raise refuse(name, value, "one of 1, true, yes, on (on) or 0, false, no, off (off)")
 
 
-def env_int(name: str, default: int, *, minimum: int) -> int:
+def _number(name: str, default, parse, in_range, expected: str):
     value = raw(name)
     if value is None:
         return default
     try:
-        number = int(value)
+        number = parse(value)
     except ValueError:
-        raise refuse(name, value, f"a whole number of at least {minimum}") from None
-    if number < minimum:
-        raise refuse(name, value, f"a whole number of at least {minimum}")
+        raise refuse(name, value, expected) from None
+    if not in_range(number):
+        raise refuse(name, value, expected)
     return number
+
+
+def env_int(name: str, default: int, *, minimum: int) -> int:
+    return _number(name, default, int, lambda number: number >= minimum, f"a whole number of at least {minimum}")
 
 
 def env_float(name: str, default: float, *, above: float) -> float:
     """A finite number greater than `above`."""
-    value = raw(name)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise refuse(name, value, f"a number greater than {above:g}") from None
-    if not math.isfinite(number) or number <= above:
-        raise refuse(name, value, f"a number greater than {above:g}")
-    return number
+    return _number(name, default, float, lambda number: math.isfinite(number) and number > above,
+                   f"a number greater than {above:g}")
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...], *, case_sensitive: bool = True) -> str:
