@@ -246,9 +246,10 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
 
 
 # --- Reading ----------------------------------------------------------------------------------
-def readable_media(*, user: User, media_id: object) -> Media:
-    """The media if `user` uploaded it or is in a conversation where a message carries it; else 404."""
-    media_id = parse_id(media_id, field="media")
+def readable_media(*, user: User, media_id: object, field: str = "media") -> Media:
+    """The media if `user` uploaded it or is in a conversation where a message carries it; else 404
+    naming `field`, the request's name for the id."""
+    media_id = parse_id(media_id, field=field)
     # History before a member joined is hidden from them, and so is its media.
     member = Membership.objects.filter(
         user=user, conversation_id=OuterRef("conversation_id"), joined_after_seq__lt=OuterRef("seq")
@@ -256,14 +257,14 @@ def readable_media(*, user: User, media_id: object) -> Media:
     in_conversation = Message.objects.filter(media_id=OuterRef("pk")).filter(Exists(member))
     media = Media.objects.filter(pk=media_id).filter(Q(uploader=user) | Exists(in_conversation)).first()
     if media is None:
-        raise NotFound(f"No media {media_id}.", field="media")
+        raise NotFound(f"No media {media_id}.", field=field)
     return media
 
 
 def usable_media(*, sender: User, media_id: object) -> Media:
     """Media the sender may attach to a message: their own upload, or media they can already see
     (forwarding)."""
-    return readable_media(user=sender, media_id=media_id)
+    return readable_media(user=sender, media_id=media_id, field="media_id")
 
 
 # --- Cleanup ----------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ def parse_id(value: object, *, field: str) -> int:
     """A positive integer id from JSON or a URL, or InvalidInput naming `field`."""
     if isinstance(value, bool):
         raise InvalidInput(f"{field} must be an integer id.", field=field)
-    if isinstance(value, str) and value.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses, and a short string
+    # only: int() refuses more than 4,300 digits, and any id past 19 is out of range anyway.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         value = int(value)
     if not isinstance(value, int) or value <= 0 or value > 2**62:
         raise InvalidInput(f"{field} must be a positive integer id.", field=field)

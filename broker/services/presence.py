@@ -124,6 +124,17 @@ async def presence_audience_on_loop(*, user_id: int) -> list[str] | None:
     return None if rows is None else [user_group(uid) for (uid,) in rows]
 
 
+def presence_seen_by(*, viewer_id: int, user_ids: list[int]) -> dict[int, bool]:
+    """Whether each of `user_ids` is online, for those whose presence `viewer_id` may see (themselves
+    and the audience of their own presence: a shared direct chat, no block either way; the same
+    people the websocket's `presence` events go to). The others are left out: their presence is
+    not the viewer's to know, online or last seen."""
+    visible = set(selectors.presence_audience_ids(user_id=viewer_id)) | {viewer_id}
+    shown = [uid for uid in user_ids if uid in visible]
+    online = online_user_ids(shown) if shown else set()
+    return {uid: uid in online for uid in shown}
+
+
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:
     return events.presence(user_id=user_id, online=online, last_seen=last_seen)
 

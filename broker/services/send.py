@@ -195,6 +195,8 @@ def _clean_client_id(value: object) -> str:
         raise InvalidInput("client_id is required: a unique string the client picks for each message.", field="client_id")
     if len(value) > limit:
         raise InvalidInput(f"client_id is longer than {limit} characters.", field="client_id")
+    if "\x00" in value:  # PostgreSQL's text cannot hold it
+        raise InvalidInput("client_id must not contain NUL characters.", field="client_id")
     check_encodable(value, field="client_id")
     return value
 

@@ -10,7 +10,9 @@ def contact_payload(contact: Contact) -> dict:
     return {"id": contact.pk, "name": contact.name, "user": events.user_payload(contact.contact)}
 
 
-def conversation_payload(summary: ConversationSummary, *, viewer_id: int, online_ids: set[int]) -> dict:
+def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presence_seen: dict[int, bool]) -> dict:
+    """`presence_seen`: presence.presence_seen_by; a member left out of it has null `online` and
+    `last_seen`, as the websocket's presence events never reach the viewer about them."""
     conversation = summary.conversation
     title = conversation.title
     if conversation.kind == "direct":
@@ -36,8 +38,8 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, online
                 "role": m.role,
                 "delivered_seq": m.delivered_seq,
                 "read_seq": m.read_seq,
-                "online": m.user_id in online_ids,
-                "last_seen": events.timestamp(m.user.last_seen),
+                "online": presence_seen.get(m.user_id),
+                "last_seen": events.timestamp(m.user.last_seen) if m.user_id in presence_seen else None,
             }
             for m in summary.members
         ],
@@ -46,5 +48,5 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, online
 
 def conversation_payloads(summaries: list[ConversationSummary], *, viewer_id: int) -> list[dict]:
     everyone = sorted({m.user_id for s in summaries for m in s.members})
-    online_ids = presence.online_user_ids(everyone) if everyone else set()
-    return [conversation_payload(s, viewer_id=viewer_id, online_ids=online_ids) for s in summaries]
+    seen = presence.presence_seen_by(viewer_id=viewer_id, user_ids=everyone) if everyone else {}
+    return [conversation_payload(s, viewer_id=viewer_id, presence_seen=seen) for s in summaries]

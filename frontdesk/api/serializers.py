@@ -131,8 +131,10 @@ class MemberSchema(serializers.Serializer):
     role = serializers.ChoiceField(choices=["admin", "member"])
     delivered_seq = serializers.IntegerField()
     read_seq = serializers.IntegerField()
-    online = serializers.BooleanField()
-    last_seen = serializers.DateTimeField(allow_null=True)
+    online = serializers.BooleanField(
+        allow_null=True, help_text="null for someone whose presence you do not see: "
+        "shown only for yourself and people you share a direct chat with, no block either way")
+    last_seen = serializers.DateTimeField(allow_null=True, help_text="null where online is, or never seen")
 
 
 class ConversationSchema(serializers.Serializer):

@@ -194,7 +194,7 @@ def test_someone_elses_unseen_media_cannot_be_sent():
     conversation = direct_conversation(mallory, bob)
     with pytest.raises(NotFound) as info:
         send_message(sender=mallory, conversation_id=conversation.pk, client_id="steal", media_id=media.pk)
-    assert info.value.field == "media"
+    assert info.value.field == "media_id"
     assert not Message.objects.filter(client_id="steal").exists()
 
 

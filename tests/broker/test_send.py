@@ -134,8 +134,8 @@ def test_a_client_id_reused_in_another_conversation_is_a_conflict(how):
 @pytest.mark.parametrize(
     ("field", "values"),
     [
-        ("conversation", ["abc", 0, -1, True, 1.0, None, 2**63]),
-        ("client_id", [None, "", "   ", 7, "x" * 65, "\udfff"]),
+        ("conversation", ["abc", 0, -1, True, 1.0, None, 2**63, "\u00b2", "\u0663", "1" * 5000, str(2**63)]),
+        ("client_id", [None, "", "   ", 7, "x" * 65, "\udfff", "nul\x00byte"]),
         ("text", [None, "", " \n\t", 42, "x" * 4097, "nul\x00byte", "half a pair \ud83d"]),
     ],
 )

@@ -1,10 +1,17 @@
 """Starting direct chats and groups, listing them, and changing who is in a group."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
+
+from broker import events
+from broker.services import people as people_service
+from broker.services import presence
 from django.test.utils import CaptureQueriesContext
 
-from storage.models import Conversation, Membership, Message
+from storage.models import Conversation, Membership, Message, User
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
 
 pytestmark = pytest.mark.django_db
@@ -279,6 +286,32 @@ def test_outsiders_get_404_for_a_conversation_and_never_its_data():
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == answers[0].json()["error"]["code"]
     assert Message.objects.count() == 2 and Membership.objects.filter(conversation=group).count() == 2
+
+
+def test_members_presence_is_shown_only_where_the_websocket_would_show_it():
+    """Online and last seen, as presence events: for yourself and the people you share a direct
+    chat with, no block either way; not for people you share only a group with."""
+    alice, client = api_user()
+    bob, carol, dave = UserFactory(), UserFactory(), UserFactory()
+    direct_conversation(alice, bob)
+    direct_conversation(alice, dave)
+    group_conversation(alice, bob, carol, dave)
+    people_service.block_user(blocker=dave, user_id=alice.pk)
+    seen = timezone.now() - timedelta(minutes=5)
+    User.objects.filter(pk__in=[carol.pk, dave.pk]).update(last_seen=seen)
+    for user in (alice, carol, dave):
+        presence.connection_opened(user_id=user.pk)
+
+    conversations = client.get(CONVERSATIONS).json()
+
+    shown = {(c["kind"], m["user"]["id"]): (m["online"], m["last_seen"]) for c in conversations for m in c["members"]}
+    assert shown[("group", alice.pk)] == (True, None)
+    assert shown[("group", bob.pk)] == shown[("direct", bob.pk)] == (False, None)  # offline, never seen
+    assert shown[("group", carol.pk)] == (None, None)  # only a group in common
+    assert shown[("group", dave.pk)] == shown[("direct", dave.pk)] == (None, None)  # Dave blocked Alice
+    people_service.unblock_user(blocker=dave, user_id=alice.pk)
+    dave_now = {m["user"]["id"]: m for c in client.get(CONVERSATIONS).json() for m in c["members"]}[dave.pk]
+    assert (dave_now["online"], dave_now["last_seen"]) == (True, events.timestamp(seen))
 
 
 # --- Group membership -------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def test_only_members_where_it_was_sent_may_download():
     # Nor may they send it on: 404 on the media.
     other = direct_conversation(carol, bob)
     refused = send(carol_client, other.pk, media["id"], client_id="steal")
-    assert refused.status_code == 404 and refused.json()["error"]["field"] == "media"
+    assert refused.status_code == 404 and refused.json()["error"]["field"] == "media_id"
     # Bob, who can see it, may forward it.
     group = group_conversation(bob, carol)
     assert send(bob_client, group.pk, media["id"], client_id="fwd").status_code == 201
@@ -270,7 +270,7 @@ async def test_media_over_the_websocket(sockets):
 
     await a.send(type="message.send", client_id="v2", conversation=conversation.pk, media_id=10**9, ref="r")
     error = await a.receive_type("error")
-    assert error["code"] == "not_found" and error["field"] == "media"
+    assert error["code"] == "not_found" and error["field"] == "media_id"
 
 
 def _upload_as(user):
