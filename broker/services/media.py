@@ -136,6 +136,11 @@ def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
         raise InvalidInput("The image could not be decoded.", field="file") from exc
 
     fmt = IMAGE_TYPES[mime]
+    if image.mode.startswith("I"):  # 16-bit greyscale: Pillow's convert() would clip it to 0 and 255
+        image = image.convert("I").point(lambda value: value * (1 / 257)).convert("L")
+    if "transparency" in image.info and fmt in ("PNG", "WEBP"):
+        # A palette's (or a colour key's) transparency lives in `info`, which is cleared below.
+        image = image.convert("RGBA")
     if fmt == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     if fmt in ("PNG", "WEBP") and image.mode not in ("RGB", "RGBA", "L", "LA", "P"):

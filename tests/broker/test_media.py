@@ -57,6 +57,41 @@ def test_exif_and_gps_are_stripped():
     assert not image.getexif() and "exif" not in image.info
 
 
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def stored_image(media) -> Image.Image:
+    with default_storage.open(media.file.name) as f:
+        image = Image.open(io.BytesIO(f.read()))
+    image.load()
+    return image
+
+
+def test_a_transparent_palette_png_stays_transparent():
+    """What PNG optimisers make of logos and stickers: a palette whose transparency is a chunk of
+    its own, which the re-encoding must not drop with the metadata."""
+    logo = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    logo.paste((200, 30, 30, 255), (10, 10, 30, 30))
+    original = png(logo.quantize())
+    assert Image.open(io.BytesIO(original)).mode == "P"
+
+    stored = stored_image(upload(UserFactory(), original)).convert("RGBA")
+
+    assert stored.getpixel((0, 0))[3] == 0 and stored.getpixel((20, 20)) == (200, 30, 30, 255)
+
+
+def test_a_16_bit_greyscale_png_keeps_its_shades():
+    ramp = Image.new("I;16", (256, 1))
+    ramp.putdata([level * 257 for level in range(256)])
+
+    stored = stored_image(upload(UserFactory(), png(ramp))).convert("L")
+
+    assert [stored.getpixel((x, 0)) for x in (0, 64, 128, 255)] == [0, 64, 128, 255]
+
+
 @pytest.mark.parametrize("content,kind,mime", [
     (samples.MP4, None, "video/mp4"),
     (samples.WEBM, None, "video/webm"),
