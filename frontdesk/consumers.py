@@ -40,6 +40,25 @@ def _frame_ref(frame: dict):
     return None
 
 
+class OutsizedNumber:
+    """What a JSON integer of more digits than any field takes becomes (`json.loads` would refuse
+    one of over 4,300 digits outright, as if the frame were not JSON): no field's check accepts it,
+    so the frame is refused as `invalid`, naming the field."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<a number too long>"
+
+
+_OUTSIZED_NUMBER = OutsizedNumber()
+MAX_INTEGER_DIGITS = 20  # every integer a frame carries (ids, seqs) fits in 64 bits: 19 digits and a sign
+
+
+def _parse_int(digits: str):
+    return int(digits) if len(digits) <= MAX_INTEGER_DIGITS else _OUTSIZED_NUMBER
+
+
 def recheck_waits(interval: float):
     """The waits between a socket's periodic credential checks: the first a random part of
     `interval`, then `interval` each. Sockets that connected together (every client of a server
@@ -309,7 +328,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ))
             return
         try:
-            frame = json.loads(text_data)
+            frame = json.loads(text_data, parse_int=_parse_int)
         except (ValueError, RecursionError):
             await self._send_event(events.error(code="bad_json", message="The frame is not valid JSON."))
             return

@@ -101,3 +101,20 @@ async def test_json_nested_too_deep_to_parse_is_an_error_not_a_crash(sockets):
 
     assert (await a.receive_type("error"))["code"] == "bad_json"
     assert (await a.send_message(conversation.pk, "still here"))["seq"] == 1
+
+
+@pytest.mark.parametrize("field", ["conversation", "seq", "ref"])
+async def test_a_number_longer_than_any_id_is_refused_naming_its_field(sockets, field):
+    """Valid JSON still: Python's json refuses integers of over 4,300 digits as if they were not."""
+    (alice, alice_token), (bob, _) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    frame = {"type": '"ack"', "conversation": str(conversation.pk), "seq": "1", "ref": '"r"', field: "9" * 5000}
+
+    await a.send_raw("{" + ", ".join(f'"{key}": {value}' for key, value in frame.items()) + "}")
+
+    error = await a.receive_type("error")
+    if field == "ref":  # a ref no client could have meant: not echoed, and the frame is handled
+        assert error["ref"] is None and error["code"] == "invalid" and error["field"] == "seq"
+    else:
+        assert (error["code"], error["frame"], error["field"], error["ref"]) == ("invalid", "ack", field, "r")
