@@ -126,6 +126,25 @@ class Membership(models.Model):
         indexes = [models.Index(fields=["user", "conversation"])]
 
 
+class Departure(models.Model):
+    """What a member who left or was removed had not yet received when they went: the messages
+    above `delivered_seq` up to `through_seq`, the notice of their going. Catch-up sends them as it
+    sends a member's backlog (the one way a device that was offline then learns of it), and the
+    row goes once an ack reaches `through_seq`. Their membership, and their view of the
+    conversation beyond this, ended with it."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="departures")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="departures")
+    delivered_seq = models.BigIntegerField()
+    through_seq = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation"], name="unique_departure"),
+            models.CheckConstraint(condition=Q(delivered_seq__lt=models.F("through_seq")), name="departure_not_delivered"),
+        ]
+
+
 class Media(models.Model):
     """An uploaded file: one row per upload, blobs shared by content (`sha256`), so identical files are
     stored once. Readable by its uploader and by members of a conversation with a message carrying it."""

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from storage import sql
-from storage.models import Block, Contact, Conversation, Device, Media, Membership, Message, User
+from storage.models import Block, Contact, Conversation, Departure, Device, Media, Membership, Message, User
 
 
 def user_by_phone(*, phone_number: str) -> User | None:
@@ -354,11 +354,15 @@ def member_history_page(
 
 
 def behind_conversations_query(*, user_id: int) -> tuple[str, list]:
-    """The user's conversations with messages above their delivered watermark: a row (conversation
-    id, delivered seq) each. Asked at every connect, and usually answered "nothing": one statement."""
-    return (f"SELECT m.conversation_id, m.delivered_seq FROM {sql.table(Membership)} m "
+    """The user's conversations with messages above their delivered watermark, and those they left
+    or were removed from before receiving everything up to it (`Departure`): a row (conversation
+    id, delivered seq, the last seq to send or null for all) each. Asked at every connect, and
+    usually answered "nothing": one statement."""
+    return (f"SELECT m.conversation_id, m.delivered_seq, NULL FROM {sql.table(Membership)} m "
             f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
-            "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq ORDER BY m.conversation_id", [user_id])
+            "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq "
+            f"UNION ALL SELECT d.conversation_id, d.delivered_seq, d.through_seq FROM {sql.table(Departure)} d "
+            "WHERE d.user_id = %s ORDER BY 1, 2", [user_id, user_id])
 
 
 def has_undelivered_messages(*, user_id: int) -> bool:
@@ -366,13 +370,14 @@ def has_undelivered_messages(*, user_id: int) -> bool:
 
 
 def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Message]:
-    """Every message above the user's delivered watermark, conversation by conversation, in seq order."""
-    for conversation_id, after in sql.rows(*behind_conversations_query(user_id=user.pk)):
+    """Every message above the user's delivered watermark, conversation by conversation, in seq
+    order; of a conversation they have left, those up to the notice of it."""
+    for conversation_id, after, through in sql.rows(*behind_conversations_query(user_id=user.pk)):
         while True:
-            batch = list(
-                Message.objects.filter(conversation_id=conversation_id, seq__gt=after).select_related("media")
-                .order_by("seq")[:batch_size]
-            )
+            messages = Message.objects.filter(conversation_id=conversation_id, seq__gt=after)
+            if through is not None:
+                messages = messages.filter(seq__lte=through)
+            batch = list(messages.select_related("media").order_by("seq")[:batch_size])
             yield from batch
             if len(batch) < batch_size:
                 break

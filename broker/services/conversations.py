@@ -12,7 +12,7 @@ from broker.services.people import find_user, parse_id
 from broker.services.send import append_message, author_has_seen
 from broker.text import clean_text
 from storage import selectors
-from storage.models import Conversation, Membership, Message, User
+from storage.models import Conversation, Departure, Membership, Message, User
 
 MAX_TITLE = 100
 
@@ -109,6 +109,10 @@ def add_members(*, actor: User, conversation_id: object, user_ids: object) -> li
         _check_size(len(present) + len(newcomers), "user_ids")
         for person in newcomers:
             # The newcomer joins first so they hear of their own arrival, then history starts there.
+            # Back in the group, they are sent what comes from now on, as a member whose history
+            # starts here: what they had not received when they left is no longer sent (their acks
+            # move this membership's watermark now, not the departure's).
+            Departure.objects.filter(user=person, conversation_id=conversation_id).delete()
             joined = Membership.objects.create(conversation_id=conversation_id, user=person)
             notice = append_message(
                 conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM,
@@ -143,6 +147,10 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
             event={"action": "member_left" if leaving else "member_removed", "by": actor.pk, "user": target_id},
         )
         target.delete()
+        # Their devices that are offline now learn of it at their next connect, with whatever came
+        # before it that they had not yet received (catch-up).
+        Departure.objects.update_or_create(user_id=target_id, conversation_id=conversation_id, defaults={
+            "delivered_seq": target.delivered_seq, "through_seq": notice.seq})
         author_has_seen(author=actor, conversation_id=conversation_id, seq=notice.seq)
         _keep_an_admin(conversation_id)
     return notice

@@ -11,7 +11,7 @@ from broker.publish import after_commit, announcing_committed, publish_on_commit
 from broker.services.accounts import check_device
 from broker.services.people import parse_id
 from storage import async_sql, selectors, sql
-from storage.models import Membership, User
+from storage.models import Departure, Membership, User
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +146,18 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
     if connection.vendor == "postgresql":
         rows = sql.rows(*_advance_statement(status, user=user, conversation_id=conversation_id, seq=seq,
                                             device_id=device_id))
-        context = _checked(selectors.conversation_context_from_rows(rows, user_id=user.pk), device_id=device_id,
-                           conversation_id=conversation_id, seq=seq)
+        context = selectors.conversation_context_from_rows(rows, user_id=user.pk)
+    else:
+        context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
+    if context is None:
+        check_device(device_id=device_id, context=None)
+        received = _former_member_received(user_id=user.pk, conversation_id=conversation_id, seq=seq)
+        if received is not None:
+            return received
+    context = _checked(context, device_id=device_id, conversation_id=conversation_id, seq=seq)
+    if connection.vendor == "postgresql":
         advanced = rows[0][-1]
     else:
-        context = _checked(
-            selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id),
-            device_id=device_id, conversation_id=conversation_id, seq=seq)
         if seq <= getattr(context, column):
             return False
         advanced = sql.execute(f"UPDATE {membership} SET {_ADVANCE[status].format(table=membership)} "
@@ -161,3 +166,21 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
     if advanced:
         announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=status, context=context)
     return bool(advanced)
+
+
+def _former_member_received(*, user_id: int, conversation_id: int, seq: int) -> bool | None:
+    """A receipt for what catch-up sent someone of a conversation they have left (`Departure`):
+    whether it moved on; None if they have nothing of it to receive. Nobody else is told: the
+    members' statuses count the members only. Read counts as received: there is nothing else."""
+    departure = Departure.objects.filter(user_id=user_id, conversation_id=conversation_id).first()
+    if departure is None:
+        return None
+    if seq > departure.through_seq:
+        raise InvalidInput(f"seq {seq} is past the last message of this conversation sent to you "
+                           f"({departure.through_seq}).", field="seq")
+    if seq <= departure.delivered_seq:
+        return False
+    still_there = Departure.objects.filter(pk=departure.pk, delivered_seq__lt=seq)
+    if seq == departure.through_seq:
+        return bool(still_there.delete()[0])
+    return bool(still_there.update(delivered_seq=seq))

@@ -1,6 +1,8 @@
 """The browser UI end to end: real people in headless Chromium, a real Daphne, real websockets."""
 
 import re
+import time
+import urllib.error
 
 import pytest
 from playwright.sync_api import expect
@@ -398,3 +400,31 @@ def test_a_click_on_a_chat_opens_it_even_if_the_list_changes_under_the_pointer(p
     page.mouse.up()
     expect(page.locator("#conversation-title")).to_have_text("Bob Click")
     expect(bubble(page, "second")).to_be_visible()
+
+
+def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what_it_missed(people, server):
+    """Catch-up sends a former member what they had not received of the group, up to the notice of
+    their removal (docs/protocol.md); the page, which cannot open the group any more, acknowledges
+    it so that it is not sent again at every connect."""
+    alice = people("Alice Admin", register=False).register_by_api()
+    carol = people("Carol Removed", register=False).register_by_api()
+    admin, removed = alice.token(), carol.token()
+    carol_id = server.api("GET", "me", token=removed)["id"]
+    group = server.api("POST", "conversations", {"kind": "group", "title": "Gone fishing", "member_ids": [carol_id]},
+                       token=admin)["id"]
+    server.api("POST", f"conversations/{group}/messages", {"client_id": "m1", "text": "Carol, are you in?"}, token=admin)
+    server.api("DELETE", f"conversations/{group}/members/{carol_id}", token=admin)
+
+    carol.login()
+
+    expect(carol.page.locator(".chat-item", has_text="Gone fishing")).to_have_count(0)
+    deadline = time.monotonic() + EXPECT_TIMEOUT / 1000
+    while True:  # the page's ack ends what catch-up sends of the group: a receipt for it is then refused
+        try:  # (below the notice, seq 3, so as not to end it itself)
+            server.api("POST", f"conversations/{group}/delivered", {"seq": 2}, token=removed)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 404
+            break
+        assert time.monotonic() < deadline, "the page did not acknowledge the removed group's messages"
+        time.sleep(0.1)
+    assert carol.console_errors == []

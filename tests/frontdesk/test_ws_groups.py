@@ -91,3 +91,62 @@ async def test_a_member_who_leaves_is_announced_as_leaving(sockets):
     notice = await a.receive_type("message.new")
     assert system_event(notice) == {"action": "member_left", "by": bob.pk, "user": bob.pk}
     assert notice["message"]["text"].endswith("left")
+
+
+async def test_someone_removed_while_offline_gets_what_came_before_and_the_notice_at_their_next_connect(sockets):
+    (alice, alice_token), (bob, bob_token), (carol, carol_token) = await people(3)
+    group = await db(group_conversation)(alice, bob, carol)
+    a = await sockets(alice_token)
+    for text in ("for Carol too", "still for Carol"):
+        await a.send_message(group.pk, text)
+    await db(conversations.remove_member)(actor=alice, conversation_id=group.pk, user_id=carol.pk)
+    await a.send_message(group.pk, "after Carol")
+
+    c = await sockets(carol_token)
+
+    news = [e["message"] for e in await c.drain(timeout=0.5) if e["type"] == "message.new"]
+    assert [(m["seq"], m["text"]) for m in news[:3]] == [(1, news[0]["text"]), (2, "for Carol too"), (3, "still for Carol")]
+    assert [m["seq"] for m in news] == [1, 2, 3, 4]
+    assert system_event({"type": "message.new", "message": news[3]}) == {
+        "action": "member_removed", "by": alice.pk, "user": carol.pk}
+    # Acknowledged as any backlog is; then it is not sent again.
+    await c.send(type="ack", conversation=group.pk, seq=4, ref="done")
+    await c.close()
+    again = await sockets(carol_token)
+    assert [e for e in await again.drain(timeout=0.3) if e["type"] in ("message.new", "error")] == []
+
+
+async def test_a_device_offline_when_its_user_left_learns_of_it_and_acks_part_way(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    group = await db(group_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    await a.send_message(group.pk, "before Bob left")
+    await db(conversations.remove_member)(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+
+    phone = await sockets(bob_token)
+    await phone.receive_types("message.new", count=3)
+    await phone.send(type="ack", conversation=group.pk, seq=2)
+    await phone.send(type="ack", conversation=group.pk, seq=4, ref="past it")
+    assert (await phone.receive_type("error"))[("field")] == "seq"
+    await phone.close()
+
+    laptop = await sockets(bob_token)
+    news = await laptop.receive_types("message.new", count=1)
+    assert system_event(news[0]) == {"action": "member_left", "by": bob.pk, "user": bob.pk}
+    assert news[0]["message"]["seq"] == 3
+
+
+async def test_someone_added_back_is_sent_from_their_return_not_what_they_missed_before(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    group = await db(group_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    await db(conversations.remove_member)(actor=alice, conversation_id=group.pk, user_id=bob.pk)
+    await a.send_message(group.pk, "while Bob was out")
+    await db(conversations.add_members)(actor=alice, conversation_id=group.pk, user_ids=[bob.pk])
+    await a.send_message(group.pk, "welcome back")
+
+    b = await sockets(bob_token)
+
+    news = [e["message"] for e in await b.drain(timeout=0.5) if e["type"] == "message.new"]
+    assert [m["seq"] for m in news] == [4, 5]
+    assert system_event({"type": "message.new", "message": news[0]})["action"] == "member_added"

@@ -204,3 +204,18 @@ def test_a_late_member_backlog_starts_at_their_arrival():
     conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
 
     assert [m.event["action"] for m in selectors.undelivered_messages(user=carol)] == ["member_added"]
+
+
+def test_a_former_members_backlog_ends_at_the_notice_of_their_going_in_every_batch():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+    for n in range(2, 6):
+        sent_message(alice, group, f"m{n}")
+    receipts.mark_delivered(user=carol, conversation_id=group.pk, seq=2)
+    conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=carol.pk)
+    sent_message(alice, group, "after Carol")
+
+    backlog = list(selectors.undelivered_messages(user=carol, batch_size=2))
+
+    assert [m.seq for m in backlog] == [3, 4, 5, 6]
+    assert backlog[-1].event["action"] == "member_removed"

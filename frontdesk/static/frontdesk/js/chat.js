@@ -29,6 +29,7 @@ const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 const state = {
   conversations: new Map(),
   fetching: new Map(), // conversation id -> promise of its first fetch
+  gone: new Set(), // ids of conversations this user is no longer in (404)
   users: new Map(), // user id -> {id, phone_number, display_name, about, is_business, online, last_seen}
   contacts: [],
   blocked: new Set(boot.blocked),
@@ -188,10 +189,14 @@ function upsertConversation(p) {
 function ensureConversation(id) {
   const known = state.conversations.get(id);
   if (known) return Promise.resolve(known);
+  if (state.gone.has(id)) return Promise.resolve(null);
   if (!state.fetching.has(id)) {
     const promise = api.conversation(id)
       .then((p) => upsertConversation(p))
-      .catch(() => null)
+      .catch((exc) => {
+        if (exc instanceof ApiError && exc.status === 404) state.gone.add(id);
+        return null;
+      })
       .finally(() => state.fetching.delete(id));
     state.fetching.set(id, promise);
   }
@@ -248,7 +253,8 @@ function advance(c) {
 }
 
 function sendAck(c) {
-  if (c.left || c.held <= c.ackSent) return;
+  // Also for a conversation left: what catch-up sent of it is replayed until acknowledged.
+  if (c.held <= c.ackSent) return;
   if (conn.send({ type: "ack", conversation: c.id, seq: c.held })) c.ackSent = c.held;
 }
 
@@ -389,8 +395,14 @@ async function retry(c, clientId) {
 // --- events from the server ------------------------------------------------------------------
 
 async function onMessageNew(m) {
+  if (m.event && m.event.action === "member_added" && m.event.user === me.id) state.gone.delete(m.conversation);
   const c = await ensureConversation(m.conversation);
-  if (!c) return;
+  if (!c) {
+    // A group this user has left while this page was away: catch-up sends what they had not yet
+    // received of it, up to the notice; acknowledged, it is not sent again (docs/protocol.md).
+    if (state.gone.has(m.conversation)) conn.send({ type: "ack", conversation: m.conversation, seq: m.seq });
+    return;
+  }
   const fresh = addMessage(c, m);
   if (fresh && m.kind === "system" && m.event && MEMBER_ACTIONS.has(m.event.action)) refreshConversation(c.id);
   advance(c);
