@@ -76,14 +76,18 @@ def check_url(url: object, *, field: str = "url") -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("url is required.", field=field)
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # urllib parses the port (and a bracketed host) only when asked
+    except ValueError as exc:
+        raise InvalidInput(f"url is not a valid URL: {exc}.", field=field) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput("url must be an http:// or https:// URL.", field=field)
     if len(url) > 500:
         raise InvalidInput("url is longer than 500 characters.", field=field)
     if parts.username or parts.password:
         raise InvalidInput("url must not carry a user name or password.", field=field)
-    _, problem = _resolve(parts.hostname, parts.port or _default_port(parts.scheme))
+    _, problem = _resolve(parts.hostname, port or _default_port(parts.scheme))
     if problem:
         raise InvalidInput(problem, field=field)
     return url

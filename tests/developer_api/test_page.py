@@ -113,6 +113,18 @@ def test_asking_for_commercial_use_from_the_page(browser, owner):
     assert "waiting for an operator" in browser.get("/developer/").content.decode()
 
 
+@pytest.mark.parametrize("url", ["http://example.com:abc/hook", "http://[::1/hook"])
+def test_a_malformed_webhook_url_shows_the_error_on_the_form(browser, owner, url):
+    app = make_app(owner)
+
+    response = browser.post(f"/developer/apps/{app.pk}/webhook", {"url": url, "verify_token": "x",
+                                                                  "csrfmiddlewaretoken": csrf(browser)})
+
+    assert response.status_code == 400 and "not a valid URL" in response.content.decode()
+    app.refresh_from_db()
+    assert app.webhook_url == ""
+
+
 def test_someone_elses_app_is_not_found(browser):
     app = make_app()
     key, _ = make_key(app)

@@ -109,6 +109,27 @@ def test_callbacks_into_the_servers_own_network_are_refused(url):
     assert response.status_code == 400 and response.json()["error"]["field"] == "url"
 
 
+MALFORMED_URLS = ["http://example.com:abc/hook", "http://example.com:99999/hook", "http://[::1/hook",
+                  "http://[zz]/hook"]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_a_malformed_callback_url_is_the_apps_error(url):
+    from tests.factories import api_user
+
+    owner, owner_client = api_user()
+    app, key_client = app_client(make_app(owner))
+
+    by_key = key_client.put("/developer/v1/webhook", {"url": url, "verify_token": "x"})
+    by_owner = owner_client.put(f"/api/v1/developer/apps/{app.pk}/webhook", {"url": url, "verify_token": "x"})
+
+    for response in (by_key, by_owner):
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid" and response.json()["error"]["field"] == "url"
+    app.refresh_from_db()
+    assert app.webhook_url == ""
+
+
 def test_the_address_checked_is_the_address_connected_to(monkeypatch):
     import socket
 
