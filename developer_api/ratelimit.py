@@ -26,13 +26,29 @@ def _ttl(milliseconds: int) -> int:
     return max(1, math.ceil(milliseconds / 1000)) + 1
 
 
+def _cache_key(bucket: str) -> str:
+    return f"ratelimit:developer:{bucket}"
+
+
+def _interval_ms(capacity: int, period: float) -> int:
+    """The emission interval: how far one token moves the bucket's `tat`."""
+    return max(1, int(period * 1000 / capacity))
+
+
+def _give_back(key: str, interval: int) -> None:
+    try:
+        cache.decr(key, interval)
+    except ValueError:  # the key expired meanwhile: the bucket is full anyway
+        pass
+
+
 def take_token(*, bucket: str, capacity: int, period: float, now: float | None = None) -> None:
     """Take one token from `bucket` (`capacity` tokens refilled evenly over `period` seconds),
     or raise RateLimited with the seconds until one is back."""
     now_ms = int((time.time() if now is None else now) * 1000)
-    interval = max(1, int(period * 1000 / capacity))
+    interval = _interval_ms(capacity, period)
     burst = interval * capacity
-    key = f"ratelimit:developer:{bucket}"
+    key = _cache_key(bucket)
     for _ in range(3):
         if cache.add(key, now_ms + interval, timeout=_ttl(interval)):
             return  # a full bucket: the first request in a while
@@ -49,12 +65,24 @@ def take_token(*, bucket: str, capacity: int, period: float, now: float | None =
         # which errs on the strict side by less than a second.
         tat = cache.incr(key, now_ms + interval - tat)
     if tat - now_ms > burst:
-        try:
-            cache.decr(key, interval)  # a refused request takes no token
-        except ValueError:
-            pass
+        _give_back(key, interval)  # a refused request takes no token
         raise RateLimited(
             f"Too many requests: at most {capacity} every {period:g} seconds.",
             retry_after=max(1, math.ceil((tat - now_ms - burst) / 1000)),
         )
     cache.touch(key, timeout=_ttl(tat - now_ms))
+
+
+def take_tokens(*limits: tuple[str, int, float], now: float | None = None) -> None:
+    """Take one token from each of the (bucket, capacity, period) `limits`, or from none: when one
+    refuses, the tokens already taken for this request are given back before RateLimited is raised
+    (else a key's refused requests would use up the app's bucket that its other keys share)."""
+    taken = []
+    try:
+        for bucket, capacity, period in limits:
+            take_token(bucket=bucket, capacity=capacity, period=period, now=now)
+            taken.append((bucket, capacity, period))
+    except RateLimited:
+        for bucket, capacity, period in taken:
+            _give_back(_cache_key(bucket), _interval_ms(capacity, period))
+        raise

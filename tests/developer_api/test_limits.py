@@ -7,7 +7,7 @@ import pytest
 
 from broker.errors import RateLimited
 from developer_api.models import DeveloperApp, MonthlyUsage, OutboundMessage
-from developer_api.ratelimit import take_token
+from developer_api.ratelimit import take_token, take_tokens
 from developer_api.services import usage
 from tests.developer_api.app_schema import AppClient
 from tests.developer_api.conftest import tiers
@@ -67,6 +67,19 @@ def test_buckets_are_separate():
         take_token(bucket="a", capacity=1, period=60, now=NOW)
 
 
+def test_a_request_refused_by_one_bucket_takes_nothing_from_the_others():
+    key, app = ("key", 2, 60), ("app", 1, 60)
+    take_tokens(key, app, now=NOW)
+
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            take_tokens(key, app, now=NOW)  # the app's bucket refuses, after the key's gave a token
+
+    take_token(bucket="key", capacity=2, period=60, now=NOW)  # the key's second token is still there
+    with pytest.raises(RateLimited):
+        take_token(bucket="key", capacity=2, period=60, now=NOW)
+
+
 # --- through the API -----------------------------------------------------------------------------
 def test_each_key_has_its_own_bucket(developer_settings):
     developer_settings(TIERS=tiers(free={"KEY_RATE": (2, 3600), "APP_RATE": (100, 3600)}))
@@ -92,6 +105,17 @@ def test_the_app_bucket_holds_all_its_keys_together(developer_settings):
     assert answers == [200, 200, 200, 429]
     _, other_app = app_client()
     assert other_app.get("/developer/v1/app").status_code == 200
+
+
+def test_a_keys_refused_requests_leave_the_app_bucket_to_its_other_keys(developer_settings):
+    developer_settings(TIERS=tiers(free={"KEY_RATE": (2, 3600), "APP_RATE": (5, 3600)}))
+    app = make_app()
+    noisy, quiet = AppClient(make_key(app)[1]), AppClient(make_key(app)[1])
+
+    answers = [noisy.get("/developer/v1/app").status_code for _ in range(5)]
+
+    assert answers == [200, 200, 429, 429, 429]
+    assert [quiet.get("/developer/v1/app").status_code for _ in range(3)] == [200, 200, 429]  # its own 2
 
 
 def test_commercial_apps_have_higher_limits(developer_settings, admin_user):
