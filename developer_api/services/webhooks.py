@@ -108,39 +108,94 @@ def _resolve(host: str, port: int) -> tuple[str | None, str | None]:
     return addresses[0], None
 
 
+class _AttemptDeadline:
+    """The attempt's deadline on a connection's socket. A socket timeout bounds one read or write:
+    a receiver that answered a line at a time, each within the timeout, could hold an attempt (and
+    the lane behind it) for as long as it liked. So before each read and write the timeout becomes
+    the time left, and past the deadline they fail as timeouts."""
+
+    deadline: float | None = None  # on the time.monotonic() clock
+
+    def recv_into(self, *args, **kwargs):
+        if self.deadline is not None:
+            self.settimeout(_time_left(self.deadline))
+        return super().recv_into(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        if self.deadline is not None:
+            self.settimeout(_time_left(self.deadline))
+        return super().sendall(*args, **kwargs)
+
+
+class _DeadlineSocket(_AttemptDeadline, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_AttemptDeadline, ssl.SSLSocket):
+    pass
+
+
+def _time_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    return left
+
+
+def _connect(address: str, port: int, deadline: float) -> _DeadlineSocket:
+    plain = socket.create_connection((address, port), _time_left(deadline))
+    timed = _DeadlineSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    timed.settimeout(plain.gettimeout())
+    timed.deadline = deadline
+    return timed
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to the address that was checked, not to whatever a second DNS lookup says (DNS
     rebinding); the Host header (and TLS name, below) stay the URL's."""
 
-    def __init__(self, *args, address: str, **kwargs):
+    def __init__(self, *args, address: str, deadline: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.address = address
+        self.deadline = deadline
 
     def connect(self):
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = _connect(self.address, self.port, self.deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, address: str, **kwargs):
-        super().__init__(*args, context=ssl.create_default_context(), **kwargs)
+    def __init__(self, *args, address: str, deadline: float, **kwargs):
+        context = ssl.create_default_context()
+        context.sslsocket_class = _DeadlineSSLSocket
+        super().__init__(*args, context=context, **kwargs)
         self.address = address
+        self.deadline = deadline
 
     def connect(self):
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        sock = _connect(self.address, self.port, self.deadline)
+        try:
+            sock.settimeout(_time_left(self.deadline))  # the whole handshake runs under one timeout
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock.deadline = self.deadline
 
 
 def _request(method: str, url: str, *, body: bytes | None = None, headers: dict | None = None,
              ) -> tuple[int | None, bytes, str]:
     """(status code or None, start of the body, error text). Direct (no proxy: the address checked
-    is the address reached), and redirects are not followed (they could lead past the check)."""
+    is the address reached), and redirects are not followed (they could lead past the check). The
+    exchange has WEBHOOK_TIMEOUT in all, counted from before the name lookup (which itself cannot be
+    cut short) to the end of the body."""
+    deadline = time.monotonic() + options()["WEBHOOK_TIMEOUT"]
     parts = urlsplit(url)
     address, problem = _resolve(parts.hostname or "", parts.port or _default_port(parts.scheme))
     if problem:
         return None, b"", problem
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(parts.hostname, parts.port or _default_port(parts.scheme),
-                                  timeout=options()["WEBHOOK_TIMEOUT"], address=address)
+                                  address=address, deadline=deadline)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request(method, target, body=body, headers={"User-Agent": USER_AGENT, **(headers or {})})

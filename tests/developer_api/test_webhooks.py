@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import importlib.util
 import json
+import socket
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -304,6 +306,57 @@ def test_retries_go_on_for_at_least_a_day_then_the_event_is_given_up(receiver, d
     # Given up, the event no longer holds the conversation back.
     bodies = [e["message"]["text"]["body"] for e in receiver.events()]
     assert bodies[-1] == "second" and bodies.count("second") == 1
+
+
+def trickling_receiver(total_seconds: float, step: float) -> tuple[socket.socket, str]:
+    """A receiver that answers 200, but one header line every `step` seconds for `total_seconds`:
+    each read is quick, the answer is not."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # the test closed the server
+                return
+            try:
+                conn.recv(65536)
+                chunks = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"]
+                chunks += [b"X-Pad: a\r\n"] * int(total_seconds / step) + [b"\r\nok"]
+                for chunk in chunks:
+                    conn.sendall(chunk)
+                    time.sleep(step)
+            except OSError:  # the server hung up on it
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+
+def test_an_answer_slower_than_the_timeout_is_a_failed_attempt_even_if_it_trickles(developer_settings):
+    developer_settings(WEBHOOK_ALLOW_PRIVATE_ADDRESSES=True, WEBHOOK_TIMEOUT=1)
+    server, url = trickling_receiver(total_seconds=4, step=0.25)
+    app = make_app()
+    DeveloperApp.objects.filter(pk=app.pk).update(webhook_url=url, webhook_verified_at=timezone.now())
+    delivery = WebhookDelivery.objects.create(app=app, conversation_id=0, event=WebhookDelivery.Event.MESSAGE,
+                                              body="{}")
+    started = time.monotonic()
+
+    try:
+        delivered = webhooks.deliver_lane(app_id=app.pk, conversation_id=0)
+    finally:
+        server.close()
+
+    assert time.monotonic() - started < 2.5
+    delivery.refresh_from_db()
+    [logged] = WebhookAttempt.objects.filter(delivery=delivery)
+    assert delivered == 0 and not logged.ok and logged.status_code is None and "timed out" in logged.error
+    assert logged.latency_ms < 2000
+    assert delivery.status == "pending" and delivery.next_attempt_at == logged.attempted_at + timedelta(seconds=10)
 
 
 def test_events_of_a_conversation_arrive_in_order_never_overtaking(receiver, django_capture_on_commit_callbacks):
