@@ -90,6 +90,12 @@ class DeveloperAppAdmin(AuditedAdmin):
     actions = ["suspend_apps", "reinstate_apps", "uphold_spam_reports", "revoke_all_keys", "make_free",
                "make_commercial"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and {"name", "description"} & set(form.changed_data):
+            # Users see the app as its account: update_app renames and re-describes that too.
+            apps.update_app(app=obj, name=obj.name, description=obj.description)
+
     @admin.display(description="open spam reports")
     def open_reports(self, app):
         return spam.open_reporter_count(app)

@@ -17,7 +17,7 @@ from developer_api.services import apps, usage
 from storage.models import Device, User
 from tests.developer_api.app_schema import AppClient
 from tests.developer_api.helpers import make_app, make_key
-from tests.factories import user_with_token
+from tests.factories import api_user, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -196,6 +196,22 @@ def test_edits_through_the_forms_are_audited(operator, admin_user):
     assert response.status_code == 302, response.content[:1000]
     entry = audited("developerapp_changed")
     assert entry.actor == admin_user and entry.detail["fields"] == {"name": "After"}
+
+
+def test_renaming_an_app_in_the_admin_renames_its_account(operator):
+    app = make_app(name="Before", description="Old")
+    url = reverse("admin:developer_api_developerapp_change", args=[app.pk])
+
+    response = operator.post(url, {
+        "owner": app.owner_id, "name": "After", "description": "Answers orders", "tier": "free",
+        "status": "active", "suspended_reason": "", "keys-TOTAL_FORMS": "0", "keys-INITIAL_FORMS": "0",
+        "commercial_requests-TOTAL_FORMS": "0", "commercial_requests-INITIAL_FORMS": "0",
+    })
+
+    assert response.status_code == 302, response.content[:1000]
+    _, user_client = api_user()
+    account = user_client.get(f"/api/v1/apps/{app.pk}").json()["bot"]  # what a user sees of the app
+    assert (account["display_name"], account["about"]) == ("After", "Answers orders")
 
 
 def test_the_audit_log_cannot_be_edited(operator):
