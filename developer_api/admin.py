@@ -3,6 +3,8 @@ spam reports, webhook deliveries and users, with search, filters and actions. Ev
 every edit made here is written to the audit log (developer_api.AuditLog)."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -24,7 +26,23 @@ from storage.admin import UserAdmin as StorageUserAdmin
 from storage.models import User
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedDeletions:
+    """Deletions through the admin (its delete view and the "delete selected" action) are audited
+    like its actions. A mixin, for model admins that derive from another app's."""
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():  # no entry for a deletion that did not happen
+            for obj in queryset:
+                audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
+            super().delete_queryset(request, queryset)
+
+
+class AuditedAdmin(AuditedDeletions, admin.ModelAdmin):
     """Edits and deletions through the admin's forms are audited like its actions."""
 
     def save_model(self, request, obj, form, change):
@@ -32,15 +50,6 @@ class AuditedAdmin(admin.ModelAdmin):
         changed = {name: str(form.cleaned_data.get(name))[:200] for name in form.changed_data}
         audit.record(actor=request.user, action=f"{obj._meta.model_name}_{'changed' if change else 'added'}",
                      target=obj, detail={"fields": changed})
-
-    def delete_model(self, request, obj):
-        audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            audit.record(actor=request.user, action=f"{obj._meta.model_name}_deleted", target=obj)
-        super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -308,7 +317,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class UserAdmin(StorageUserAdmin):
+class UserAdmin(AuditedDeletions, StorageUserAdmin):
     list_display = [*StorageUserAdmin.list_display, "is_business"]
     list_filter = [*StorageUserAdmin.list_filter, "is_business"]
     actions = ["suspend_users", "reinstate_users"]
@@ -332,3 +341,17 @@ class UserAdmin(StorageUserAdmin):
         changed = [name for name in form.changed_data if name not in ("password", "password1", "password2")]
         audit.record(actor=request.user, action="user_changed" if change else "user_added", target=obj,
                      detail={"fields": changed})
+
+    def user_change_password(self, request, id, form_url=""):
+        # Django's view saves the password form itself, with no save_model to hook into: the entry
+        # is written when the stored hash changed (a new password, or password login disabled).
+        with transaction.atomic():
+            user = self.get_object(request, unquote(id))
+            hash_before = user.password if user is not None else None
+            response = super().user_change_password(request, id, form_url)
+            if user is not None and request.method == "POST":
+                user.refresh_from_db(fields=["password"])
+                if user.password != hash_before:
+                    audit.record(actor=request.user, action="user_password_changed", target=user,
+                                 detail={"password_login": user.has_usable_password()})
+        return response

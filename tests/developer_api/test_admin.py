@@ -214,6 +214,51 @@ def test_renaming_an_app_in_the_admin_renames_its_account(operator):
     assert (account["display_name"], account["about"]) == ("After", "Answers orders")
 
 
+def test_deleting_users_is_audited(operator, admin_user):
+    one, two, three = (user_with_token()[0] for _ in range(3))
+
+    deleted = operator.post(reverse("admin:storage_user_delete", args=[one.pk]), {"post": "yes"})
+    selected = operator.post(reverse("admin:storage_user_changelist"), {
+        "action": "delete_selected", "_selected_action": [str(two.pk), str(three.pk)], "post": "yes",
+    })
+
+    assert deleted.status_code == 302 and selected.status_code == 302
+    assert not User.objects.filter(pk__in=[one.pk, two.pk, three.pk]).exists()
+    entries = AuditLog.objects.filter(action="user_deleted")
+    assert sorted(int(entry.target_id) for entry in entries) == sorted([one.pk, two.pk, three.pk])
+    assert {entry.actor for entry in entries} == {admin_user}
+
+
+def test_setting_a_password_in_the_admin_is_audited(operator, admin_user):
+    from tests.openapi import SchemaCheckedClient
+
+    user, _ = user_with_token()
+    new_password = "a fresh passphrase 7"
+
+    response = operator.post(reverse("admin:auth_user_password_change", args=[user.pk]), {
+        "usable_password": "true", "password1": new_password, "password2": new_password,
+    })
+
+    assert response.status_code == 302
+    login = SchemaCheckedClient().post("/api/v1/auth/login", {"phone_number": user.phone_number,
+                                                               "password": new_password})
+    assert login.status_code == 200
+    entry = audited("user_password_changed")
+    assert entry.actor == admin_user and entry.target_id == str(user.pk)
+    assert new_password not in str(entry.detail) and entry.detail == {"password_login": True}
+
+
+def test_a_refused_password_form_writes_no_audit_entry(operator):
+    user, _ = user_with_token()
+
+    response = operator.post(reverse("admin:auth_user_password_change", args=[user.pk]), {
+        "usable_password": "true", "password1": "one passphrase 7", "password2": "another passphrase 7",
+    })
+
+    assert response.status_code == 200  # the form again, with its error
+    assert not AuditLog.objects.filter(action="user_password_changed").exists()
+
+
 def test_the_audit_log_cannot_be_edited(operator):
     apps.suspend_app(app=make_app(), actor=None, reason="x")
     entry = AuditLog.objects.get()
