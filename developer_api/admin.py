@@ -93,7 +93,10 @@ class DeveloperAppAdmin(AuditedAdmin):
     list_filter = ["tier", "status", "needs_review"]
     search_fields = ["name", "description", "owner__phone_number", "owner__display_name", "bot__phone_number"]
     raw_id_fields = ["owner", "bot"]
-    readonly_fields = ["bot", "webhook_url", "webhook_verified_at", "suspended_at", "created_at", "usage_report"]
+    # Tier and suspension change through the actions (services.apps), which audit them and do the
+    # rest: a suspension's time, a reinstatement's dismissal of the open spam reports.
+    readonly_fields = ["bot", "tier", "status", "suspended_reason", "needs_review", "webhook_url",
+                       "webhook_verified_at", "suspended_at", "created_at", "usage_report"]
     exclude = ["webhook_secret"]
     inlines = [KeyInline, CommercialRequestInline]
     actions = ["suspend_apps", "reinstate_apps", "uphold_spam_reports", "revoke_all_keys", "make_free",

@@ -198,6 +198,23 @@ def test_edits_through_the_forms_are_audited(operator, admin_user):
     assert entry.actor == admin_user and entry.detail["fields"] == {"name": "After"}
 
 
+def test_tier_and_suspension_change_only_through_the_actions(operator):
+    """The form would skip what the actions do: the audit entry of a tier change, a suspension's
+    time, a reinstatement's dismissal of the spam reports."""
+    app = make_app(name="Shop")
+    url = reverse("admin:developer_api_developerapp_change", args=[app.pk])
+
+    response = operator.post(url, {
+        "owner": app.owner_id, "name": "Shop", "description": "", "tier": "commercial", "status": "suspended",
+        "suspended_reason": "by hand", "needs_review": "on", "keys-TOTAL_FORMS": "0", "keys-INITIAL_FORMS": "0",
+        "commercial_requests-TOTAL_FORMS": "0", "commercial_requests-INITIAL_FORMS": "0",
+    })
+
+    assert response.status_code == 302, response.content[:1000]
+    app.refresh_from_db()
+    assert (app.tier, app.status, app.suspended_reason, app.needs_review) == ("free", "active", "", False)
+
+
 def test_renaming_an_app_in_the_admin_renames_its_account(operator):
     app = make_app(name="Before", description="Old")
     url = reverse("admin:developer_api_developerapp_change", args=[app.pk])
