@@ -5,11 +5,14 @@ from csp.decorators import csp_update
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.negotiation import DefaultContentNegotiation
 
 from developer_api import pages, views
 from developer_api.schema import APP_API_SETTINGS
 
-app_schema = SpectacularAPIView.as_view(urlconf="developer_api.app_urls", custom_settings=APP_API_SETTINGS)
+# YAML or JSON by Accept, like the client API's schema (messenger/urls.py).
+app_schema = SpectacularAPIView.as_view(urlconf="developer_api.app_urls", custom_settings=APP_API_SETTINGS,
+                                        content_negotiation_class=DefaultContentNegotiation)
 # As for the client API's docs: start-up code from a file, Swagger UI's inline styles allowed.
 app_docs = csp_update({"style-src": [SELF, UNSAFE_INLINE]})(
     SpectacularSwaggerSplitView.as_view(url_name="developer-schema")

@@ -22,7 +22,6 @@ from developer_api.models import ApiKey
 from developer_api.ratelimit import take_tokens
 from developer_api.services import apps, keys, messaging, spam, usage, webhooks
 from developer_api.services import media as app_media
-from messenger.negotiation import AnyAccept
 
 ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 409, 429, 503)}
 OWNER = ["developer"]
@@ -294,8 +293,6 @@ class MediaUploadView(AppApiView):
 
 class MediaDownloadView(AppApiView):
     required_scopes = {"GET": "messages:read"}
-    content_negotiation_class = AnyAccept
-
     @extend_schema(
         tags=["media"],
         responses={

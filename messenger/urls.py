@@ -3,6 +3,7 @@ from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.negotiation import DefaultContentNegotiation
 
 from frontdesk import pages, views
 
@@ -20,7 +21,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("frontdesk.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The schema alone comes in two formats, YAML and JSON, chosen by Accept (the API answers JSON).
+    path("api/schema/", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation),
+         name="api-schema"),
     path("api/docs/", api_docs, name="api-docs"),
     # The developer API: owners' and users' calls under /api/v1/, apps' under /developer/v1/, a page.
     path("", include("developer_api.urls")),

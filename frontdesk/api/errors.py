@@ -34,6 +34,7 @@ CODE_BY_DRF_ERROR = {
     exceptions.PermissionDenied: "forbidden",
     exceptions.NotFound: "not_found",
     exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",  # only the schema, which offers YAML and JSON, negotiates
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.Throttled: "rate_limited",
     exceptions.ValidationError: "invalid",

@@ -17,7 +17,6 @@ from broker.media_http import LimitedUploadHandler, check_declared_length, media
 from broker.services import media as media_service
 from frontdesk.api import serializers as s
 from frontdesk.api.views import ERRORS, validated
-from messenger.negotiation import AnyAccept
 
 FILE_RESPONSES = {
     (200, "*/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole file, as its MIME type."),
@@ -65,8 +64,6 @@ def _download(request, media_id: int, *, thumbnail: bool):
 
 
 class MediaDownloadView(APIView):
-    content_negotiation_class = AnyAccept
-
     @extend_schema(tags=["media"], responses={**FILE_RESPONSES, **ERRORS},
                    description="The file, for its uploader and the members of conversations where it was sent "
                                "(anyone else gets 404). Supports Range (one range) for seeking.")
@@ -75,8 +72,6 @@ class MediaDownloadView(APIView):
 
 
 class MediaThumbnailView(APIView):
-    content_negotiation_class = AnyAccept
-
     @extend_schema(tags=["media"], responses={**FILE_RESPONSES, **ERRORS},
                    description="A JPEG thumbnail of an image, for the same people as the file.")
     def get(self, request, media_id: int):

@@ -6,11 +6,13 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.http import HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.validation import validate_schema
 
+from tests.developer_api.helpers import app_client
 from tests.factories import api_user
 from tests.openapi import API_PREFIX, assert_matches_schema, openapi_document, route_template
 
@@ -150,6 +152,40 @@ def test_a_method_a_url_does_not_offer_is_a_405_in_the_error_shape():
 
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_api_answers_json_whatever_the_request_accepts():
+    user, client = api_user()
+    for accept in ("text/html", "application/xml", "image/*"):
+        answer = client.get("/api/v1/me", HTTP_ACCEPT=accept)
+
+        assert answer.status_code == 200, accept
+        assert answer["Content-Type"] == "application/json"
+        assert answer.json()["id"] == user.pk
+
+
+def test_an_error_asked_for_as_html_is_still_the_json_error_shape(api_client):
+    response = api_client.get("/api/v1/me", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_the_app_api_answers_json_whatever_the_request_accepts():
+    app, client = app_client()
+
+    answer = client.get("/developer/v1/app", HTTP_ACCEPT="text/html")
+
+    assert answer.status_code == 200
+    assert answer.json()["id"] == app.pk
+
+
+def test_the_schema_asked_for_in_a_format_it_lacks_is_406_not_acceptable(api_client):
+    response = api_client.get("/api/schema/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 406
+    # DRF answers a failed negotiation in the view's first format, the schema's YAML.
+    assert yaml.safe_load(response.content)["error"]["code"] == "not_acceptable"
 
 
 # --- The schema check itself --------------------------------------------------------------------
