@@ -38,13 +38,16 @@ def find_user(*, phone_number: object = None, user_id: object = None) -> User:
     return user
 
 
-def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = "") -> Contact:
+def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = None) -> Contact:
+    """Save someone as a contact. Adding someone already saved renames them: to `name` when it is
+    given, "" (or blank) clearing it; without a name the one kept stays."""
     person = find_user(phone_number=phone_number, user_id=user_id)
     if person.pk == owner.pk:
         raise InvalidInput("You cannot add yourself as a contact.", field="phone_number" if phone_number else "user_id")
+    keep_name = name is None
     name = clean_text(name, field="name", max_length=64)
     contact, created = Contact.objects.get_or_create(owner=owner, contact=person, defaults={"name": name})
-    if not created and name and contact.name != name:
+    if not created and not keep_name and contact.name != name:
         contact.name = name
         contact.save(update_fields=["name"])
     return contact

@@ -26,7 +26,10 @@ class ProfileUpdateRequest(serializers.Serializer):
 class ContactRequest(serializers.Serializer):
     phone_number = serializers.CharField(max_length=32, required=False)
     user_id = serializers.IntegerField(min_value=1, required=False)
-    name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    name = serializers.CharField(
+        max_length=64, required=False, allow_blank=True,
+        help_text='your name for them; for someone already a contact, "" clears it and leaving it out keeps it',
+    )
 
 
 class ConversationRequest(serializers.Serializer):

@@ -107,6 +107,31 @@ def test_adding_the_same_person_twice_keeps_one_contact_with_the_new_name():
     assert list(Contact.objects.filter(owner=owner).values_list("name", flat=True)) == ["New name"]
 
 
+def test_adding_a_contact_again_with_an_empty_name_clears_the_name():
+    _, client = api_user()
+    friend = UserFactory()
+    first = client.post(CONTACTS, {"user_id": friend.pk, "name": "Old name"}).json()
+
+    again = client.post(CONTACTS, {"user_id": friend.pk, "name": ""})
+
+    assert again.status_code == 201
+    assert again.json()["id"] == first["id"]
+    assert again.json()["name"] == ""
+    assert [c["name"] for c in client.get(CONTACTS).json()] == [""]
+
+
+def test_adding_a_contact_again_without_a_name_keeps_the_name():
+    _, client = api_user()
+    friend = UserFactory()
+    client.post(CONTACTS, {"user_id": friend.pk, "name": "Lin"})
+
+    again = client.post(CONTACTS, {"phone_number": friend.phone_number})
+
+    assert again.status_code == 201
+    assert again.json()["name"] == "Lin"
+    assert [c["name"] for c in client.get(CONTACTS).json()] == ["Lin"]
+
+
 def test_adding_a_number_nobody_uses_is_404_naming_the_field():
     _, client = api_user()
 

@@ -1183,7 +1183,9 @@ function openNewChat() {
     async function saveContact() {
       error.hidden = true;
       try {
-        const contact = await api.post("contacts", { phone_number: phone.input.value, name: name.input.value });
+        // A blank name field means "no name given": sent as "", it would clear the name of someone saved already.
+        const named = name.input.value.trim() ? { name: name.input.value } : {};
+        const contact = await api.post("contacts", { phone_number: phone.input.value, ...named });
         rememberUser(contact.user);
         await loadContacts();
         phone.input.value = "";
