@@ -37,7 +37,7 @@ class Watermarks:
 
     A message is delivered (read) once every member other than its sender has a delivered (read)
     watermark at or past its seq. Members added later start at their join point, so they never
-    hold a message back.
+    hold a message back. In a group its sender is alone in, a message stays sent.
     """
 
     def __init__(self, memberships: list[Membership]):
@@ -45,14 +45,20 @@ class Watermarks:
         self._read = sorted((m.read_seq, m.user_id) for m in memberships)
 
     @staticmethod
-    def _lowest_excluding(ordered: list[tuple[int, int]], sender_id: int | None) -> int:
+    def _lowest_excluding(ordered: list[tuple[int, int]], sender_id: int | None) -> int | None:
         for seq, user_id in ordered:
             if user_id != sender_id:
                 return seq
-        return 2**62  # nobody else to wait for
+        return None
 
     def status_of(self, message: Message) -> str:
-        if self._lowest_excluding(self._read, message.sender_id) >= message.seq:
+        lowest_read = self._lowest_excluding(self._read, message.sender_id)
+        if lowest_read is None:
+            # Nobody else is in the group. "Read by everyone else" would be true of no one, and
+            # a read tick nobody caused; "sent" is what the sender was told when it was stored
+            # (REST 201, websocket message.sent), and nobody has it indeed.
+            return "sent"
+        if lowest_read >= message.seq:
             return "read"
         if self._lowest_excluding(self._delivered, message.sender_id) >= message.seq:
             return "delivered"

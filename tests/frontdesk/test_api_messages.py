@@ -250,6 +250,21 @@ def test_a_group_message_is_delivered_only_once_every_recipient_has_it():
     assert statuses(alice_client, group.pk)[-1] == "read"
 
 
+def test_a_message_in_a_group_with_nobody_else_in_it_stays_sent_wherever_it_is_seen():
+    alice, alice_client = api_user()
+    bob, bob_client = api_user()
+    group = group_conversation(alice, bob)
+    assert bob_client.delete(f"/api/v1/conversations/{group.pk}/members", {"user_id": bob.pk}).status_code == 204
+
+    answer = send(alice_client, group.pk, "anyone?")
+
+    assert answer.status_code == 201 and answer.json()["status"] == "sent"
+    assert statuses(alice_client, group.pk)[-1] == "sent"
+    assert conversation_view(alice_client, group.pk)["last_message"]["status"] == "sent"
+    retried = send(alice_client, group.pk, "anyone?")
+    assert retried.status_code == 200 and retried.json()["status"] == "sent"
+
+
 def test_reading_lowers_the_unread_count(chat):
     alice, _, _, bob_client, conversation = chat
     for text in ("one", "two", "three"):

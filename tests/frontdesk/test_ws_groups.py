@@ -4,6 +4,7 @@ import pytest
 
 from broker.services import conversations
 from tests.factories import direct_conversation, group_conversation
+from tests.openapi import SchemaCheckedClient
 from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -150,3 +151,21 @@ async def test_someone_added_back_is_sent_from_their_return_not_what_they_missed
     news = [e["message"] for e in await b.drain(timeout=0.5) if e["type"] == "message.new"]
     assert [m["seq"] for m in news] == [4, 5]
     assert system_event({"type": "message.new", "message": news[0]})["action"] == "member_added"
+
+
+def history_statuses(token: str, conversation_id: int) -> dict[int, str]:
+    """Each message's status as GET messages shows it, by seq."""
+    page = SchemaCheckedClient(token).get(f"/api/v1/conversations/{conversation_id}/messages").json()
+    return {message["seq"]: message["status"] for message in page["results"]}
+
+
+async def test_a_message_sent_to_a_group_with_nobody_else_in_it_stays_sent_in_history(sockets):
+    (alice, alice_token), (bob, _) = await people(2)
+    group = await db(group_conversation)(alice, bob)
+    await db(conversations.remove_member)(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+    a = await sockets(alice_token)
+
+    sent = await a.send_message(group.pk, "anyone?")
+
+    assert sent["status"] == "sent"
+    assert (await db(history_statuses)(alice_token, group.pk))[sent["seq"]] == "sent"
