@@ -1,6 +1,7 @@
 """Rate limits: sends per user, counted from the stored messages; login and registration attempts
-per phone number and per client address, counted in the Django cache so every server process
-shares them (local memory in the embedded setup, Redis when scaled out). Plus `FrameBudget`, the
+per phone number and per client address, and lookups of phone numbers nobody uses per user,
+counted in the Django cache so every server process shares them (local memory in the embedded
+setup, Redis when scaled out). Plus `FrameBudget`, the
 per-connection budget of websocket frames, which lives in the connection itself.
 
 Written here rather than taken from django-ratelimit because that library limits HTTP requests
@@ -115,6 +116,26 @@ def check_register_allowed(*, phone_number: str | None, client_ip: str | None) -
         key, _, retry_after = _window(f"ratelimit:register-phone:{_subject(phone_number)}", window)
         if _incr(key, window) > limits["REGISTER_RATE_PER_PHONE"]:
             _refuse("registration attempts for this phone number", retry_after)
+
+
+# --- looking people up by phone number ---------------------------------------------------------
+# Only misses count: a number nobody uses. Probing which numbers are registered is mostly misses,
+# as most numbers are nobody's, while a person adding the people they know mostly hits and should
+# not run out. The limit is checked before the lookup, so once it is reached every number is
+# refused (hits included) until the window ends, and the answers say nothing more.
+def check_lookup_allowed(*, user_id: int) -> None:
+    """Before looking someone up by phone number for this user."""
+    window = settings.MESSENGER["LOOKUP_WINDOW"]
+    key, _, retry_after = _window(f"ratelimit:lookup-miss:{user_id}", window)
+    if _count(key) >= settings.MESSENGER["LOOKUP_MISSES_PER_USER"]:
+        _refuse("phone numbers nobody uses looked up", retry_after)
+
+
+def lookup_missed(*, user_id: int) -> None:
+    """Count a phone number this user looked up that nobody uses."""
+    window = settings.MESSENGER["LOOKUP_WINDOW"]
+    key, _, _ = _window(f"ratelimit:lookup-miss:{user_id}", window)
+    _incr(key, window)
 
 
 # --- websocket frames -----------------------------------------------------------------------------

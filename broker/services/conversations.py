@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.services.people import find_user, parse_id
+from broker.services.people import find_person, parse_id
 from broker.services.send import append_message, author_has_seen
 from broker.text import clean_text
 from storage import selectors
@@ -24,7 +24,7 @@ def _direct_key(a: int, b: int) -> str:
 
 def get_or_create_direct(*, user: User, phone_number: object = None, user_id: object = None) -> tuple[Conversation, bool]:
     """The one direct conversation between the user and another person; made on first ask."""
-    peer = find_user(phone_number=phone_number, user_id=user_id)
+    peer = find_person(seeker=user, phone_number=phone_number, user_id=user_id)
     if peer.pk == user.pk:
         raise InvalidInput("A direct conversation needs another person.", field="phone_number" if phone_number else "user_id")
     key = _direct_key(user.pk, peer.pk)

@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
+from broker import ratelimit
 from broker.errors import InvalidInput, NotFound
 from broker.phone import normalize_phone_number
 from broker.text import clean_text
@@ -22,30 +23,38 @@ def parse_id(value: object, *, field: str) -> int:
     return value
 
 
-def find_user(*, phone_number: object = None, user_id: object = None) -> User:
-    """The active user named by exactly one of a phone number or an id."""
-    if (phone_number is None) == (user_id is None):
-        raise InvalidInput("Give exactly one of phone_number or user_id.", field="phone_number")
-    if phone_number is not None:
-        phone = normalize_phone_number(phone_number)
-        user = selectors.user_by_phone(phone_number=phone)
-        if user is None:
-            raise NotFound(f"Nobody with the phone number {phone} uses messenger.", field="phone_number")
-        return user
+def find_user(*, user_id: object) -> User:
+    """The active user with this id."""
     user = selectors.active_user(user_id=parse_id(user_id, field="user_id"))
     if user is None:
         raise NotFound(f"There is no user {user_id}.", field="user_id")
     return user
 
 
+def find_person(*, seeker: User, phone_number: object = None, user_id: object = None) -> User:
+    """The active user `seeker` names by exactly one of a phone number or an id, to add as a contact
+    or to chat with. Numbers nobody uses are limited per seeker (ratelimit.check_lookup_allowed)."""
+    if (phone_number is None) == (user_id is None):
+        raise InvalidInput("Give exactly one of phone_number or user_id.", field="phone_number")
+    if phone_number is None:
+        return find_user(user_id=user_id)
+    phone = normalize_phone_number(phone_number)
+    ratelimit.check_lookup_allowed(user_id=seeker.pk)
+    user = selectors.user_by_phone(phone_number=phone)
+    if user is None:
+        ratelimit.lookup_missed(user_id=seeker.pk)
+        raise NotFound(f"Nobody with the phone number {phone} uses messenger.", field="phone_number")
+    return user
+
+
 def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = None) -> Contact:
     """Save someone as a contact. Adding someone already saved renames them: to `name` when it is
     given, "" (or blank) clearing it; without a name the one kept stays."""
-    person = find_user(phone_number=phone_number, user_id=user_id)
+    keep_name = name is None
+    name = clean_text(name, field="name", max_length=64)  # before the lookup: a bad name costs none
+    person = find_person(seeker=owner, phone_number=phone_number, user_id=user_id)
     if person.pk == owner.pk:
         raise InvalidInput("You cannot add yourself as a contact.", field="phone_number" if phone_number else "user_id")
-    keep_name = name is None
-    name = clean_text(name, field="name", max_length=64)
     contact, created = Contact.objects.get_or_create(owner=owner, contact=person, defaults={"name": name})
     if not created and not keep_name and contact.name != name:
         contact.name = name

@@ -1,6 +1,6 @@
-"""Abuse: login and registration throttles (REST and the browser forms), password hashing,
-sessions and CSRF, security headers, the websocket's Origin check, and the production settings
-passing `manage.py check --deploy`."""
+"""Abuse: login and registration throttles (REST and the browser forms), the limit on looking up
+phone numbers nobody uses, password hashing, sessions and CSRF, security headers, the websocket's
+Origin check, and the production settings passing `manage.py check --deploy`."""
 
 import os
 import subprocess
@@ -13,12 +13,14 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client, override_settings
 
 import messenger.settings as production_settings
-from storage.models import User
-from tests.factories import PASSWORD, UserFactory
+from storage.models import Contact, Conversation, User
+from tests.factories import PASSWORD, UserFactory, api_user
 from tests.openapi import SchemaCheckedClient
 from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+CONTACTS = "/api/v1/contacts"
+CONVERSATIONS = "/api/v1/conversations"
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +30,9 @@ def limits(settings):
     """Small throttles for these tests (conftest raises them for everyone else)."""
     settings.MESSENGER = {
         **settings.MESSENGER, "LOGIN_RATE_PER_IP": 6, "LOGIN_FAILURES_PER_PHONE": 3,
-        "REGISTER_RATE_PER_IP": 3, "REGISTER_RATE_PER_PHONE": 2,
+        "REGISTER_RATE_PER_IP": 3, "REGISTER_RATE_PER_PHONE": 2, "LOOKUP_MISSES_PER_USER": 3,
         # Fixed windows: long ones, so that no window ends halfway through a test.
-        "LOGIN_WINDOW": 10**8, "REGISTER_WINDOW": 10**8,
+        "LOGIN_WINDOW": 10**8, "REGISTER_WINDOW": 10**8, "LOOKUP_WINDOW": 10**8,
     }
     return settings.MESSENGER
 
@@ -96,6 +98,29 @@ def test_the_browser_forms_are_throttled_too(limits):
     codes = [registrar.post("/register/", {"phone_number": f"+1212555{n:04d}", "display_name": "N",
                                            "password": PASSWORD}).status_code for n in range(10, 14)]
     assert codes == [302, 302, 302, 429]
+
+
+# --- looking people up by phone number ---------------------------------------------------------------
+def test_looking_up_numbers_nobody_uses_is_limited_per_user(limits):
+    _, prober = api_user()
+    friends = [UserFactory() for _ in range(5)]
+    for friend in friends:  # numbers people use do not count: adding the people you know never runs out
+        assert prober.post(CONTACTS, {"phone_number": friend.phone_number}).status_code == 201
+
+    misses = [prober.post(CONTACTS, {"phone_number": "+12125550600"}).status_code,
+              prober.post(CONVERSATIONS, {"kind": "direct", "phone_number": "+12125550601"}).status_code,
+              prober.post(CONTACTS, {"phone_number": "+12125550602"}).status_code]
+
+    assert misses == [404, 404, 404]
+    assert_rate_limited(prober.post(CONTACTS, {"phone_number": "+12125550603"}))
+    # Now a number someone uses is refused too, so the answers tell the prober nothing more.
+    someone = UserFactory()
+    assert_rate_limited(prober.post(CONTACTS, {"phone_number": someone.phone_number}))
+    assert_rate_limited(prober.post(CONVERSATIONS, {"kind": "direct", "phone_number": someone.phone_number}))
+    assert not Contact.objects.filter(contact=someone).exists() and not Conversation.objects.exists()
+    # The limit is the prober's own.
+    _, neighbour = api_user()
+    assert neighbour.post(CONTACTS, {"phone_number": someone.phone_number}).status_code == 201
 
 
 # --- passwords --------------------------------------------------------------------------------------
