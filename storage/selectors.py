@@ -21,6 +21,12 @@ def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def already_knows(*, user_id: int, other_id: int) -> bool:
+    """`other_id` is one of `user_id`'s contacts, or the two are in a conversation together."""
+    return (Contact.objects.filter(owner_id=user_id, contact_id=other_id).exists()
+            or Membership.objects.filter(user_id=user_id, conversation__memberships__user_id=other_id).exists())
+
+
 def device_is_active_query(*, device_id: int) -> tuple[str, list]:
     """`device_is_active`'s SQL and parameters: a row if the device is logged in and its user active."""
     return (f"SELECT 1 FROM {sql.table(Device)} d JOIN {sql.table(User)} u ON u.id = d.user_id "

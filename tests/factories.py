@@ -42,9 +42,9 @@ def user_with_token(**kwargs) -> tuple[User, str]:
 
 
 def direct_conversation(a: User, b: User) -> Conversation:
-    from broker.services.conversations import get_or_create_direct
+    from broker.services.conversations import direct_conversation_between
 
-    conversation, _ = get_or_create_direct(user=a, user_id=b.pk)
+    conversation, _ = direct_conversation_between(user=a, peer=b)
     return conversation
 
 

@@ -336,9 +336,11 @@ def login(server: ServerProcess, user: dict, device_name: str) -> str:
     return body["token"]
 
 
-def direct_conversation(server: ServerProcess, token: str, peer_id: int) -> dict:
-    status, body = http("POST", f"{server.url}/api/v1/conversations", {"kind": "direct", "user_id": peer_id},
-                        token=token)
+def direct_conversation(server: ServerProcess, token: str, peer: dict) -> dict:
+    """The direct conversation with `peer` (a user as the API shows one), found by phone number: a
+    user id names only people one knows already."""
+    status, body = http("POST", f"{server.url}/api/v1/conversations",
+                        {"kind": "direct", "phone_number": peer["phone_number"]}, token=token)
     assert status in (200, 201), (status, body)
     return body
 

@@ -100,7 +100,7 @@ async def test_sent_messages_survive_sigkill_and_reach_the_recipient_once_in_ord
     first = await servers.start()
     alice, alice_token = register(first, "Alice")
     bob, bob_token = register(first, "Bob")
-    conv = direct_conversation(first, alice_token, bob["id"])["id"]
+    conv = direct_conversation(first, alice_token, bob)["id"]
     clients = []
     try:
         sender = await WsClient.connect(first, alice_token, "alice@1")
@@ -154,7 +154,7 @@ async def test_retried_client_id_after_a_restart_makes_no_second_message(servers
     first = await servers.start()
     alice, alice_token = register(first, "Alice")
     bob, bob_token = register(first, "Bob")
-    conv = direct_conversation(first, alice_token, bob["id"])["id"]
+    conv = direct_conversation(first, alice_token, bob)["id"]
     clients = []
     try:
         sender = await WsClient.connect(first, alice_token, "alice@1")

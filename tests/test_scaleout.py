@@ -146,7 +146,7 @@ async def test_two_processes_share_messages_receipts_typing_presence_and_survive
     alice, alice_token = register(p1, "Alice")
     bob, bob_token = register(p2, "Bob")
     carol, carol_token = register(p2, "Carol")
-    direct = direct_conversation(p1, alice_token, bob["id"])["id"]
+    direct = direct_conversation(p1, alice_token, bob)["id"]
     group = group_conversation(p2, bob_token, "Across", [alice["id"], carol["id"]])["id"]
     clients: list[WsClient] = []
 

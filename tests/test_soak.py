@@ -426,7 +426,7 @@ async def test_soak_no_loss_no_duplicates_order_kept_through_faults(tmp_path, re
         pairs = rng.sample([(a, b) for a in range(USERS) for b in range(a + 1, USERS)], DIRECT_PAIRS)
         for a, b in pairs:
             status, body = await sim.rest("POST", "/api/v1/conversations", clients[a].token,
-                                          {"kind": "direct", "user_id": clients[b].user["id"]})
+                                          {"kind": "direct", "phone_number": clients[b].user["phone_number"]})
             assert status == 201, body
             for i in (a, b):
                 clients[i].conversations[body["id"]] = [clients[a].user["id"], clients[b].user["id"]]
@@ -441,7 +441,7 @@ async def test_soak_no_loss_no_duplicates_order_kept_through_faults(tmp_path, re
             if not client.conversations:  # everyone talks: a lonely user gets a chat with the next one
                 peer = clients[(client.index + 1) % USERS]
                 status, body = await sim.rest("POST", "/api/v1/conversations", client.token,
-                                              {"kind": "direct", "user_id": peer.user["id"]})
+                                              {"kind": "direct", "phone_number": peer.user["phone_number"]})
                 client.conversations[body["id"]] = [client.user["id"], peer.user["id"]]
                 peer.conversations[body["id"]] = [client.user["id"], peer.user["id"]]
             for n in range(MESSAGES_PER_USER):

@@ -23,10 +23,17 @@ def _direct_key(a: int, b: int) -> str:
 
 
 def get_or_create_direct(*, user: User, phone_number: object = None, user_id: object = None) -> tuple[Conversation, bool]:
-    """The one direct conversation between the user and another person; made on first ask."""
+    """The one direct conversation between the user and the person they name (people.find_person);
+    made on first ask."""
     peer = find_person(seeker=user, phone_number=phone_number, user_id=user_id)
     if peer.pk == user.pk:
         raise InvalidInput("A direct conversation needs another person.", field="phone_number" if phone_number else "user_id")
+    return direct_conversation_between(user=user, peer=peer)
+
+
+def direct_conversation_between(*, user: User, peer: User) -> tuple[Conversation, bool]:
+    """The one direct conversation of two different people, made if need be: for callers that
+    found `peer` themselves (an app writing to someone who opted in)."""
     key = _direct_key(user.pk, peer.pk)
     existing = Conversation.objects.filter(direct_key=key).first()
     if existing is not None:

@@ -33,11 +33,12 @@ def find_user(*, user_id: object) -> User:
 
 def find_person(*, seeker: User, phone_number: object = None, user_id: object = None) -> User:
     """The active user `seeker` names by exactly one of a phone number or an id, to add as a contact
-    or to chat with. Numbers nobody uses are limited per seeker (ratelimit.check_lookup_allowed)."""
+    or to chat with. Numbers nobody uses are limited per seeker (ratelimit.check_lookup_allowed);
+    an id names only someone the seeker already knows, or an app's account."""
     if (phone_number is None) == (user_id is None):
         raise InvalidInput("Give exactly one of phone_number or user_id.", field="phone_number")
     if phone_number is None:
-        return find_user(user_id=user_id)
+        return _known_person(seeker=seeker, user_id=user_id)
     phone = normalize_phone_number(phone_number)
     ratelimit.check_lookup_allowed(user_id=seeker.pk)
     user = selectors.user_by_phone(phone_number=phone)
@@ -45,6 +46,20 @@ def find_person(*, seeker: User, phone_number: object = None, user_id: object = 
         ratelimit.lookup_missed(user_id=seeker.pk)
         raise NotFound(f"Nobody with the phone number {phone} uses messenger.", field="phone_number")
     return user
+
+
+def _known_person(*, seeker: User, user_id: object) -> User:
+    # The answer (a contact, a conversation) shows the person's phone number: were any id good,
+    # counting ids up would collect everyone's number, past the lookup limit. Apps' accounts have
+    # no number to give away and are found by id by design (docs/developer-api.md).
+    person_id = parse_id(user_id, field="user_id")
+    person = selectors.active_user(user_id=person_id)
+    if person is not None and (person.pk == seeker.pk or person.is_business
+                               or selectors.already_knows(user_id=seeker.pk, other_id=person.pk)):
+        return person
+    # The same answer whether the id is nobody's or a stranger's, so ids say nothing either.
+    raise NotFound(f"User {person_id} is none of your contacts or the people in your conversations; "
+                   "find people by phone number.", field="user_id")
 
 
 def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = None) -> Contact:

@@ -129,7 +129,7 @@ def _send(*, api_key: ApiKey, phone: str, message_type: str, body: str, media_id
         if selectors.is_blocked_by(blocker_id=recipient.pk, blocked_id=app.bot_id):
             return _failed(record, app=app, code="recipient_unavailable",
                            reason="The recipient does not accept messages from this app."), True
-        conversation, _ = conversations.get_or_create_direct(user=app.bot, user_id=recipient.pk)
+        conversation, _ = conversations.direct_conversation_between(user=app.bot, peer=recipient)
         record.conversation_id = conversation.pk
         try:
             with transaction.atomic():

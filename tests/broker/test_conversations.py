@@ -22,8 +22,8 @@ def roles(conversation) -> dict[int, str]:
 def test_a_direct_chat_is_made_once_whoever_asks():
     alice, bob = UserFactory(), UserFactory()
 
-    first, created = conversations.get_or_create_direct(user=alice, user_id=bob.pk)
-    again, created_again = conversations.get_or_create_direct(user=bob, phone_number=alice.phone_number)
+    first, created = conversations.get_or_create_direct(user=alice, phone_number=bob.phone_number)
+    again, created_again = conversations.get_or_create_direct(user=bob, user_id=alice.pk)
 
     assert (created, created_again) == (True, False)
     assert again.pk == first.pk and first.kind == Conversation.Kind.DIRECT

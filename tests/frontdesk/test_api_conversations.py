@@ -11,7 +11,7 @@ from broker.services import people as people_service
 from broker.services import presence
 from django.test.utils import CaptureQueriesContext
 
-from storage.models import Conversation, Membership, Message, User
+from storage.models import Contact, Conversation, Membership, Message, User
 from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
 
 pytestmark = pytest.mark.django_db
@@ -52,9 +52,10 @@ def test_starting_a_direct_conversation_by_phone_number():
     assert body["last_message"] is None and body["last_seq"] == 0 and body["unread_count"] == 0
 
 
-def test_starting_a_direct_conversation_by_user_id():
-    _, client = api_user()
+def test_starting_a_direct_conversation_with_a_contact_by_user_id():
+    alice, client = api_user()
     bob = UserFactory()
+    Contact.objects.create(owner=alice, contact=bob)
 
     response = client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
 
@@ -62,12 +63,39 @@ def test_starting_a_direct_conversation_by_user_id():
     assert Conversation.objects.get().kind == "direct"
 
 
+def test_starting_a_direct_conversation_with_someone_from_a_group_by_user_id():
+    alice, client = api_user()
+    bob = UserFactory()
+    group_conversation(bob, alice)
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
+
+    assert response.status_code == 201
+    assert sorted(m["user"]["id"] for m in response.json()["members"]) == sorted([alice.pk, bob.pk])
+
+
+def test_a_strangers_user_id_starts_nothing_and_shows_nothing_of_them():
+    _, client = api_user()
+    stranger = UserFactory()
+
+    response = client.post(CONVERSATIONS, {"kind": "direct", "user_id": stranger.pk})
+    nobody = client.post(CONVERSATIONS, {"kind": "direct", "user_id": stranger.pk + 1000})
+
+    assert response.status_code == nobody.status_code == 404
+    assert response.json()["error"]["field"] == "user_id"
+    assert stranger.phone_number not in response.content.decode()
+    # A stranger's id and an id nobody has are answered alike, so ids say nothing either.
+    assert response.json()["error"]["message"].replace(str(stranger.pk), "N") == \
+        nobody.json()["error"]["message"].replace(str(stranger.pk + 1000), "N")
+    assert Conversation.objects.count() == 0
+
+
 def test_asking_for_the_same_direct_conversation_again_from_either_side_returns_it_with_200():
     alice, alice_client = api_user()
     bob, bob_client = api_user()
-    first = alice_client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
+    first = alice_client.post(CONVERSATIONS, {"kind": "direct", "phone_number": bob.phone_number})
 
-    again = alice_client.post(CONVERSATIONS, {"kind": "direct", "phone_number": bob.phone_number})
+    again = alice_client.post(CONVERSATIONS, {"kind": "direct", "user_id": bob.pk})
     from_bob = bob_client.post(CONVERSATIONS, {"kind": "direct", "user_id": alice.pk})
 
     assert first.status_code == 201

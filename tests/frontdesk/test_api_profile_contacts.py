@@ -86,20 +86,36 @@ def test_adding_a_contact_by_phone_number_in_any_format():
     }
 
 
-def test_adding_a_contact_by_user_id():
+def test_adding_someone_i_chat_with_as_a_contact_by_user_id():
     owner, client = api_user()
     friend = UserFactory()
+    direct_conversation(friend, owner)
 
     response = client.post(CONTACTS, {"user_id": friend.pk})
 
     assert response.status_code == 201
+    assert response.json()["user"]["phone_number"] == friend.phone_number
     assert Contact.objects.get(owner=owner).contact == friend
+
+
+def test_a_strangers_user_id_adds_no_contact_and_shows_nothing_of_them():
+    owner, client = api_user()
+    stranger = UserFactory()
+    someone_else = UserFactory()
+    group_conversation(stranger, someone_else)  # in a conversation, but not one of mine
+
+    response = client.post(CONTACTS, {"user_id": stranger.pk})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["field"] == "user_id"
+    assert stranger.phone_number not in response.content.decode()
+    assert not Contact.objects.filter(owner=owner).exists()
 
 
 def test_adding_the_same_person_twice_keeps_one_contact_with_the_new_name():
     owner, client = api_user()
     friend = UserFactory()
-    first = client.post(CONTACTS, {"user_id": friend.pk, "name": "Old name"}).json()
+    first = client.post(CONTACTS, {"phone_number": friend.phone_number, "name": "Old name"}).json()
 
     again = client.post(CONTACTS, {"user_id": friend.pk, "name": "New name"}).json()
 
@@ -110,7 +126,7 @@ def test_adding_the_same_person_twice_keeps_one_contact_with_the_new_name():
 def test_adding_a_contact_again_with_an_empty_name_clears_the_name():
     _, client = api_user()
     friend = UserFactory()
-    first = client.post(CONTACTS, {"user_id": friend.pk, "name": "Old name"}).json()
+    first = client.post(CONTACTS, {"phone_number": friend.phone_number, "name": "Old name"}).json()
 
     again = client.post(CONTACTS, {"user_id": friend.pk, "name": ""})
 
@@ -123,9 +139,9 @@ def test_adding_a_contact_again_with_an_empty_name_clears_the_name():
 def test_adding_a_contact_again_without_a_name_keeps_the_name():
     _, client = api_user()
     friend = UserFactory()
-    client.post(CONTACTS, {"user_id": friend.pk, "name": "Lin"})
+    client.post(CONTACTS, {"phone_number": friend.phone_number, "name": "Lin"})
 
-    again = client.post(CONTACTS, {"phone_number": friend.phone_number})
+    again = client.post(CONTACTS, {"user_id": friend.pk})
 
     assert again.status_code == 201
     assert again.json()["name"] == "Lin"
@@ -164,8 +180,8 @@ def test_the_contact_list_shows_only_my_contacts_sorted_by_name():
     owner, client = api_user()
     someone_else, _ = api_user()
     zoe, adam = UserFactory(display_name="Zoe"), UserFactory(display_name="Adam")
-    client.post(CONTACTS, {"user_id": zoe.pk})
-    client.post(CONTACTS, {"user_id": adam.pk})
+    client.post(CONTACTS, {"phone_number": zoe.phone_number})
+    client.post(CONTACTS, {"phone_number": adam.phone_number})
     Contact.objects.create(owner=someone_else, contact=owner)
 
     response = client.get(CONTACTS)
@@ -176,7 +192,7 @@ def test_the_contact_list_shows_only_my_contacts_sorted_by_name():
 
 def test_deleting_a_contact_removes_it():
     owner, client = api_user()
-    contact_id = client.post(CONTACTS, {"user_id": UserFactory().pk}).json()["id"]
+    contact_id = client.post(CONTACTS, {"phone_number": UserFactory().phone_number}).json()["id"]
 
     response = client.delete(f"{CONTACTS}/{contact_id}")
 
@@ -188,7 +204,7 @@ def test_deleting_a_contact_removes_it():
 def test_nobody_can_delete_someone_elses_contact():
     _, owner_client = api_user()
     _, stranger_client = api_user()
-    contact_id = owner_client.post(CONTACTS, {"user_id": UserFactory().pk}).json()["id"]
+    contact_id = owner_client.post(CONTACTS, {"phone_number": UserFactory().phone_number}).json()["id"]
 
     response = stranger_client.delete(f"{CONTACTS}/{contact_id}")
 

@@ -66,7 +66,7 @@ async def test_hostile_frames_get_errors_or_closes_and_the_server_keeps_serving(
 
     alice, alice_token = register(server, "Alice")
     bob, bob_token = register(server, "Bob")
-    conversation = direct_conversation(server, alice_token, bob["id"])["id"]
+    conversation = direct_conversation(server, alice_token, bob)["id"]
     bystander = await WsClient.connect(server, bob_token, "bob")
     try:
         # Over the server's own 1 MiB bound (Daphne's --websocket_max_message_size, uvicorn's

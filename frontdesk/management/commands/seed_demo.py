@@ -25,7 +25,7 @@ class Command(BaseCommand):
                 user = accounts.create_account(phone_number=phone, password=DEMO_PASSWORD, display_name=name)
             people.append(user)
         alice, bob = people
-        conversation, created = conversations.get_or_create_direct(user=alice, user_id=bob.pk)
+        conversation, created = conversations.direct_conversation_between(user=alice, peer=bob)
         if created:
             send.send_message(sender=alice, conversation_id=conversation.pk, client_id=f"demo-{uuid.uuid4()}",
                               text="Hi Bob! This is messenger.")
