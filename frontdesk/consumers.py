@@ -59,6 +59,10 @@ def _parse_int(digits: str):
     return int(digits) if len(digits) <= MAX_INTEGER_DIGITS else _OUTSIZED_NUMBER
 
 
+# Made once: json.loads(..., parse_int=...) would make a decoder per frame (3-4 us more each).
+_FRAME_DECODER = json.JSONDecoder(parse_int=_parse_int)
+
+
 def recheck_waits(interval: float):
     """The waits between a socket's periodic credential checks: the first a random part of
     `interval`, then `interval` each. Sockets that connected together (every client of a server
@@ -328,7 +332,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ))
             return
         try:
-            frame = json.loads(text_data, parse_int=_parse_int)
+            frame = _FRAME_DECODER.decode(text_data)
         except (ValueError, RecursionError):
             await self._send_event(events.error(code="bad_json", message="The frame is not valid JSON."))
             return
