@@ -23,8 +23,18 @@ def active_user(*, user_id: int) -> User | None:
 
 def already_knows(*, user_id: int, other_id: int) -> bool:
     """`other_id` is one of `user_id`'s contacts, or the two are in a conversation together."""
-    return (Contact.objects.filter(owner_id=user_id, contact_id=other_id).exists()
-            or Membership.objects.filter(user_id=user_id, conversation__memberships__user_id=other_id).exists())
+    return other_id in known_among(user_id=user_id, other_ids=[other_id])
+
+
+def known_among(*, user_id: int, other_ids: list[int]) -> set[int]:
+    """Those of `other_ids` who are `user_id`'s contacts or in a conversation with them: two queries."""
+    contacts = Contact.objects.filter(owner_id=user_id, contact_id__in=other_ids).values_list("contact_id", flat=True)
+    known = set(contacts)
+    rest = [other for other in other_ids if other not in known]
+    if rest:
+        known.update(Membership.objects.filter(
+            user_id__in=rest, conversation__memberships__user_id=user_id).values_list("user_id", flat=True))
+    return known
 
 
 def device_is_active_query(*, device_id: int) -> tuple[str, list]:

@@ -52,10 +52,21 @@ def membership(user: User, conversation: Conversation) -> Membership:
     return Membership.objects.get(user=user, conversation=conversation)
 
 
+def saved_contacts(owner: User, *people: User) -> None:
+    """`owner` saves each of `people` as a contact by phone number, as through POST contacts: what
+    one does before putting someone one has no conversation with into a group."""
+    from broker.services.people import add_contact
+
+    for person in people:
+        add_contact(owner=owner, phone_number=person.phone_number)
+
+
 def group_conversation(creator: User, *others: User, title: str = "Team") -> Conversation:
-    """A group made through the broker, as through POST conversations: `creator` is its admin."""
+    """A group made through the broker, as through POST conversations: `creator` is its admin, and
+    has the others as contacts first (a group is made of people one knows)."""
     from broker.services.conversations import create_group
 
+    saved_contacts(creator, *(other for other in others if other.pk != creator.pk))
     return create_group(creator=creator, title=title, member_ids=[u.pk for u in others])
 
 

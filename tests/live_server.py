@@ -345,9 +345,20 @@ def direct_conversation(server: ServerProcess, token: str, peer: dict) -> dict:
     return body
 
 
-def group_conversation(server: ServerProcess, token: str, title: str, member_ids: list[int]) -> dict:
+def save_contact(server: ServerProcess, token: str, person: dict) -> dict:
+    """`person` (a user as the API shows one) saved as a contact by phone number: the contact."""
+    status, body = http("POST", f"{server.url}/api/v1/contacts", {"phone_number": person["phone_number"]}, token=token)
+    assert status == 201, (status, body)
+    return body
+
+
+def group_conversation(server: ServerProcess, token: str, title: str, members: list[dict]) -> dict:
+    """A new group of the token's user and `members` (users as the API shows them), whom they save
+    as contacts first: a group takes only people one knows."""
+    for person in members:
+        save_contact(server, token, person)
     status, body = http("POST", f"{server.url}/api/v1/conversations",
-                        {"kind": "group", "title": title, "member_ids": member_ids}, token=token)
+                        {"kind": "group", "title": title, "member_ids": [p["id"] for p in members]}, token=token)
     assert status == 201, (status, body)
     return body
 

@@ -209,7 +209,7 @@ async def test_two_processes_keep_seq_gapless_under_concurrent_senders(servers):
     p1, p2 = await asyncio.gather(servers.start("uvicorn"), servers.start("daphne"))
     accounts = [register(p1 if i % 2 else p2, f"Sender {i}") for i in range(USERS)]
     users = [user for user, _ in accounts]
-    group = group_conversation(p1, accounts[0][1], "Race", [u["id"] for u in users[1:]])
+    group = group_conversation(p1, accounts[0][1], "Race", users[1:])
     conv = group["id"]
     assert group["last_seq"] == 1  # the "created the group" system message
 

@@ -147,7 +147,7 @@ async def test_two_processes_share_messages_receipts_typing_presence_and_survive
     bob, bob_token = register(p2, "Bob")
     carol, carol_token = register(p2, "Carol")
     direct = direct_conversation(p1, alice_token, bob)["id"]
-    group = group_conversation(p2, bob_token, "Across", [alice["id"], carol["id"]])["id"]
+    group = group_conversation(p2, bob_token, "Across", [alice, carol])["id"]
     clients: list[WsClient] = []
 
     async def connect(server, token, label) -> WsClient:

@@ -432,6 +432,10 @@ async def test_soak_no_loss_no_duplicates_order_kept_through_faults(tmp_path, re
                 clients[i].conversations[body["id"]] = [clients[a].user["id"], clients[b].user["id"]]
         for g, size in enumerate(GROUPS):
             members = rng.sample(range(USERS), size)
+            for i in members[1:]:  # a group takes only people its creator knows
+                status, body = await sim.rest("POST", "/api/v1/contacts", clients[members[0]].token,
+                                              {"phone_number": clients[i].user["phone_number"]})
+                assert status == 201, body
             status, body = await sim.rest("POST", "/api/v1/conversations", clients[members[0]].token, {
                 "kind": "group", "title": f"Soak group {g}", "member_ids": [clients[i].user["id"] for i in members[1:]]})
             assert status == 201, body

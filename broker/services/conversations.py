@@ -55,14 +55,23 @@ def _clean_title(title: object) -> str:
     return clean_text(title, field="title", max_length=MAX_TITLE, required=True)
 
 
-def _existing_users(user_ids: object, *, field: str) -> list[User]:
+def _people_known_to(actor: User, user_ids: object, *, field: str) -> list[User]:
+    """The people `actor` names to put in a group: each must be someone they know (a contact,
+    someone they share a conversation with) or an app's account, as for starting a direct chat
+    by id (people.find_person). Else anyone's id would do: strangers put in a group, and their
+    phone numbers in the answer, for whoever counts ids up. Anyone else is "not found", as an id
+    nobody has."""
     if not isinstance(user_ids, list):
         raise InvalidInput(f"{field} must be a list of user ids.", field=field)
     ids = list(dict.fromkeys(parse_id(uid, field=field) for uid in user_ids))
     users = {u.pk: u for u in User.objects.filter(pk__in=ids, is_active=True)}
-    missing = [uid for uid in ids if uid not in users]
-    if missing:
-        raise NotFound(f"There is no user {missing[0]}.", field=field)
+    unknown = [uid for uid, user in users.items() if uid != actor.pk and not user.is_business]
+    known = selectors.known_among(user_id=actor.pk, other_ids=unknown) if unknown else set()
+    for uid in ids:
+        user = users.get(uid)
+        if user is None or (uid in unknown and uid not in known):
+            raise NotFound(f"User {uid} is none of your contacts or the people in your conversations; "
+                           "add them as a contact by phone number first.", field=field)
     return [users[uid] for uid in ids]
 
 
@@ -74,7 +83,7 @@ def _check_size(count: int, field: str) -> None:
 
 def create_group(*, creator: User, title: object, member_ids: object) -> Conversation:
     title = _clean_title(title)
-    invited = [u for u in _existing_users(member_ids, field="member_ids") if u.pk != creator.pk]
+    invited = [u for u in _people_known_to(creator, member_ids, field="member_ids") if u.pk != creator.pk]
     _check_size(len(invited) + 1, "member_ids")
     with transaction.atomic():
         conversation = Conversation.objects.create(kind=Conversation.Kind.GROUP, title=title, created_by=creator)
@@ -107,7 +116,7 @@ def add_members(*, actor: User, conversation_id: object, user_ids: object) -> li
     member = _admin_membership(actor=actor, conversation_id=conversation_id)
     if member.role != Membership.Role.ADMIN:
         raise Forbidden("Only group admins can add members.", field="user_ids")
-    people = _existing_users(user_ids, field="user_ids")
+    people = _people_known_to(actor, user_ids, field="user_ids")
     conversation_id = member.conversation_id
     notices = []
     with transaction.atomic():

@@ -5,7 +5,7 @@ import pytest
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.services import conversations
 from storage.models import Conversation, Membership, Message
-from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, saved_contacts, sent_message
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,7 @@ def test_a_direct_chat_needs_another_existing_person():
 
 def test_a_new_group_has_its_creator_as_admin_and_a_creation_notice():
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    saved_contacts(alice, bob, carol)
 
     group = conversations.create_group(creator=alice, title="  Climbing  ", member_ids=[bob.pk, carol.pk, bob.pk, alice.pk])
 
@@ -78,6 +79,7 @@ def test_a_group_needs_a_title_and_real_members(title, member_ids, error, field)
 def test_groups_have_a_size_limit(settings):
     settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
     alice, *others = UserFactory.create_batch(4)
+    saved_contacts(alice, *others)
 
     with pytest.raises(InvalidInput):
         conversations.create_group(creator=alice, title="Too many", member_ids=[u.pk for u in others])
@@ -90,6 +92,7 @@ def test_admins_add_members_who_see_history_from_their_arrival():
     alice, bob, carol, dave = UserFactory.create_batch(4)
     group = group_conversation(alice, bob)
     sent_message(bob, group)
+    saved_contacts(alice, carol, dave)
 
     notices = conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[bob.pk, carol.pk, dave.pk])
 
@@ -170,8 +173,90 @@ def test_the_author_of_a_membership_change_does_not_see_its_notice_as_unread():
     from storage.selectors import conversation_summaries
 
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    saved_contacts(alice, bob, carol)
     group = conversations.create_group(creator=alice, title="Trip", member_ids=[bob.pk])
     conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
 
     unread = {u.pk: conversation_summaries(user=u)[0].unread_count for u in (alice, bob, carol)}
     assert unread == {alice.pk: 0, bob.pk: 2, carol.pk: 1}
+
+
+# --- who a group may take: people its admin knows ----------------------------------------------
+
+def known_in_every_way(alice):
+    """One person Alice knows in each way a group takes: (how, user)."""
+    from tests.developer_api.helpers import make_app
+
+    contact, chat_peer, fellow, other_admin = UserFactory.create_batch(4)
+    saved_contacts(alice, contact)
+    direct_conversation(alice, chat_peer)
+    group_conversation(other_admin, alice, fellow)  # someone else's group: Alice is in it, not its admin
+    bot = make_app().bot  # an app's account, found by id by design (is_business)
+    return [("contact", contact), ("direct chat", chat_peer), ("group", fellow), ("app", bot)]
+
+
+def test_a_group_is_made_of_people_its_creator_knows_and_of_nobody_else():
+    alice, stranger = UserFactory(), UserFactory()
+    people = [user for _, user in known_in_every_way(alice)]
+
+    with pytest.raises(NotFound):
+        conversations.create_group(creator=alice, title="Mixed", member_ids=[u.pk for u in people] + [stranger.pk])
+    group = conversations.create_group(creator=alice, title="Mixed", member_ids=[u.pk for u in people])
+
+    assert roles(group) == {alice.pk: "admin", **{u.pk: "member" for u in people}}
+
+
+def test_an_admin_adds_people_they_know_in_any_way_and_nobody_else():
+    alice, stranger = UserFactory(), UserFactory()
+    group = conversations.create_group(creator=alice, title="Growing", member_ids=[])
+
+    for how, person in known_in_every_way(alice):
+        [notice] = conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[person.pk])
+        assert notice.event == {"action": "member_added", "by": alice.pk, "user": person.pk}, how
+    with pytest.raises(NotFound):
+        conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[stranger.pk])
+    assert stranger.pk not in roles(group)
+
+
+def test_a_stranger_in_a_new_group_is_not_found_as_an_id_nobody_has_and_no_group_is_made():
+    alice, contact, stranger = UserFactory.create_batch(3)
+    saved_contacts(alice, contact)
+    group_conversation(stranger, UserFactory())  # in conversations of their own, none of Alice's
+
+    with pytest.raises(NotFound) as refused:
+        conversations.create_group(creator=alice, title="Trap", member_ids=[contact.pk, stranger.pk])
+    with pytest.raises(NotFound) as nobody:
+        conversations.create_group(creator=alice, title="Trap", member_ids=[contact.pk, 10**9])
+
+    assert refused.value.field == nobody.value.field == "member_ids"
+    assert str(refused.value).replace(str(stranger.pk), "N") == str(nobody.value).replace(str(10**9), "N")
+    assert stranger.phone_number not in str(refused.value)
+    assert not Conversation.objects.filter(created_by=alice).exists()
+
+
+def test_a_stranger_cannot_be_added_to_a_group_and_nothing_is_added():
+    alice, bob, carol, stranger = UserFactory.create_batch(4)
+    group = group_conversation(alice, bob)
+    saved_contacts(alice, carol)
+
+    with pytest.raises(NotFound) as refused:
+        conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk, stranger.pk])
+
+    assert refused.value.field == "user_ids"
+    assert stranger.phone_number not in str(refused.value)
+    assert set(roles(group)) == {alice.pk, bob.pk}
+    assert Conversation.objects.get(pk=group.pk).last_seq == 1  # no notice was written
+
+
+def test_someone_known_only_through_a_group_one_has_left_is_a_stranger_again():
+    alice, bob, carol = UserFactory.create_batch(3)
+    shared = group_conversation(bob, alice, carol)
+    mine = conversations.create_group(creator=alice, title="Mine", member_ids=[carol.pk])  # known through Bob's group
+    conversations.remove_member(actor=alice, conversation_id=mine.pk, user_id=carol.pk)
+    conversations.remove_member(actor=alice, conversation_id=shared.pk, user_id=alice.pk)  # Alice leaves Bob's
+
+    with pytest.raises(NotFound) as refused:
+        conversations.add_members(actor=alice, conversation_id=mine.pk, user_ids=[carol.pk])
+
+    assert refused.value.field == "user_ids"
+    assert set(roles(mine)) == {alice.pk}

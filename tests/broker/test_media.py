@@ -14,7 +14,7 @@ from broker.services import media as media_service
 from broker.services.send import send_message
 from storage.models import Media, Message
 from tests import media_samples as samples
-from tests.factories import UserFactory, direct_conversation, group_conversation, sent_message
+from tests.factories import UserFactory, direct_conversation, group_conversation, saved_contacts, sent_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,7 +176,7 @@ def test_identical_files_are_stored_once(media_root):
     a, b = UserFactory(), UserFactory()
     first = upload(a, samples.image_bytes("PNG"))
     second = upload(b, samples.image_bytes("PNG"))
-    third = upload(b, samples.PDF)
+    upload(b, samples.PDF)
     assert first.pk != second.pk and first.sha256 == second.sha256
     assert first.file.name == second.file.name and first.thumbnail.name == second.thumbnail.name
     assert len(stored_files(media_root)) == 3  # one image, its thumbnail, the PDF
@@ -206,6 +206,7 @@ def test_only_the_uploader_and_members_where_it_was_sent_may_read():
     # Someone added later does not see the history before they joined, nor its media.
     from broker.services.conversations import add_members
 
+    saved_contacts(alice, dave)
     add_members(actor=alice, conversation_id=group.pk, user_ids=[dave.pk])
     with pytest.raises(NotFound):
         media_service.readable_media(user=dave, media_id=media.pk)

@@ -8,7 +8,7 @@ from broker import signals
 from broker.errors import InvalidInput, NotFound
 from broker.services import conversations, receipts
 from broker.services.send import current_status
-from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, saved_contacts, sent_message
 
 
 def watermarks(user, conversation) -> tuple[int, int]:
@@ -153,6 +153,7 @@ def test_someone_added_later_does_not_hold_back_older_messages():
     group = group_conversation(alice, bob)
     message = sent_message(alice, group)
     receipts.mark_read(user=bob, conversation_id=group.pk, seq=message.seq)
+    saved_contacts(alice, dave)
 
     conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[dave.pk])
 

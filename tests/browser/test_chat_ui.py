@@ -402,6 +402,42 @@ def test_a_click_on_a_chat_opens_it_even_if_the_list_changes_under_the_pointer(p
     expect(bubble(page, "second")).to_be_visible()
 
 
+def test_the_member_pickers_offer_only_people_a_group_may_take(people, server):
+    """A group takes only people one knows: one's contacts and the people in one's conversations
+    (docs/protocol.md). Once Alice has left the one group she shared with Carol, Carol is a
+    stranger to her again: the picker no longer offers her, and "Add person" by phone saves her as a
+    contact first."""
+    bob = people("Bob Organiser", register=False).register_by_api()
+    carol = people("Carol Fellow", register=False).register_by_api()
+    alice = people("Alice Picker")
+    organiser = bob.token()
+    invited = []
+    for person in (alice, carol):
+        server.api("POST", "contacts", {"phone_number": person.phone}, token=organiser)
+        invited.append(server.api("GET", "me", token=person.token())["id"])
+    server.api("POST", "conversations", {"kind": "group", "title": "Book club", "member_ids": invited}, token=organiser)
+    page = alice.page
+    open_chat(alice, "Book club")
+
+    page.get_by_role("button", name="New group").click()
+    expect(page.get_by_role("checkbox", name="Carol Fellow")).to_be_visible()
+    page.get_by_role("button", name="Back").click()
+    page.get_by_role("button", name="Conversation info").click()
+    page.locator("#info-drawer").get_by_role("button", name="Exit group").click()
+    expect(page.get_by_text("you're no longer a participant")).to_be_visible()
+
+    page.get_by_role("button", name="New group").click()
+    side = page.locator("#side-drawer")
+    expect(side.get_by_role("checkbox")).to_have_count(0)
+    page.get_by_label("Group name").fill("Second club")
+    side.get_by_label("Phone number").fill(carol.phone)
+    side.get_by_role("button", name="Add person").click()
+    expect(side.get_by_role("checkbox", name="Carol Fellow")).to_be_checked()
+    side.get_by_role("button", name="Create group").click()
+    expect(page.locator("#conversation-title")).to_have_text("Second club")
+    expect(page.locator("#messages .msg-system")).to_contain_text("created the group")
+
+
 def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what_it_missed(people, server):
     """Catch-up sends a former member what they had not received of the group, up to the notice of
     their removal (docs/protocol.md); the page, which cannot open the group any more, acknowledges
@@ -410,6 +446,7 @@ def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what
     carol = people("Carol Removed", register=False).register_by_api()
     admin, removed = alice.token(), carol.token()
     carol_id = server.api("GET", "me", token=removed)["id"]
+    server.api("POST", "contacts", {"phone_number": carol.phone}, token=admin)  # a group takes people one knows
     group = server.api("POST", "conversations", {"kind": "group", "title": "Gone fishing", "member_ids": [carol_id]},
                        token=admin)["id"]
     server.api("POST", f"conversations/{group}/messages", {"client_id": "m1", "text": "Carol, are you in?"}, token=admin)

@@ -12,7 +12,7 @@ from broker.services import presence
 from django.test.utils import CaptureQueriesContext
 
 from storage.models import Contact, Conversation, Membership, Message, User
-from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, sent_message
+from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, saved_contacts, sent_message
 
 pytestmark = pytest.mark.django_db
 
@@ -151,6 +151,8 @@ def test_an_unknown_conversation_kind_is_refused_naming_the_field():
 def test_creating_a_group_makes_the_creator_admin_and_announces_it_in_history():
     creator, client = api_user()
     bob, carol = UserFactory(), UserFactory()
+    for person in (bob, carol):
+        assert client.post("/api/v1/contacts", {"phone_number": person.phone_number}).status_code == 201
 
     response = client.post(CONVERSATIONS, {"kind": "group", "title": "Book club", "member_ids": [bob.pk, carol.pk]})
 
@@ -177,11 +179,12 @@ def test_a_group_needs_a_title():
 
 
 def test_a_group_cannot_start_with_more_members_than_the_limit(settings):
-    _, client = api_user()
+    me, client = api_user()
     settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
-    others = [UserFactory().pk for _ in range(3)]
+    others = UserFactory.create_batch(3)
+    saved_contacts(me, *others)
 
-    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Crowd", "member_ids": others})
+    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Crowd", "member_ids": [u.pk for u in others]})
 
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "member_ids"
@@ -189,14 +192,64 @@ def test_a_group_cannot_start_with_more_members_than_the_limit(settings):
 
 
 def test_a_group_with_a_member_who_does_not_exist_is_refused_and_not_created():
-    _, client = api_user()
-    member_ids = [UserFactory().pk, 999999]
+    me, client = api_user()
+    friend = UserFactory()
+    saved_contacts(me, friend)  # the one who exists is known: the refusal is for the id nobody has
+    member_ids = [friend.pk, 999999]
 
     response = client.post(CONVERSATIONS, {"kind": "group", "title": "Ghosts", "member_ids": member_ids})
 
     assert response.status_code == 404
     assert response.json()["error"]["field"] == "member_ids"
     assert Conversation.objects.count() == 0 and Message.objects.count() == 0
+
+
+def known_people(me, client) -> list[User]:
+    """One person `me` knows in each way a group takes: a contact saved by phone number, the peer
+    of a direct chat, someone in another group with them, an app's account."""
+    from tests.developer_api.helpers import make_app
+
+    contact, chat_peer, fellow = UserFactory(), UserFactory(), UserFactory()
+    assert client.post("/api/v1/contacts", {"phone_number": contact.phone_number}).status_code == 201
+    assert client.post(CONVERSATIONS, {"kind": "direct", "phone_number": chat_peer.phone_number}).status_code == 201
+    group_conversation(UserFactory(), me, fellow)
+    return [contact, chat_peer, fellow, make_app().bot]
+
+
+def refusal_without_the_id(response, user_id: int) -> dict:
+    error = response.json()["error"]
+    return {**error, "message": error["message"].replace(str(user_id), "N")}
+
+
+def test_a_group_takes_contacts_chat_peers_fellow_members_and_apps_accounts_not_strangers():
+    me, client = api_user()
+    people = known_people(me, client)
+    with_a_stranger = [u.pk for u in people] + [UserFactory().pk]
+
+    refused = client.post(CONVERSATIONS, {"kind": "group", "title": "Known", "member_ids": with_a_stranger})
+    response = client.post(CONVERSATIONS, {"kind": "group", "title": "Known", "member_ids": [u.pk for u in people]})
+
+    assert refused.status_code == 404
+    assert response.status_code == 201
+    assert {m["user"]["id"] for m in response.json()["members"]} == {me.pk, *(u.pk for u in people)}
+
+
+def test_a_stranger_in_a_new_group_is_404_on_member_ids_as_an_id_nobody_has_and_no_number_shows():
+    me, client = api_user()
+    friend, stranger = UserFactory(), UserFactory()
+    saved_contacts(me, friend)
+    direct_conversation(stranger, UserFactory())  # in conversations of their own, none of mine
+
+    refused = client.post(CONVERSATIONS, {"kind": "group", "title": "Trap", "member_ids": [friend.pk, stranger.pk]})
+    nobody = client.post(CONVERSATIONS, {"kind": "group", "title": "Trap", "member_ids": [friend.pk, 999999]})
+
+    assert (refused.status_code, refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        404, "not_found", "member_ids")
+    assert refusal_without_the_id(refused, stranger.pk) == refusal_without_the_id(nobody, 999999)
+    assert stranger.phone_number.encode() not in refused.content
+    assert stranger.display_name.encode() not in refused.content
+    assert not Conversation.objects.filter(kind=Conversation.Kind.GROUP).exists()
+    assert Message.objects.count() == 0
 
 
 # --- Listing and reading conversations ----------------------------------------------------------
@@ -347,6 +400,7 @@ def test_an_admin_adds_members_and_history_records_it():
     admin, client = api_user()
     group = group_conversation(admin, UserFactory())
     newcomer = UserFactory(display_name="Dana")
+    assert client.post("/api/v1/contacts", {"phone_number": newcomer.phone_number}).status_code == 201
 
     response = client.post(members_url(group.pk), {"user_ids": [newcomer.pk]})
 
@@ -356,6 +410,39 @@ def test_an_admin_adds_members_and_history_records_it():
     assert added["kind"] == "system" and added["sender"] is None
     assert added["event"] == {"action": "member_added", "by": admin.pk, "user": newcomer.pk}
     assert "Dana" in added["text"]
+
+
+def test_an_admin_adds_contacts_chat_peers_fellow_members_and_apps_accounts_not_strangers():
+    admin, client = api_user()
+    group = group_conversation(admin, UserFactory())
+    people = known_people(admin, client)
+
+    refused = client.post(members_url(group.pk), {"user_ids": [u.pk for u in people] + [UserFactory().pk]})
+    response = client.post(members_url(group.pk), {"user_ids": [u.pk for u in people]})
+
+    assert refused.status_code == 404
+    assert response.status_code == 200
+    assert {u.pk for u in people} <= {m["user"]["id"] for m in response.json()["members"]}
+    assert [e["user"] for e in system_events(client, group.pk) if e["action"] == "member_added"] == [u.pk for u in people]
+
+
+def test_adding_a_stranger_is_404_on_user_ids_as_an_id_nobody_has_and_adds_nobody():
+    admin, client = api_user()
+    group = group_conversation(admin, UserFactory())
+    friend, stranger = UserFactory(), UserFactory()
+    saved_contacts(admin, friend)
+    messages_before = Message.objects.count()
+
+    refused = client.post(members_url(group.pk), {"user_ids": [friend.pk, stranger.pk]})
+    nobody = client.post(members_url(group.pk), {"user_ids": [friend.pk, 999999]})
+
+    assert (refused.status_code, refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        404, "not_found", "user_ids")
+    assert refusal_without_the_id(refused, stranger.pk) == refusal_without_the_id(nobody, 999999)
+    assert stranger.phone_number.encode() not in refused.content
+    assert stranger.display_name.encode() not in refused.content
+    assert Membership.objects.filter(conversation=group).count() == 2
+    assert Message.objects.count() == messages_before
 
 
 def test_a_member_who_is_not_admin_cannot_add_members():
@@ -377,7 +464,8 @@ def test_a_member_added_later_does_not_see_earlier_history():
     group = group_conversation(admin, UserFactory())
     sent_message(admin, group, "before you came")
     newcomer, newcomer_client = api_user()
-    admin_client.post(members_url(group.pk), {"user_ids": [newcomer.pk]})
+    saved_contacts(admin, newcomer)
+    assert admin_client.post(members_url(group.pk), {"user_ids": [newcomer.pk]}).status_code == 200
     sent_message(admin, group, "welcome")
 
     seen = history(newcomer_client, group.pk)
@@ -407,8 +495,10 @@ def test_a_full_group_takes_nobody_more(settings):
     admin, client = api_user()
     group = group_conversation(admin, UserFactory(), UserFactory())
     settings.MESSENGER = {**settings.MESSENGER, "MAX_GROUP_MEMBERS": 3}
+    one_more = UserFactory()
+    saved_contacts(admin, one_more)
 
-    response = client.post(members_url(group.pk), {"user_ids": [UserFactory().pk]})
+    response = client.post(members_url(group.pk), {"user_ids": [one_more.pk]})
 
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "user_ids"
@@ -493,7 +583,9 @@ def test_when_the_last_admin_leaves_the_longest_standing_member_becomes_admin():
     admin, admin_client = api_user()
     first, first_client = api_user()
     group = group_conversation(admin, first)
-    admin_client.post(members_url(group.pk), {"user_ids": [UserFactory().pk]})
+    later = UserFactory()
+    saved_contacts(admin, later)
+    assert admin_client.post(members_url(group.pk), {"user_ids": [later.pk]}).status_code == 200
 
     admin_client.delete(f"{members_url(group.pk)}/{admin.pk}")
 

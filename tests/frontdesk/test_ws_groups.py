@@ -3,7 +3,7 @@
 import pytest
 
 from broker.services import conversations
-from tests.factories import direct_conversation, group_conversation
+from tests.factories import direct_conversation, group_conversation, saved_contacts
 from tests.openapi import SchemaCheckedClient
 from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
 
@@ -35,6 +35,7 @@ async def test_members_added_by_an_admin_are_announced_to_everyone_including_the
     group = await db(group_conversation)(alice, bob)
     a, b, d = await sockets(alice_token), await sockets(bob_token), await sockets(dave_token)
     await a.send_message(group.pk, "before Dave")
+    await db(saved_contacts)(alice, dave)
 
     await db(conversations.add_members)(actor=alice, conversation_id=group.pk, user_ids=[dave.pk])
 
@@ -51,6 +52,7 @@ async def test_an_added_member_catches_up_from_their_arrival_not_older_history(s
     group = await db(group_conversation)(alice, bob)
     a = await sockets(alice_token)
     await a.send_message(group.pk, "secret plans")
+    await db(saved_contacts)(alice, dave)
     await db(conversations.add_members)(actor=alice, conversation_id=group.pk, user_ids=[dave.pk])
     welcome = await a.send_message(group.pk, "welcome Dave")
 

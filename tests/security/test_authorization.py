@@ -95,6 +95,33 @@ def test_a_member_who_is_not_admin_cannot_change_the_group(world):
     assert snapshot() == before
 
 
+def test_ids_counted_up_put_nobody_into_a_group_nor_show_anyone_s_number(world):
+    """Mallory, knowing nobody, names the others by id in a new group and in one of her own; Alice,
+    an admin, names Mallory, a stranger to her. Each is 404 on the field, as an id nobody has, and
+    nothing changes."""
+    mallory_api, alice_api = world["mallory_api"], world["alice_api"]
+    others = [world[name] for name in ("alice", "bob", "carol")]
+    own = mallory_api.post("/api/v1/conversations", {"kind": "group", "title": "Mine", "member_ids": []}).json()["id"]
+    before = snapshot()
+
+    answers = [(mallory_api.post("/api/v1/conversations", {"kind": "group", "title": "Trap", "member_ids": [u.pk]}),
+                "member_ids", u) for u in others]
+    answers += [(mallory_api.post(f"/api/v1/conversations/{own}/members", {"user_ids": [u.pk]}), "user_ids", u)
+                for u in others]
+    answers += [
+        (alice_api.post("/api/v1/conversations", {"kind": "group", "title": "Trap", "member_ids": [world["mallory"].pk]}),
+         "member_ids", world["mallory"]),
+        (alice_api.post(f"/api/v1/conversations/{world['group'].pk}/members", {"user_ids": [world["mallory"].pk]}),
+         "user_ids", world["mallory"]),
+    ]
+
+    for response, field, person in answers:
+        error = response.json()["error"]
+        assert (response.status_code, error["code"], error["field"]) == (404, "not_found", field)
+        assert person.phone_number not in response.content.decode() and person.display_name not in response.content.decode()
+    assert snapshot() == before
+
+
 def test_profiles_are_changed_only_by_their_owner(world):
     # There is no URL naming another user's profile: PATCH me changes the caller only.
     response = world["mallory_api"].patch("/api/v1/me", {"display_name": "Alice"})

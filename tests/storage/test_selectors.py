@@ -5,7 +5,7 @@ import pytest
 from broker.services import conversations, receipts, send
 from storage import selectors
 from storage.models import Media
-from tests.factories import UserFactory, direct_conversation, group_conversation, membership, sent_message
+from tests.factories import UserFactory, direct_conversation, group_conversation, membership, saved_contacts, sent_message
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +59,7 @@ def test_history_of_a_late_member_starts_at_their_arrival():
     alice, bob, carol = UserFactory.create_batch(3)
     group = group_conversation(alice, bob)
     sent_message(alice, group, "before Carol")
+    saved_contacts(alice, carol)
     [notice] = conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
     sent_message(bob, group, "after Carol")
     member = membership(carol, group)
@@ -151,6 +152,7 @@ def test_each_summary_has_its_own_last_message_with_its_media(django_assert_num_
     send.send_message(sender=alice, conversation_id=chats[0].pk, client_id="photo", media_id=photo.pk)
     group = group_conversation(others[30], others[0])
     sent_message(others[30], group, "before Alice")
+    saved_contacts(others[30], alice)
     conversations.add_members(actor=others[30], conversation_id=group.pk, user_ids=[alice.pk])  # a notice
 
     with django_assert_num_queries(4):  # hers, the members, the last messages, the one photo
@@ -201,6 +203,7 @@ def test_a_late_member_backlog_starts_at_their_arrival():
     alice, bob, carol = UserFactory.create_batch(3)
     group = group_conversation(alice, bob)
     sent_message(alice, group, "before Carol")
+    saved_contacts(alice, carol)
     conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])
 
     assert [m.event["action"] for m in selectors.undelivered_messages(user=carol)] == ["member_added"]

@@ -1222,11 +1222,16 @@ function openNewChat() {
   });
 }
 
-/** Everyone this page knows of (contacts, people in chats) except me, for member pickers. */
+/** Everyone this page knows of (contacts, people in chats) except me, for member pickers: the
+ * people a group may take. Not the members of a group I am no longer in: the server does not count
+ * them as known any more, so naming them would be refused (docs/protocol.md). */
 function knownPeople(exclude = new Set()) {
   const people = new Map();
   for (const contact of state.contacts) people.set(contact.user.id, contact.user);
-  for (const c of state.conversations.values()) for (const m of c.members) people.set(m.user.id, state.users.get(m.user.id) || m.user);
+  for (const c of state.conversations.values()) {
+    if (c.left) continue;
+    for (const m of c.members) people.set(m.user.id, state.users.get(m.user.id) || m.user);
+  }
   people.delete(me.id);
   for (const id of exclude) people.delete(id);
   return [...people.values()].sort((a, b) => nameOf(a.id).localeCompare(nameOf(b.id)));
