@@ -464,4 +464,5 @@ def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what
             break
         assert time.monotonic() < deadline, "the page did not acknowledge the removed group's messages"
         time.sleep(0.1)
-    assert carol.console_errors == []
+    # The page asked for the group it was sent and was told 404: the browser logs that itself.
+    assert [e for e in carol.console_errors if "status of 404" not in e] == []
