@@ -99,6 +99,10 @@ class Conversation(models.Model):
     # change 30). Indexed, each send also rewrote the index (and on PostgreSQL, no update of the
     # row could be HOT, so each one added an entry to every index of the table).
     last_activity_at = models.DateTimeField(default=timezone.now)
+    # Moves at every change of members. A send reads who is in the conversation before it takes the
+    # row lock that orders it; storing only if this is still what it read keeps a message from a
+    # member removed meanwhile out, and one to them from being sent to them (broker.services.send).
+    members_version = models.BigIntegerField(default=0)
 
     def __str__(self):
         return self.title or f"{self.kind} #{self.pk}"

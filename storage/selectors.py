@@ -98,6 +98,7 @@ class ConversationContext:
     blocking: set[int]  # direct chats: the other member, if the member has blocked them
     existing_message_id: int | None = None  # the member's message with the client_id asked about
     device_active: bool | None = None  # the device asked about is logged in and its user active
+    members_version: int = 0  # Conversation.members_version as read with the members
 
 
 def conversation_context(*, user_id: int, conversation_id: int, client_id: str | None = None,
@@ -112,7 +113,7 @@ def conversation_context(*, user_id: int, conversation_id: int, client_id: str |
     return conversation_context_from_rows(sql.rows(query, params), user_id=user_id)
 
 
-CONTEXT_COLUMNS = 11  # what a row of conversation_context_query holds
+CONTEXT_COLUMNS = 12  # what a row of conversation_context_query holds
 
 
 def conversation_context_query(*, user_id: int, conversation_id: int, client_id: str | None = None,
@@ -132,7 +133,7 @@ def conversation_context_query(*, user_id: int, conversation_id: int, client_id:
         f"c.kind = %s AND EXISTS (SELECT 1 FROM {block} b WHERE b.blocker_id = %s AND b.blocked_id = m.user_id) "
         "AS blocked_by_user, "
         f"u.is_business, CASE WHEN m.user_id = %s THEN {existing} END AS existing_message_id, "
-        f"{device} AS device_active "
+        f"{device} AS device_active, c.members_version "
         f"FROM {sql.table(Membership)} m JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
         f"JOIN {sql.table(User)} u ON u.id = m.user_id "
         "WHERE m.conversation_id = %s"
@@ -159,12 +160,13 @@ def conversation_context_from_rows(rows: list[tuple], *, user_id: int) -> Conver
                 blocking.add(row[0])
     if own is None:
         return None
-    _, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id, device_active = \
-        own[:CONTEXT_COLUMNS]
+    (_, membership_id, delivered_seq, read_seq, kind, last_seq, _, _, _, existing_message_id, device_active,
+     members_version) = own[:CONTEXT_COLUMNS]
     return ConversationContext(kind=kind, last_seq=last_seq, member_ids=ids, business_member_ids=business,
                                membership_id=membership_id, delivered_seq=delivered_seq, read_seq=read_seq,
                                blocked_by=blocked_by, blocking=blocking, existing_message_id=existing_message_id,
-                               device_active=None if device_active is None else bool(device_active))
+                               device_active=None if device_active is None else bool(device_active),
+                               members_version=members_version)
 
 
 def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[str, list]:

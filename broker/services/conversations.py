@@ -6,6 +6,7 @@ Membership changes are written into the conversation as system messages, through
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.services.people import find_person, parse_id
@@ -111,15 +112,25 @@ def _admin_membership(*, actor: User, conversation_id: object) -> Membership:
     return member
 
 
+def _admin_membership_locked(*, actor: User, conversation_id: object) -> Membership:
+    """`_admin_membership` read under the conversation's row lock (its write lock on SQLite), within
+    the caller's transaction: what it and the caller read next (the actor's role, the members) stays
+    true until the caller's changes commit. Read before the lock, two admins removing each other,
+    or the same person, would both go ahead (two notices), and a group could outgrow its limit."""
+    member = _admin_membership(actor=actor, conversation_id=conversation_id)  # not in it: no lock taken
+    list(Conversation.objects.select_for_update().filter(pk=member.conversation_id).values_list("pk"))
+    return _admin_membership(actor=actor, conversation_id=member.conversation_id)
+
+
 def add_members(*, actor: User, conversation_id: object, user_ids: object) -> list[Message]:
     """Admins add people; each addition is a system message. Already-present people are skipped."""
-    member = _admin_membership(actor=actor, conversation_id=conversation_id)
-    if member.role != Membership.Role.ADMIN:
-        raise Forbidden("Only group admins can add members.", field="user_ids")
-    people = _people_known_to(actor, user_ids, field="user_ids")
-    conversation_id = member.conversation_id
     notices = []
     with transaction.atomic():
+        member = _admin_membership_locked(actor=actor, conversation_id=conversation_id)
+        if member.role != Membership.Role.ADMIN:
+            raise Forbidden("Only group admins can add members.", field="user_ids")
+        people = _people_known_to(actor, user_ids, field="user_ids")
+        conversation_id = member.conversation_id
         present = set(selectors.member_ids(conversation_id=conversation_id))
         newcomers = [u for u in people if u.pk not in present]
         _check_size(len(present) + len(newcomers), "user_ids")
@@ -140,20 +151,23 @@ def add_members(*, actor: User, conversation_id: object, user_ids: object) -> li
             )
             notices.append(notice)
         if notices:
+            _members_changed(conversation_id)
             author_has_seen(author=actor, conversation_id=conversation_id, seq=notices[-1].seq)
     return notices
 
 
 def remove_member(*, actor: User, conversation_id: object, user_id: object) -> Message:
     """Admins remove members; anyone may remove themselves (leave). Announced before they go."""
-    member = _admin_membership(actor=actor, conversation_id=conversation_id)
     target_id = parse_id(user_id, field="user_id")
-    leaving = target_id == actor.pk
-    if not leaving and member.role != Membership.Role.ADMIN:
-        raise Forbidden("Only group admins can remove members.", field="user_id")
-    conversation_id = member.conversation_id
     with transaction.atomic():
-        target = selectors.membership(user_id=target_id, conversation_id=conversation_id)
+        member = _admin_membership_locked(actor=actor, conversation_id=conversation_id)
+        leaving = target_id == actor.pk
+        if not leaving and member.role != Membership.Role.ADMIN:
+            raise Forbidden("Only group admins can remove members.", field="user_id")
+        conversation_id = member.conversation_id
+        # Locked: an ack of theirs committing meanwhile would not be in the departure's watermark.
+        target = (Membership.objects.select_for_update(of=("self",)).select_related("user")
+                  .filter(user_id=target_id, conversation_id=conversation_id).first())
         if target is None:
             raise NotFound(f"User {target_id} is not in this group.", field="user_id")
         name = target.user.display_name
@@ -163,6 +177,7 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
             event={"action": "member_left" if leaving else "member_removed", "by": actor.pk, "user": target_id},
         )
         target.delete()
+        _members_changed(conversation_id)
         # Their devices that are offline now learn of it at their next connect, with whatever came
         # before it that they had not yet received (catch-up).
         Departure.objects.update_or_create(user_id=target_id, conversation_id=conversation_id, defaults={
@@ -170,6 +185,12 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
         author_has_seen(author=actor, conversation_id=conversation_id, seq=notice.seq)
         _keep_an_admin(conversation_id)
     return notice
+
+
+def _members_changed(conversation_id: int) -> None:
+    """Sends that read the members before this change, and are not stored yet, read them again
+    (Conversation.members_version, broker.services.send)."""
+    Conversation.objects.filter(pk=conversation_id).update(members_version=F("members_version") + 1)
 
 
 def _keep_an_admin(conversation_id: int) -> None:

@@ -165,6 +165,11 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
                                [*[seq] * _ADVANCE_PARAMS[status], context.membership_id, seq])
     if advanced:
         announce_watermark(conversation_id=conversation_id, user_id=user.pk, seq=seq, status=status, context=context)
+    elif getattr(context, column) < seq:
+        # It would have moved the watermark as read, but the membership was gone by the write: they
+        # were removed meanwhile, and the receipt is a former member's (else catch-up would send
+        # what it acknowledges again).
+        return bool(_former_member_received(user_id=user.pk, conversation_id=conversation_id, seq=seq))
     return bool(advanced)
 
 

@@ -36,11 +36,14 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     commit, so concurrent senders in any process get consecutive seqs; a rollback returns the seq.
     `member_ids` (who hears of it), or the whole `context`, may be passed by a caller that has just
     read them. With `author_membership_id`, the author's watermarks move to the new seq as well
-    (what `author_has_seen` writes, without its announcement).
+    (what `author_has_seen` writes, without its announcement). Given a `context`, read before the
+    lock, the message is stored only if the members are still those it names: else
+    `_MembersChanged`, having written nothing.
     """
     message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=kind,
                       text=text, event=event, media=media, created_at=timezone.now())
-    _store(message, author_membership_id=author_membership_id)
+    _store(message, author_membership_id=author_membership_id,
+           members_version=context.members_version if context is not None else None)
     if member_ids is None and context is not None:
         member_ids = context.member_ids
     recipients = member_ids if member_ids is not None else selectors.member_ids(conversation_id=conversation_id)
@@ -103,8 +106,17 @@ def _statements(vendor: str) -> dict[str, str]:
                        "RETURNING id, seq")
     seen = (f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
             f"WHERE {membership}.id = %s)")
+    # With the members as a send read them (`members_version`): no row, and nothing stored, if
+    # they changed since. INSERT ... SELECT, so that no seq inserts no row (not a NULL seq).
+    next_seq_checked = (f"UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s "
+                        "WHERE id = %s AND members_version = %s RETURNING last_seq")
+    insert_from_next = (f"INSERT INTO {message} ({columns}) SELECT {_typed_message_values()}, next.last_seq "
+                        "FROM next RETURNING id, seq") if vendor == "postgresql" else ""
     return {
         "next_seq": next_seq,
+        "next_seq_checked": next_seq_checked,
+        "store_checked": f"WITH next AS ({next_seq_checked}) {insert_from_next}",
+        "store_and_see_checked": f"WITH next AS ({next_seq_checked}), {seen} {insert_from_next}",
         "insert": f"INSERT INTO {message} ({columns}) VALUES ({values}, %s) RETURNING id",
         "watermarks": f"UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='%s')} WHERE id = %s",
         "store": f"WITH next AS ({next_seq}) {insert_with_seq}",
@@ -151,8 +163,12 @@ def _check_and_store_statement(context_query: str, send_limit_query: str, declin
         "AND own.existing_message_id IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM context other WHERE other.blocks_user OR other.blocked_by_user) "
         f"{no_bots}AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
+        # The row lock orders the send; what the context read of the members is checked against the
+        # row as locked (`members_version`): a member removed meanwhile must not have it stored,
+        # nor be sent it. Then nothing is stored, and the caller reads again.
         f"next AS (UPDATE {conversation} SET last_seq = last_seq + 1, last_activity_at = %s "
-        "WHERE id = %s AND EXISTS (SELECT 1 FROM allowed) RETURNING last_seq), "
+        "WHERE id = %s AND members_version = (SELECT members_version FROM context LIMIT 1) "
+        "AND EXISTS (SELECT 1 FROM allowed) RETURNING last_seq), "
         f"seen AS (UPDATE {membership} SET {_WATERMARKS_TO_SEQ.format(seq='next.last_seq')} FROM next "
         f"WHERE {membership}.id = (SELECT membership_id FROM context WHERE member_id = %s)), "
         f"stored AS (INSERT INTO {message} ({_message_columns()}) SELECT {_typed_message_values()}, next.last_seq FROM next "
@@ -162,20 +178,39 @@ def _check_and_store_statement(context_query: str, send_limit_query: str, declin
     )
 
 
-def _store(message: Message, *, author_membership_id: int | None) -> None:
+class _MembersChanged(Exception):
+    """A send's context, read before the conversation's lock, no longer names its members: nothing
+    was stored, and the send starts again from a new reading."""
+
+
+def _store(message: Message, *, author_membership_id: int | None, members_version: int | None = None) -> None:
     """Give the unsaved message the conversation's next seq and INSERT it (what `save()` does,
-    without building the query); with `author_membership_id`, move the author's watermarks too."""
+    without building the query); with `author_membership_id`, move the author's watermarks too.
+    With `members_version`, only if the conversation's members are still at that version
+    (`_MembersChanged` if not, or if the conversation is gone)."""
     db = connections[DEFAULT_DB_ALIAS]
     statements = _statements(db.vendor)
     now, values = _insert_params(message, db)
+    checked = members_version is not None
     if db.vendor == "postgresql":
+        version = [members_version] if checked else []
         if author_membership_id is None:
-            statement, params = statements["store"], [now, message.conversation_id]
+            statement = statements["store_checked" if checked else "store"]
+            params = [now, message.conversation_id, *version]
         else:
-            statement, params = statements["store_and_see"], [now, message.conversation_id, author_membership_id]
-        message.pk, message.seq = sql.one(statement, [*params, *values])
+            statement = statements["store_and_see_checked" if checked else "store_and_see"]
+            params = [now, message.conversation_id, *version, author_membership_id]
+        row = sql.one(statement, [*params, *values])
+        if row is None:
+            raise _MembersChanged
+        message.pk, message.seq = row
     else:
-        row = sql.one(statements["next_seq"], [now, message.conversation_id])
+        if checked:
+            row = sql.one(statements["next_seq_checked"], [now, message.conversation_id, members_version])
+        else:
+            row = sql.one(statements["next_seq"], [now, message.conversation_id])
+        if row is None and checked:
+            raise _MembersChanged
         if row is None:
             raise Conversation.DoesNotExist(f"No conversation {message.conversation_id}.")
         message.seq = row[0]
@@ -242,30 +277,47 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
         if stored is not None:
             return stored
 
-    # One query for membership, the conversation's kind, every member (the recipients), blocks, the
-    # sender's read watermark, a message already sent with this client_id and the send limit: the
-    # hot path's reads, before any lock is taken.
-    now = timezone.now()
-    context, limit_reached_at = _context_and_send_limit(sender=sender, conversation_id=conversation_id,
-                                                        client_id=client_id, device_id=device_id, now=now)
-    earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
-                                  device_id=device_id, context=context)
-    if earlier is not None:
-        return earlier, False
-    _check_send_limit(sender=sender, reached_at=limit_reached_at, now=now)
-    media = usable_media(sender=sender, media_id=media_id) if media_id is not None else None
+    media = None
+    for _ in range(STORE_ATTEMPTS):
+        # One query for membership, the conversation's kind, every member (the recipients), blocks,
+        # the sender's read watermark, a message already sent with this client_id and the send
+        # limit: the hot path's reads, before any lock is taken.
+        now = timezone.now()
+        context, limit_reached_at = _context_and_send_limit(sender=sender, conversation_id=conversation_id,
+                                                            client_id=client_id, device_id=device_id, now=now)
+        earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
+                                      device_id=device_id, context=context)
+        if earlier is not None:
+            return earlier, False
+        _check_send_limit(sender=sender, reached_at=limit_reached_at, now=now)
+        if media_id is not None and media is None:
+            media = usable_media(sender=sender, media_id=media_id)
+        try:
+            with _transaction_for_store():
+                message = append_message(
+                    conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
+                    origin_channel=origin_channel, context=context, author_membership_id=context.membership_id,
+                )
+                _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
+                                         read_seq_before=context.read_seq, member_ids=context.member_ids,
+                                         context=context)
+        except _MembersChanged:
+            continue
+        except IntegrityError as error:
+            return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id,
+                                   error=error), False
+        return message, True
+    raise _members_kept_changing(conversation_id)
 
-    try:
-        with _transaction_for_store():
-            message = append_message(
-                conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
-                origin_channel=origin_channel, context=context, author_membership_id=context.membership_id,
-            )
-            _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
-                                     read_seq_before=context.read_seq, member_ids=context.member_ids, context=context)
-    except IntegrityError as error:
-        return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id, error=error), False
-    return message, True
+
+# How often a send reads its conversation again when its members changed between the reading and
+# the store: each change of members is an admin's act, so a second reading all but always holds.
+STORE_ATTEMPTS = 3
+
+
+def _members_kept_changing(conversation_id: int) -> Conflict:
+    return Conflict(f"The members of conversation {conversation_id} kept changing while this message was "
+                    "being sent; nothing was stored: send it again.", field="conversation")
 
 
 class _NotTheCommonCase(Exception):
@@ -370,24 +422,29 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
     """send_message on PostgreSQL for a text message: every check and the store in one statement
     (`_check_and_store_statement`), committed on its own unless a transaction is open
     (`_transaction_for_store`), so a refused or failed send leaves nothing behind, seq included."""
-    message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
-                                                       client_id=client_id, text=text, device_id=device_id)
     db = connections[DEFAULT_DB_ALIAS]
-    try:
-        with _transaction_for_store():
-            rows = sql.rows(statement, params)
-    except IntegrityError as error:
-        return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id, error=error), False
-    context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
-    limit_reached_at, message.pk, message.seq = rows[0][-3:] if rows else (None, None, None)
-    if message.pk is None:
+    for _ in range(STORE_ATTEMPTS):
+        message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
+                                                           client_id=client_id, text=text, device_id=device_id)
+        try:
+            with _transaction_for_store():
+                rows = sql.rows(statement, params)
+        except IntegrityError as error:
+            return _winner_of_race(sender=sender, client_id=client_id, conversation_id=conversation_id,
+                                   error=error), False
+        context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
+        limit_reached_at, message.pk, message.seq = rows[0][-3:] if rows else (None, None, None)
+        if message.pk is not None:
+            break
         earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
                                       device_id=device_id, context=context)
         if earlier is not None:
             return earlier, False
         _check_send_limit(sender=sender, reached_at=limit_reached_at, now=message.created_at)
-        # Allowed by everything it read, yet not stored: the conversation went meanwhile.
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        # Allowed by everything it read, yet not stored: the members changed (or the conversation
+        # went) between its reading and the lock. Read again.
+    else:
+        raise _members_kept_changing(conversation_id)
     _mark_saved(message, db)
     _announce_new(message, recipients=context.member_ids, origin_channel=origin_channel, context=context)
     _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
