@@ -21,6 +21,10 @@ def active_user(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+def last_seen(*, user_id: int):
+    return User.objects.filter(pk=user_id).values_list("last_seen", flat=True).first()
+
+
 def already_knows(*, user_id: int, other_id: int) -> bool:
     """`other_id` is one of `user_id`'s contacts, or the two are in a conversation together."""
     return other_id in known_among(user_id=user_id, other_ids=[other_id])

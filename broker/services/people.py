@@ -89,13 +89,23 @@ def block_user(*, blocker: User, user_id: object) -> Block:
         raise InvalidInput("You cannot block yourself.", field="user_id")
     try:
         with transaction.atomic():
-            block, _ = Block.objects.get_or_create(blocker=blocker, blocked=person)
+            block, created = Block.objects.get_or_create(blocker=blocker, blocked=person)
     except IntegrityError:  # a concurrent identical request won
-        block = Block.objects.get(blocker=blocker, blocked=person)
+        return Block.objects.get(blocker=blocker, blocked=person)
+    if created:
+        _presence().block_changed(blocker_id=blocker.pk, other_id=person.pk)
     return block
 
 
 def unblock_user(*, blocker: User, user_id: object) -> None:
-    deleted, _ = Block.objects.filter(blocker=blocker, blocked_id=parse_id(user_id, field="user_id")).delete()
+    user_id = parse_id(user_id, field="user_id")
+    deleted, _ = Block.objects.filter(blocker=blocker, blocked_id=user_id).delete()
     if not deleted:
         raise NotFound("You have not blocked this user.", field="user_id")
+    _presence().block_changed(blocker_id=blocker.pk, other_id=user_id)
+
+
+def _presence():
+    from broker.services import presence  # it finds people by id with this module's parse_id
+
+    return presence

@@ -13,7 +13,7 @@ from redis.commands.core import AsyncScript, Script
 
 from broker import cache_redis, events
 from broker.errors import BrokerError, NotFound
-from broker.publish import user_group
+from broker.publish import publish_on_commit, user_group
 from broker.services import accounts
 from broker.services.people import parse_id
 from storage import async_sql, selectors, sql
@@ -133,6 +133,18 @@ def presence_seen_by(*, viewer_id: int, user_ids: list[int]) -> dict[int, bool]:
     shown = [uid for uid in user_ids if uid in visible]
     online = online_user_ids(shown) if shown else set()
     return {uid: uid in online for uid in shown}
+
+
+def block_changed(*, blocker_id: int, other_id: int) -> None:
+    """After a block between two people is made or lifted (on commit): each hears of the other's
+    presence as it now is to them, shown or hidden. Hidden is "offline, never seen", as
+    `GET conversations` then shows them: else a page would go on showing the last it heard, online
+    say, for as long as it stays open."""
+    for viewer_id, user_id in ((blocker_id, other_id), (other_id, blocker_id)):
+        shown = presence_seen_by(viewer_id=viewer_id, user_ids=[user_id])
+        last_seen = selectors.last_seen(user_id=user_id) if user_id in shown else None
+        publish_on_commit([user_group(viewer_id)],
+                          presence_event(user_id=user_id, online=shown.get(user_id, False), last_seen=last_seen))
 
 
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:

@@ -100,8 +100,12 @@ async def test_presence_is_hidden_across_a_block(sockets):
     await db(people_service.unblock_user)(blocker=bob, user_id=alice.pk)
     barrier = await (await sockets(alice_token)).send_message(conversation.pk, "barrier")
 
+    # While blocked, Bob heard nothing of her coming and going; unblocking, he hears how she is
+    # (offline, last seen), then of her coming back.
     received = await b.receive_until_new(barrier)
-    assert [(e["type"], e.get("online")) for e in received] == [("presence", True), ("message.new", None)]
+    assert [(e["type"], e.get("online")) for e in received] == [("presence", False), ("presence", True),
+                                                                ("message.new", None)]
+    assert received[0]["last_seen"] is not None
 
 
 @pytest.mark.parametrize("who_blocks", ["typist", "reader"])
@@ -121,3 +125,22 @@ async def test_typing_is_hidden_across_a_block(sockets, who_blocks):
     assert (await c.receive_type("typing"))["conversation"] == group.pk
     barrier = await c.send_message(group.pk, "barrier")
     assert "typing" not in types(await b.receive_until_new(barrier))
+
+
+async def test_blocking_hides_each_ones_presence_from_the_other_at_once_and_unblocking_shows_it(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    await db(direct_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    b = await sockets(bob_token)
+    assert (await a.receive_type("presence"))["online"] is True  # Bob came online
+
+    await db(people_service.block_user)(blocker=bob, user_id=alice.pk)
+
+    hidden = {"type": "presence", "user": bob.pk, "online": False, "last_seen": None}
+    assert await a.receive_type("presence") == hidden
+    assert await b.receive_type("presence") == {**hidden, "user": alice.pk}
+
+    await db(people_service.unblock_user)(blocker=bob, user_id=alice.pk)
+
+    assert await a.receive_type("presence") == {**hidden, "online": True}
+    assert await b.receive_type("presence") == {**hidden, "user": alice.pk, "online": True}
