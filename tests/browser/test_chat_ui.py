@@ -190,6 +190,34 @@ def test_reconnects_after_the_server_restarts_and_shows_what_was_missed(people, 
     assert texts(bob.page) == texts(alice.page)
 
 
+def test_a_message_written_offline_goes_out_however_long_the_connection_is_away(people, server):
+    """The banner says what is written while the connection is away is sent when it is back. A
+    message written offline used to fail after 10 s all the same (that deadline ran with no socket
+    to answer it) and then stayed failed on reconnect."""
+    alice = people("Alice Patient")
+    bob = people("Bob Patient")
+    start_chat(alice, bob)
+    send(alice, "before the cut")
+    open_chat(bob, "Alice Patient")
+    expect(bubble(bob.page, "before the cut")).to_have_count(1)
+
+    server.stop()
+    banner = alice.page.locator("#connection-banner")
+    expect(banner).to_contain_text("Messages you write now will be sent when the connection is back.")
+    send(alice, "written offline long")
+    alice.page.wait_for_timeout(11_000)
+    mine = bubble(alice.page, "written offline long")
+    expect(mine).to_have_attribute("data-status", "pending")
+    expect(mine.get_by_role("button", name="Retry")).to_have_count(0)
+
+    server.start()
+    expect(banner).to_be_hidden(timeout=20_000)
+    expect(mine).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    expect(bubble(bob.page, "written offline long")).to_have_count(1, timeout=20_000)
+    bob.page.wait_for_timeout(500)  # a second copy, were one sent, would be on screen by now
+    assert texts(bob.page).count("written offline long") == 1
+
+
 def test_blocked_send_fails_and_retry_uses_the_same_client_id(people, server):
     alice = people("Alice Blocked")
     bob = people("Bob Blocker")

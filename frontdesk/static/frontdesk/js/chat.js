@@ -354,13 +354,26 @@ function transmit(c, pending) {
   pending.state = "pending";
   pending.error = null;
   clearTimeout(pending.timer);
-  // Not connected: it stays pending and goes out when the socket is back (see onOpen).
+  pending.timer = null;
   const frame = { type: "message.send", client_id: pending.client_id, conversation: c.id, text: pending.text };
   if (pending.media) frame.media_id = pending.media.id;
-  conn.send(frame);
+  // Not connected: it stays pending, with no deadline, and goes out when the socket is back (see
+  // onOpen). The banner promises as much, however long the connection is away.
+  if (!conn.send(frame)) return;
   pending.timer = setTimeout(() => {
     if (c.pending.get(pending.client_id) === pending && pending.state === "pending") fail(c, pending, "Not sent yet.");
   }, SEND_TIMEOUT_MS);
+}
+
+/** The socket is gone: no answer can come on it, so waiting for one must not count against a message
+ * in flight. It stays pending and is sent again (same client_id) on the next socket. */
+function pauseSendDeadlines() {
+  for (const c of state.conversations.values()) {
+    for (const pending of c.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.timer = null;
+    }
+  }
 }
 
 function fail(c, pending, message) {
@@ -1481,7 +1494,10 @@ function renderBanner(connState) {
 }
 
 conn.opens = 0;
-conn.addEventListener("state", (event) => renderBanner(event.detail));
+conn.addEventListener("state", (event) => {
+  if (event.detail !== "open") pauseSendDeadlines();
+  renderBanner(event.detail);
+});
 conn.addEventListener("open", () => {
   conn.opens += 1;
   onOpen();
