@@ -300,6 +300,25 @@ def test_group_with_members_added_and_removed(people, server, shot):
     assert csp_violations(alice) == []
 
 
+def test_a_message_in_a_group_with_nobody_else_shows_one_tick(people):
+    """While nobody but its sender is in a group, a message there is `sent` (docs/protocol.md): there
+    is nobody whose device or reading could say more. The page used to show two blue ticks."""
+    alice = people("Alice Alone")
+    page = alice.page
+    page.get_by_role("button", name="New group").click()
+    page.get_by_label("Group name").fill("Notes to self")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.locator("#conversation-title")).to_have_text("Notes to self")
+
+    send(alice, "remember the milk")
+    mine = bubble(page, "remember the milk")
+    expect(mine).to_have_attribute("data-status", "sent")
+    expect(mine.get_by_role("img", name="Sent")).to_be_visible()
+    item = page.locator(".chat-item", has_text="Notes to self")
+    expect(item.get_by_role("img", name="Sent")).to_be_visible()
+    expect(item.get_by_role("img", name="Read")).to_have_count(0)
+
+
 def test_phone_sized_screen_shows_list_and_chat_as_separate_views(people, shot):
     alice = people("Alice Phone", viewport={"width": 390, "height": 780})
     bob = people("Bob Desk")

@@ -238,6 +238,9 @@ function addMessage(c, m) {
 
 function statusOf(c, m) {
   const others = c.members.filter((x) => x.user.id !== m.sender);
+  // Alone in a group, nobody's watermark can say more than sent (docs/protocol.md); the minimum of
+  // no watermarks at all would otherwise be Infinity, past every seq: "read".
+  if (!others.length) return "sent";
   const lowestRead = Math.min(...others.map((x) => x.read_seq));
   const lowestDelivered = Math.min(...others.map((x) => x.delivered_seq));
   const derived = lowestRead >= m.seq ? "read" : lowestDelivered >= m.seq ? "delivered" : "sent";
