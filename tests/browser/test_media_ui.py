@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import media_samples as samples
-from tests.browser.test_chat_ui import _patience, bubble, csp_violations, open_chat  # noqa: F401
+from tests.browser.test_chat_ui import _patience, bubble, composer, csp_violations, open_chat, send  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -200,3 +200,81 @@ def test_my_voice_message_keeps_playing_when_it_is_sent(people, server):
     expect(mine.get_by_role("img", name=re.compile("Sent|Delivered|Read"))).to_be_visible()
     assert mine.get_attribute("data-seq").isdigit()  # the stored message's
     assert audio.evaluate("a => a.isConnected && !a.paused && a.currentTime > 0")  # the same player, still playing
+
+
+def alice_with_chats_with(people, server, *names):
+    """Alice, logged in, with a direct chat with each of `names` (who started them)."""
+    alice = people("Alice Attach", register=False).register_by_api()
+    for name in names:
+        other = people(name, register=False).register_by_api()
+        server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=other.token())
+    alice.login()
+    return alice
+
+
+def test_an_upload_that_ends_in_another_chat_leaves_what_is_written_there(people, server):
+    """A photo's upload can outlast a visit to another chat. When it ended, the page cleared the
+    composer, whichever chat was open by then: what Alice was writing there was lost. The caption
+    now leaves the composer when she sends, as a text does."""
+    alice = alice_with_chats_with(people, server, "Bob Upload", "Carol Upload")
+    page = alice.page
+    held = []
+    page.route("**/api/v1/media", lambda route: held.append(route))
+    open_chat(alice, "Bob Upload")
+    page.locator("#attach-input").set_input_files(
+        files=[{"name": "view.png", "mimeType": "image/png", "buffer": samples.image_bytes("PNG", size=(300, 200))}]
+    )
+    composer(page).fill("Look at the view")
+    composer(page).press("Enter")
+    expect(page.get_by_role("progressbar", name="Upload progress")).to_be_visible()
+    expect(composer(page)).to_have_value("")
+
+    open_chat(alice, "Carol Upload")
+    composer(page).fill("half-written reply")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    bob_item = page.locator(".chat-item", has_text="Bob Upload")
+    expect(bob_item).to_contain_text("Photo: Look at the view")
+    expect(bob_item.get_by_role("img", name=re.compile("Sent|Delivered|Read"))).to_be_visible()
+    expect(composer(page)).to_have_value("half-written reply")
+
+    open_chat(alice, "Bob Upload")
+    expect(bubble(page, "Look at the view").locator("img")).to_be_visible()
+    expect(composer(page)).to_have_value("")
+    open_chat(alice, "Carol Upload")
+    expect(composer(page)).to_have_value("half-written reply")
+
+
+def test_an_attachment_stays_with_the_chat_it_was_chosen_in(people, server):
+    """A file chosen in one chat used to stay on show in the next one opened, and went with the next
+    message sent there, to the wrong person. It now stays with its chat, as a draft does."""
+    alice = alice_with_chats_with(people, server, "Bob Files", "Carol Files")
+    page = alice.page
+    panel = page.locator("#attach-panel")
+    open_chat(alice, "Bob Files")
+    page.locator("#attach-input").set_input_files(
+        files=[{"name": "plan.txt", "mimeType": "text/plain", "buffer": b"the plan, in full\n" * 100}]
+    )
+    expect(panel).to_contain_text("plan.txt")
+
+    open_chat(alice, "Carol Files")
+    expect(panel).to_be_hidden()
+    send(alice, "just a text for Carol")
+    mine = bubble(page, "just a text for Carol")
+    expect(mine).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    expect(mine.locator(".msg-media")).to_have_count(0)
+
+    open_chat(alice, "Bob Files")
+    expect(panel).to_contain_text("plan.txt")
+    composer(page).fill("the plan")
+    composer(page).press("Enter")
+    expect(panel).to_be_hidden()
+    expect(bubble(page, "the plan").locator(".msg-document")).to_be_visible()
+    for conversation in server.api("GET", "conversations", token=alice.token()):
+        peer = next(m["user"]["display_name"] for m in conversation["members"] if m["user"]["display_name"] != "Alice Attach")
+        history = server.api("GET", f"conversations/{conversation['id']}/messages", token=alice.token())["results"]
+        sent = [(m["text"], m["media"]["kind"] if m["media"] else None) for m in history]
+        assert sent == {"Carol Files": [("just a text for Carol", None)], "Bob Files": [("the plan", "document")]}[peer]

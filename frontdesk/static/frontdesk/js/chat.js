@@ -130,6 +130,10 @@ function isOpen(c) {
   return state.openId === c.id;
 }
 
+function openChat() {
+  return state.conversations.get(state.openId) || null;
+}
+
 function unreadOf(c) {
   return Math.max(0, c.last_seq - Math.max(c.read_seq, c.readSent));
 }
@@ -159,7 +163,7 @@ function upsertConversation(p) {
       id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(),
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
-      loaded: false, hasMoreBefore: true, left: false, draft: "", members: [],
+      loaded: false, hasMoreBefore: true, left: false, draft: "", staged: null, members: [],
     };
     state.conversations.set(p.id, c);
   }
@@ -829,10 +833,12 @@ function renderConversationEverywhere(c, { messages = true } = {}) {
 }
 
 async function openConversation(id, { focus = true } = {}) {
-  const previous = state.conversations.get(state.openId);
-  if (previous) previous.draft = els.input.value;
   const c = state.conversations.get(id);
   if (!c) return;
+  const previous = openChat();
+  if (previous) previous.draft = els.input.value;
+  // A recording would go on out of sight, the microphone live: switching chats cancels it.
+  if (previous && previous !== c) stopRecording(previous, false);
   state.openId = id;
   history.replaceState(null, "", `#chat-${id}`);
   document.body.classList.add("chat-open");
@@ -843,6 +849,7 @@ async function openConversation(id, { focus = true } = {}) {
   clear(els.messagesInner);
   els.input.value = c.draft || "";
   autosize();
+  renderStaged();
   renderHeader(c);
   renderChatList();
   renderMessages(c, { toBottom: true });
@@ -861,9 +868,13 @@ async function openConversation(id, { focus = true } = {}) {
 }
 
 function closeConversation() {
-  const c = state.conversations.get(state.openId);
-  if (c) c.draft = els.input.value;
+  const c = openChat();
+  if (c) {
+    c.draft = els.input.value;
+    stopRecording(c, false);
+  }
   state.openId = null;
+  renderStaged();
   history.replaceState(null, "", location.pathname);
   document.body.classList.remove("chat-open");
   els.conversation.hidden = true;
@@ -924,7 +935,9 @@ function voicePlayer(media) {
   return h("div", { class: "msg-media msg-voice", role: "group", "aria-label": "Voice message" }, button, seek, time, audio);
 }
 
-let staged = null; // { file, kind, url, uploading, progress } or { recorder, ... } while recording
+// An attachment belongs to the chat it was chosen in, as a draft does: c.staged is kept there while
+// another chat is open, and shown and sent only there. It is { file, kind, url, uploading, progress,
+// error }, or { recorder, ... } while recording.
 
 function kindOf(file) {
   const type = file.type || "";
@@ -935,6 +948,8 @@ function kindOf(file) {
 
 function renderStaged() {
   const panel = els.attachPanel;
+  const c = openChat();
+  const staged = c && c.staged;
   clear(panel);
   panel.hidden = !staged;
   if (!staged) return;
@@ -955,108 +970,135 @@ function renderStaged() {
     : null;
   const error = staged.error ? h("span", { class: "attach-error", role: "alert", text: staged.error }) : null;
   const actions = staged.recorder
-    ? [h("button", { type: "button", class: "button button-primary", onclick: () => stopRecording(true), text: "Stop and send" }),
-       h("button", { type: "button", class: "button", onclick: () => stopRecording(false), text: "Cancel" })]
-    : [h("button", { type: "button", class: "button", onclick: unstage, disabled: staged.uploading, text: "Cancel" })];
+    ? [h("button", { type: "button", class: "button button-primary", onclick: () => stopRecording(c, true), text: "Stop and send" }),
+       h("button", { type: "button", class: "button", onclick: () => stopRecording(c, false), text: "Cancel" })]
+    : [h("button", { type: "button", class: "button", onclick: () => unstage(c), disabled: staged.uploading, text: "Cancel" })];
   append(panel, [preview, progress, error, h("span", { class: "attach-actions" }, actions)]);
 }
 
-function unstage() {
-  if (staged && staged.url) URL.revokeObjectURL(staged.url);
-  staged = null;
-  els.attachInput.value = "";
-  renderStaged();
+function unstage(c) {
+  if (c.staged && c.staged.url) URL.revokeObjectURL(c.staged.url);
+  c.staged = null;
+  if (isOpen(c)) renderStaged();
 }
 
-function stage(file, kind = kindOf(file)) {
-  unstage();
-  staged = { file, kind, url: kind === "image" || kind === "video" ? URL.createObjectURL(file) : null, uploading: false, progress: 0 };
+function stage(c, file, kind = kindOf(file)) {
+  unstage(c);
+  c.staged = { file, kind, url: kind === "image" || kind === "video" ? URL.createObjectURL(file) : null, uploading: false, progress: 0 };
   renderStaged();
   els.input.focus();
 }
 
+/** Upload c's attachment and send it to c, whichever chat is open by the time the upload ends. */
 async function sendStaged(c, caption) {
-  const item = staged;
+  const item = c.staged;
   item.uploading = true;
   item.error = null;
+  if (item.kind !== "voice") {
+    // The caption leaves the composer now, as a text does when sent: cleared when the upload ends,
+    // the composer could by then hold what is being written in another chat.
+    if (isOpen(c)) {
+      els.input.value = "";
+      autosize();
+    }
+    c.draft = "";
+  }
   renderStaged();
   try {
     const media = await api.upload(item.file, item.kind, (fraction) => {
       item.progress = fraction;
-      const bar = els.attachPanel.querySelector("progress");
+      const bar = isOpen(c) && c.staged === item ? els.attachPanel.querySelector("progress") : null;
       if (bar) bar.value = Math.round(fraction * 100);
     });
-    if (staged === item) unstage();
-    if (item.kind !== "voice") {
-      els.input.value = "";
-      c.draft = "";
-      autosize();
-    }
+    if (c.staged === item) unstage(c);
     sendText(c, item.kind === "voice" ? "" : caption, media);
   } catch (exc) {
     item.uploading = false;
     item.error = errorText(exc);
-    if (staged === item) renderStaged();
+    giveCaptionBack(c, item.kind === "voice" ? "" : caption);
+    if (c.staged === item && isOpen(c)) renderStaged();
+  }
+}
+
+/** After a failed upload, the caption goes back where it was written, for another try, unless
+ * something else has been written there meanwhile. */
+function giveCaptionBack(c, caption) {
+  if (!caption) return;
+  if (isOpen(c)) {
+    if (els.input.value) return;
+    els.input.value = caption;
+    autosize();
+  } else if (!c.draft) {
+    c.draft = caption;
   }
 }
 
 els.attachButton.addEventListener("click", () => els.attachInput.click());
 els.attachInput.addEventListener("change", () => {
   const file = els.attachInput.files && els.attachInput.files[0];
-  if (file) stage(file);
+  els.attachInput.value = ""; // choosing the same file again, in this chat or another, is a change too
+  const c = openChat();
+  if (file && c) stage(c, file);
 });
 
 const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/mp4"];
 
-async function startRecording() {
-  if (staged) return;
+async function startRecording(c) {
+  if (c.staged) return;
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch (exc) {
-    staged = { error: "The microphone is not available.", recorder: null, uploading: false };
+    c.staged = { error: "The microphone is not available.", recorder: null, uploading: false };
     renderStaged();
+    return;
+  }
+  // Another chat opened while the browser asked for the microphone: no recording out of sight.
+  if (!isOpen(c) || c.staged) {
+    stream.getTracks().forEach((track) => track.stop());
     return;
   }
   const mimeType = RECORDING_TYPES.find((type) => window.MediaRecorder && MediaRecorder.isTypeSupported(type));
   const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
   const chunks = [];
   const started = Date.now();
-  staged = { recorder, stream, chunks, elapsed: 0, uploading: false, send: false };
+  const item = { recorder, stream, chunks, elapsed: 0, uploading: false, send: false };
+  c.staged = item;
   recorder.addEventListener("dataavailable", (event) => { if (event.data.size) chunks.push(event.data); });
   recorder.addEventListener("stop", () => {
-    const item = staged;
     stream.getTracks().forEach((track) => track.stop());
     clearInterval(item.ticker);
-    const c = state.conversations.get(state.openId);
-    if (!item.send || !c || !chunks.length) {
-      unstage();
+    if (c.staged !== item) return;
+    if (!item.send || !chunks.length) {
+      unstage(c);
       return;
     }
     const type = (recorder.mimeType || "audio/webm").split(";")[0];
     const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
-    staged = { file: new File(chunks, `voice.${ext}`, { type }), kind: "voice", url: null, uploading: false, progress: 0 };
+    c.staged = { file: new File(chunks, `voice.${ext}`, { type }), kind: "voice", url: null, uploading: false, progress: 0 };
     sendStaged(c, "");
   });
-  staged.ticker = setInterval(() => {
-    staged.elapsed = (Date.now() - started) / 1000;
-    const label = els.attachPanel.querySelector(".attach-recording");
-    if (label) label.textContent = `Recording… ${clock(staged.elapsed)}`;
+  item.ticker = setInterval(() => {
+    item.elapsed = (Date.now() - started) / 1000;
+    const label = isOpen(c) ? els.attachPanel.querySelector(".attach-recording") : null;
+    if (label) label.textContent = `Recording… ${clock(item.elapsed)}`;
   }, 250);
   recorder.start(250);
   renderStaged();
 }
 
-function stopRecording(send) {
-  if (!staged || !staged.recorder) return;
-  staged.send = send;
-  staged.recorder.stop();
+function stopRecording(c, send) {
+  if (!c.staged || !c.staged.recorder) return;
+  c.staged.send = send;
+  c.staged.recorder.stop();
 }
 
 els.recordButton.addEventListener("click", () => {
-  if (staged && staged.recorder) stopRecording(true);
-  else if (!staged) startRecording();
-  else if (staged.error && !staged.file) unstage();
+  const c = openChat();
+  if (!c) return;
+  if (c.staged && c.staged.recorder) stopRecording(c, true);
+  else if (!c.staged) startRecording(c);
+  else if (c.staged.error && !c.staged.file) unstage(c);
 });
 
 function autosize() {
@@ -1066,13 +1108,15 @@ function autosize() {
 
 els.composer.addEventListener("submit", (event) => {
   event.preventDefault();
-  const c = state.conversations.get(state.openId);
+  const c = openChat();
+  if (!c) return;
   const text = els.input.value;
-  if (c && staged && staged.file && !staged.uploading) {
+  const staged = c.staged;
+  if (staged && staged.file && !staged.uploading) {
     sendStaged(c, text);
     return;
   }
-  if (!c || !text.trim() || (staged && (staged.file || staged.recorder))) return;
+  if (!text.trim() || (staged && (staged.file || staged.recorder))) return;
   els.input.value = "";
   c.draft = "";
   autosize();
