@@ -513,3 +513,39 @@ def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what
         time.sleep(0.1)
     # The page asked for the group it was sent and was told 404: the browser logs that itself.
     assert [e for e in carol.console_errors if "status of 404" not in e] == []
+
+
+def test_being_removed_from_a_group_is_unread_only_until_the_group_is_opened(people, server):
+    """The notice of one's removal from a group counts as unread. The page could not mark it read
+    (the server refuses a read from a former member), so its badge and the "(1)" in the tab title
+    stayed for good. Opening the group now clears them."""
+    alice = people("Alice Remover", register=False).register_by_api()
+    bob = people("Bob Removed")
+    admin = alice.token()
+    bob_id = server.api("GET", "me", token=bob.token())["id"]
+    server.api("POST", "contacts", {"phone_number": bob.phone}, token=admin)
+    direct_chat = server.api("POST", "conversations", {"kind": "direct", "phone_number": bob.phone}, token=admin)["id"]
+    server.api("POST", f"conversations/{direct_chat}/messages", {"client_id": "d1", "text": "Rehearsal news"}, token=admin)
+    group = server.api("POST", "conversations", {"kind": "group", "title": "Band practice", "member_ids": [bob_id]},
+                       token=admin)["id"]
+    page = bob.page
+    direct = page.locator(".chat-item").filter(has=page.locator(".chat-item-title", has_text=re.compile("^Alice Remover$")))
+    open_chat(bob, "Band practice")
+    direct.click()
+    expect(page.locator("#conversation-title")).to_have_text("Alice Remover")
+    item = page.locator(".chat-item", has_text="Band practice")
+    expect(item.locator(".unread-badge")).to_have_count(0)
+    expect(page).to_have_title("messenger")
+
+    server.api("DELETE", f"conversations/{group}/members/{bob_id}", token=admin)
+    expect(item.locator(".unread-badge")).to_have_text("1")
+    expect(page).to_have_title("(1) messenger")
+
+    open_chat(bob, "Band practice")
+    expect(page.locator("#messages .msg-system", has_text="removed Bob Removed")).to_be_visible()
+    expect(page.get_by_text("you're no longer a participant")).to_be_visible()
+    direct.click()
+    expect(page.locator("#conversation-title")).to_have_text("Alice Remover")
+    expect(item).to_be_visible()
+    expect(item.locator(".unread-badge")).to_have_count(0)
+    expect(page).to_have_title("messenger")

@@ -215,7 +215,10 @@ async function refreshConversation(id) {
     if (c && exc instanceof ApiError && exc.status === 404) c.left = true;
   }
   const c = state.conversations.get(id);
-  if (c) renderConversationEverywhere(c);
+  if (c) {
+    maybeRead(c);
+    renderConversationEverywhere(c);
+  }
 }
 
 /** Keep a message (deduplicated by seq); true if it is new to this page. */
@@ -266,7 +269,17 @@ function sendAck(c) {
 }
 
 function maybeRead(c) {
-  if (c.left || !isOpen(c) || !isVisible() || !c.loaded) return;
+  if (!isOpen(c) || !isVisible()) return;
+  if (c.left) {
+    // The server refuses a read for a group one is no longer in, but what is open here has been
+    // seen all the same (the notice of one's removal, say): it stops counting as unread here.
+    if (c.last_seq > Math.max(c.read_seq, c.readSent)) {
+      c.readSent = c.last_seq;
+      renderChatList();
+    }
+    return;
+  }
+  if (!c.loaded) return;
   const upTo = c.held;
   if (upTo <= Math.max(c.read_seq, c.readSent)) return;
   if (conn.send({ type: "read", conversation: c.id, seq: upTo })) {
@@ -511,7 +524,8 @@ function onEvent(ev) {
 async function onOpen() {
   for (const c of state.conversations.values()) {
     c.ackSent = c.delivered_seq;
-    c.readSent = c.read_seq;
+    // What a left group has of read is only local (maybeRead): nothing to send again.
+    if (!c.left) c.readSent = c.read_seq;
     for (const pending of c.pending.values()) if (pending.state === "pending") transmit(c, pending);
   }
   if (conn.opens > 1) await resync();
