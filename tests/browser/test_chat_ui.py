@@ -515,6 +515,45 @@ def test_a_page_opened_after_its_user_was_removed_from_a_group_acknowledges_what
     assert [e for e in carol.console_errors if "status of 404" not in e] == []
 
 
+def test_the_group_info_panel_keeps_what_is_typed_there_while_messages_come_in(people, server):
+    """The group info panel was rebuilt at every message and receipt in the group: a number an admin
+    was typing to add someone vanished, and the keyboard focus with it. It is now rebuilt only when
+    what it shows changes, and then keeps what is typed and the focus."""
+    alice = people("Alice Organiser")
+    bob = people("Bob Chatty", register=False).register_by_api()
+    carol = people("Carol Invitee", register=False).register_by_api()
+    bob_token = bob.token()
+    bob_id = server.api("GET", "me", token=bob_token)["id"]
+    server.api("POST", "contacts", {"phone_number": bob.phone}, token=alice.token())
+    group = server.api("POST", "conversations", {"kind": "group", "title": "Trip planning", "member_ids": [bob_id]},
+                       token=alice.token())["id"]
+    page = alice.page
+    open_chat(alice, "Trip planning")
+    page.get_by_role("button", name="Conversation info").click()
+    info = page.locator("#info-drawer")
+    phone = info.get_by_label("Phone number")
+    phone.fill(carol.phone[:6])
+    phone.press_sequentially(carol.phone[6:8])
+
+    sent = server.api("POST", f"conversations/{group}/messages", {"client_id": "chat-1", "text": "Train or car?"}, token=bob_token)
+    expect(bubble(page, "Train or car?")).to_have_count(1)
+    # From Alice's phone, so that the focus stays where it is here.
+    server.api("POST", f"conversations/{group}/messages", {"client_id": "chat-2", "text": "Train!"}, token=alice.token())
+    server.api("POST", f"conversations/{group}/read", {"seq": sent["seq"] + 1}, token=bob_token)
+    expect(bubble(page, "Train!")).to_have_attribute("data-status", "read")
+    expect(phone).to_have_value(carol.phone[:8])
+    expect(phone).to_be_focused()
+
+    # A change the panel shows (Bob leaves) redraws it, and what is being typed stays there too.
+    server.api("DELETE", f"conversations/{group}/members/{bob_id}", token=bob_token)
+    expect(info.locator(".person-list").get_by_role("listitem")).to_have_count(1)
+    expect(phone).to_have_value(carol.phone[:8])
+    expect(phone).to_be_focused()
+    page.keyboard.type(carol.phone[8:])
+    page.keyboard.press("Enter")
+    expect(info.get_by_role("checkbox", name="Carol Invitee")).to_be_checked()
+
+
 def test_being_removed_from_a_group_is_unread_only_until_the_group_is_opened(people, server):
     """The notice of one's removal from a group counts as unread. The page could not mark it read
     (the server refuses a read from a former member), so its badge and the "(1)" in the tab title
@@ -549,3 +588,71 @@ def test_being_removed_from_a_group_is_unread_only_until_the_group_is_opened(peo
     expect(item).to_be_visible()
     expect(item.locator(".unread-badge")).to_have_count(0)
     expect(page).to_have_title("messenger")
+
+
+def test_a_block_or_unblock_that_fails_says_why(people):
+    """Blocking and unblocking failed in silence: the button just stayed as it was."""
+    alice = people("Alice Unreachable")
+    bob = people("Bob Offline")
+    start_chat(alice, bob)
+    send(alice, "hello")
+    open_chat(bob, "Alice Unreachable")
+    page = bob.page
+    page.get_by_role("button", name="Conversation info").click()
+    info = page.locator("#info-drawer")
+
+    page.route("**/api/v1/blocks/*", lambda route: route.abort())
+    info.get_by_role("button", name="Block Alice Unreachable", exact=True).click()
+    expect(info.get_by_role("alert")).to_have_text("The server cannot be reached.")
+    expect(info.get_by_role("button", name="Block Alice Unreachable", exact=True)).to_be_visible()
+    expect(page.locator("#composer")).to_be_visible()
+    page.unroute("**/api/v1/blocks/*")
+    info.get_by_role("button", name="Block Alice Unreachable", exact=True).click()
+    expect(info.get_by_role("button", name="Unblock Alice Unreachable", exact=True)).to_be_visible()
+    expect(info.get_by_role("alert")).to_have_count(0)
+
+    notice = page.locator("#composer-notice")
+    page.route("**/api/v1/blocks/*", lambda route: route.abort())
+    notice.get_by_role("button", name="Unblock").click()
+    expect(notice.get_by_role("alert")).to_have_text("The server cannot be reached.")
+    expect(notice).to_contain_text("You blocked Alice Unreachable")
+    page.unroute("**/api/v1/blocks/*")
+    notice.get_by_role("button", name="Unblock").click()
+    expect(page.locator("#composer")).to_be_visible()
+    expect(info.get_by_role("button", name="Block Alice Unreachable", exact=True)).to_be_visible()
+
+
+def test_block_unblock_and_retry_from_the_keyboard_keep_the_focus(people, server):
+    """Block, Unblock and Retry each replace the button pressed: the focus fell to the page's body,
+    and a keyboard user had to find their way back. It now goes to the button that takes its place,
+    or, for Retry and the composer's Unblock, to the composer."""
+    alice = people("Alice Keyboard")
+    bob = people("Bob Keyboard")
+    start_chat(alice, bob)
+    send(alice, "hello")
+    open_chat(bob, "Alice Keyboard")
+    page = bob.page
+    page.get_by_role("button", name="Conversation info").click()
+    info = page.locator("#info-drawer")
+
+    info.get_by_role("button", name="Block Alice Keyboard", exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(info.get_by_role("button", name="Unblock Alice Keyboard", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(info.get_by_role("button", name="Block Alice Keyboard", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(info.get_by_role("button", name="Unblock Alice Keyboard", exact=True)).to_be_focused()
+
+    send(alice, "still there?")
+    failed = bubble(alice.page, "still there?")
+    expect(failed).to_have_attribute("data-status", "failed")
+
+    page.locator("#composer-notice").get_by_role("button", name="Unblock").focus()
+    page.keyboard.press("Enter")
+    expect(composer(page)).to_be_focused()
+
+    failed.get_by_role("button", name="Retry").focus()
+    alice.page.keyboard.press("Enter")
+    expect(composer(alice.page)).to_be_focused()
+    expect(failed).to_have_count(1)
+    expect(failed).to_have_attribute("data-status", re.compile("sent|delivered|read"))

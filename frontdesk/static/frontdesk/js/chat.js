@@ -36,6 +36,7 @@ const state = {
   openId: null,
   filter: "",
   lastTypingSent: 0,
+  unblockError: null, // {userId, message}: why the composer notice's Unblock failed
 };
 
 const $ = (id) => document.getElementById(id);
@@ -425,6 +426,21 @@ async function retry(c, clientId) {
   }
 }
 
+/** Retry, and keep the keyboard where it was: the row is rebuilt as pending, its Retry button gone. */
+function retryFromButton(c, clientId) {
+  retry(c, clientId); // renders the pending row before it awaits anything
+  if (!focusWasLost()) return;
+  if (!els.composer.hidden) {
+    els.input.focus();
+    return;
+  }
+  const row = messageNodes.get(`c:${clientId}`);
+  if (row) {
+    row.tabIndex = -1;
+    row.focus();
+  }
+}
+
 // --- events from the server ------------------------------------------------------------------
 
 async function onMessageNew(m) {
@@ -693,13 +709,34 @@ function refreshComposer(c) {
   let notice = null;
   if (c.left) notice = h("span", { text: "You can't send messages to this group because you're no longer a participant." });
   else if (peer && state.blocked.has(peer.id)) {
+    const failed = state.unblockError && state.unblockError.userId === peer.id ? state.unblockError.message : null;
     notice = [h("span", { text: `You blocked ${nameOf(peer.id)}. ` }),
-      h("button", { type: "button", class: "link-button", onclick: () => setBlocked(peer.id, false), text: "Unblock" })];
+      h("button", { type: "button", class: "link-button", onclick: () => unblockFromNotice(peer.id), text: "Unblock" }),
+      failed ? h("span", { class: "notice-error", role: "alert", text: failed }) : null];
   }
   clear(els.composerNotice);
   if (notice) append(els.composerNotice, [notice]);
   els.composerNotice.hidden = !notice;
   els.composer.hidden = Boolean(notice);
+}
+
+async function unblockFromNotice(userId) {
+  state.unblockError = null;
+  try {
+    await setBlocked(userId, false);
+  } catch (exc) {
+    state.unblockError = { userId, message: errorText(exc) };
+    const c = openChat();
+    if (c) refreshComposer(c);
+    return;
+  }
+  // The notice and its button are gone: the composer that takes their place takes the focus too.
+  if (!els.composer.hidden && focusWasLost()) els.input.focus();
+}
+
+/** True when the focused element has just been taken out of the page (focus fell to the body). */
+function focusWasLost() {
+  return !document.activeElement || document.activeElement === document.body;
 }
 
 function messageItems(c) {
@@ -797,7 +834,7 @@ function messageElement(c, m, { own, first, status, pending }) {
   if (status === "failed" && pending) {
     row.append(h("div", { class: "msg-failed" },
       h("span", { class: "msg-failed-reason", text: pending.error || "Not sent." }),
-      h("button", { type: "button", class: "retry-button", onclick: () => retry(c, m.client_id) }, icon("retry", { size: 16 }), "Retry")));
+      h("button", { type: "button", class: "retry-button", onclick: () => retryFromButton(c, m.client_id) }, icon("retry", { size: 16 }), "Retry")));
   }
   return row;
 }
@@ -843,7 +880,7 @@ function renderConversationEverywhere(c, { messages = true } = {}) {
     renderHeader(c);
     if (messages) renderMessages(c);
   }
-  if (isOpen(c) && !els.infoDrawer.hidden && els.infoDrawer.dataset.conversation === String(c.id) && messages) renderInfo(c);
+  if (isOpen(c) && !els.infoDrawer.hidden && els.infoDrawer.dataset.conversation === String(c.id) && messages) refreshInfo(c);
 }
 
 async function openConversation(id, { focus = true } = {}) {
@@ -1166,7 +1203,7 @@ function drawerFrame(container, title, { onClose, closeLabel = "Close" }) {
   const heading = h("h2", { id: `${container.id}-title`, text: title });
   container.setAttribute("aria-labelledby", heading.id);
   const header = h("header", { class: "drawer-header" },
-    h("button", { type: "button", class: "icon-button", "aria-label": closeLabel, onclick: onClose }, icon(container === els.sideDrawer ? "back" : "close")),
+    h("button", { type: "button", class: "icon-button", "aria-label": closeLabel, onclick: onClose, dataset: { keep: "close" } }, icon(container === els.sideDrawer ? "back" : "close")),
     heading);
   const body = h("div", { class: "drawer-body" });
   container.append(header, body);
@@ -1316,16 +1353,16 @@ function peoplePicker(candidates, legend) {
   const list = h("div", { class: "checklist" });
   function addChoice(user, checked = false) {
     const id = `p-${user.id}-${uuid4().slice(0, 4)}`;
-    const box = h("input", { type: "checkbox", id, value: user.id, checked });
+    const box = h("input", { type: "checkbox", id, value: user.id, checked, dataset: { keep: `pick-${user.id}` } });
     list.append(h("div", { class: "check-row" }, box, h("label", { for: id }, avatar(nameOf(user.id), { id: user.id, size: "sm" }),
       h("span", { class: "person-text" },
         h("span", { class: "person-name-row" }, h("span", { class: "person-name", text: nameOf(user.id) }), businessBadge(user.id)),
         h("span", { class: "person-sub", text: (user.is_business ? "Business account" : user.phone_number) || "" })))));
   }
   for (const user of candidates) addChoice(user);
-  const phone = field("Phone number", { autocomplete: "tel", inputmode: "tel", placeholder: "+12025550123" });
+  const phone = field("Phone number", { autocomplete: "tel", inputmode: "tel", placeholder: "+12025550123", dataset: { keep: "pick-phone" } });
   const error = formError();
-  const addButton = h("button", { type: "button", class: "button", text: "Add person" });
+  const addButton = h("button", { type: "button", class: "button", text: "Add person", dataset: { keep: "pick-add-person" } });
   addButton.addEventListener("click", async () => {
     error.hidden = true;
     if (!phone.input.value.trim()) return showError(error, "Type a phone number first.");
@@ -1421,6 +1458,7 @@ function closeInfo() {
   els.infoDrawer.hidden = true;
   document.body.classList.remove("info-open");
   clear(els.infoDrawer);
+  shownInfo = null;
 }
 
 function openInfo() {
@@ -1433,23 +1471,81 @@ function openInfo() {
   if (close) close.focus();
 }
 
+/** Block or unblock someone; rejects with the reason if that failed, for the caller to show. */
 async function setBlocked(userId, blocked) {
+  let failure = null;
   try {
     if (blocked) await api.post(`blocks/${userId}`);
     else await api.delete(`blocks/${userId}`);
     if (blocked) state.blocked.add(userId);
     else state.blocked.delete(userId);
+    if (!blocked) state.unblockError = null;
   } catch (exc) {
+    // Not blocked any more (unblocked from another device, say): what was asked for is so.
     if (exc instanceof ApiError && exc.status === 404 && !blocked) state.blocked.delete(userId);
+    else failure = exc;
   }
-  const c = state.conversations.get(state.openId);
+  const c = openChat();
   if (c) {
     renderHeader(c);
-    if (!els.infoDrawer.hidden) renderInfo(c);
+    if (!els.infoDrawer.hidden) refreshInfo(c);
   }
+  if (failure) throw failure;
+}
+
+// The info panel holds forms (an admin adding people, say): rebuilt at every message or receipt,
+// it would lose what is typed there and the keyboard focus. It is rebuilt only when what it shows
+// changes, and then its controls (marked data-keep) keep their values, the focus and the scroll.
+let shownInfo = null; // {id, signature} of what the info panel shows
+
+function infoSignature(c) {
+  const person = (id) => {
+    const user = state.users.get(id) || {};
+    return [id, nameOf(id), user.about, user.phone_number, user.is_business];
+  };
+  if (c.kind === "direct") {
+    const peer = peerOf(c);
+    return JSON.stringify(peer ? [person(peer.id), state.blocked.has(peer.id), Boolean(contactOf(peer.id))] : null);
+  }
+  const admin = c.role === "admin" && !c.left;
+  const candidates = admin ? knownPeople(new Set(c.members.map((m) => m.user.id))).map((user) => person(user.id)) : null;
+  return JSON.stringify([c.title, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates]);
+}
+
+function refreshInfo(c) {
+  if (!shownInfo || shownInfo.id !== c.id || shownInfo.signature !== infoSignature(c)) renderInfo(c);
 }
 
 function renderInfo(c) {
+  const drawer = els.infoDrawer;
+  const focused = drawer.contains(document.activeElement) ? document.activeElement.closest("[data-keep]") : null;
+  const hadFocus = drawer.contains(document.activeElement);
+  const sameConversation = shownInfo && shownInfo.id === c.id;
+  const values = new Map([...drawer.querySelectorAll("input[data-keep]")]
+    .map((input) => [input.dataset.keep, input.type === "checkbox" ? input.checked : input.value]));
+  const oldBody = drawer.querySelector(".drawer-body");
+  const scrollTop = oldBody ? oldBody.scrollTop : 0;
+
+  buildInfo(c);
+  shownInfo = { id: c.id, signature: infoSignature(c) };
+  if (!sameConversation) return;
+
+  for (const input of drawer.querySelectorAll("input[data-keep]")) {
+    if (!values.has(input.dataset.keep)) continue;
+    if (input.type === "checkbox") input.checked = values.get(input.dataset.keep);
+    else input.value = values.get(input.dataset.keep);
+  }
+  const body = drawer.querySelector(".drawer-body");
+  if (body) body.scrollTop = scrollTop;
+  if (hadFocus) {
+    // The same control if it is still there (Block is now Unblock, say), else the panel's close button.
+    const again = (focused && drawer.querySelector(`[data-keep="${CSS.escape(focused.dataset.keep)}"]`))
+      || drawer.querySelector('[data-keep="close"]');
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+function buildInfo(c) {
   const title = c.kind === "group" ? "Group info" : "Contact info";
   const body = drawerFrame(els.infoDrawer, title, { onClose: closeInfo, closeLabel: "Close info" });
   const error = formError();
@@ -1459,16 +1555,20 @@ function renderInfo(c) {
     const blocked = state.blocked.has(peer.id);
     const actions = h("div", { class: "drawer-section actions" });
     if (!contactOf(peer.id)) {
-      actions.append(h("button", { type: "button", class: "action-row", onclick: async () => {
+      actions.append(h("button", { type: "button", class: "action-row", dataset: { keep: "add-contact" }, onclick: async () => {
         try {
           await api.post("contacts", { user_id: peer.id });
           await loadContacts();
-          renderInfo(c);
+          refreshInfo(c);
         } catch (exc) { showError(error, exc); }
       } }, icon("add"), "Add to contacts"));
     }
-    actions.append(h("button", { type: "button", class: "action-row danger", onclick: () => setBlocked(peer.id, !blocked) },
-      icon("block"), blocked ? `Unblock ${nameOf(peer.id)}` : `Block ${nameOf(peer.id)}`));
+    actions.append(h("button", { type: "button", class: "action-row danger", dataset: { keep: "block" }, onclick: async () => {
+      error.hidden = true;
+      try {
+        await setBlocked(peer.id, !blocked);
+      } catch (exc) { showError(error, exc); }
+    } }, icon("block"), blocked ? `Unblock ${nameOf(peer.id)}` : `Block ${nameOf(peer.id)}`));
     append(body, [
       h("div", { class: "info-card" }, avatar(nameOf(peer.id), { id: peer.id, size: "lg" }),
         h("h3", { text: nameOf(peer.id) }), businessBadge(peer.id),
@@ -1484,7 +1584,7 @@ function renderInfo(c) {
   for (const m of sorted) {
     const badge = m.role === "admin" ? h("span", { class: "role-badge", text: "Group admin" }) : null;
     const remove = admin && m.user.id !== me.id
-      ? h("button", { type: "button", class: "button button-small", "aria-label": `Remove ${nameOf(m.user.id)}`, text: "Remove", onclick: async () => {
+      ? h("button", { type: "button", class: "button button-small", "aria-label": `Remove ${nameOf(m.user.id)}`, text: "Remove", dataset: { keep: `remove-${m.user.id}` }, onclick: async () => {
         try {
           await api.delete(`conversations/${c.id}/members/${m.user.id}`);
           await refreshConversation(c.id);
@@ -1502,7 +1602,7 @@ function renderInfo(c) {
     const present = new Set(c.members.map((m) => m.user.id));
     const picker = peoplePicker(knownPeople(present), "Add members");
     const form = h("form", { class: "drawer-section drawer-form", novalidate: true }, picker.el,
-      h("button", { type: "submit", class: "button button-primary", text: "Add to group" }));
+      h("button", { type: "submit", class: "button button-primary", text: "Add to group", dataset: { keep: "add-to-group" } }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const ids = picker.selected();
@@ -1516,7 +1616,7 @@ function renderInfo(c) {
   }
   if (!c.left) {
     sections.push(h("div", { class: "drawer-section actions" },
-      h("button", { type: "button", class: "action-row danger", onclick: async () => {
+      h("button", { type: "button", class: "action-row danger", dataset: { keep: "exit-group" }, onclick: async () => {
         try {
           await api.delete(`conversations/${c.id}/members/${me.id}`);
           c.left = true;
