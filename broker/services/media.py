@@ -34,6 +34,10 @@ Kind = Media.Kind
 
 # Sniffed MIME type -> the kinds it may be uploaded as (any file may be a document).
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/apng": "PNG", "image/webp": "WEBP"}
+# What Pillow may call each of them once open. Phone cameras write JPEGs that carry more pictures
+# after the photo (MPO: an Ultra HDR gain map, a depth map, a stereo pair's other eye), which Pillow
+# opens as "MPO"; they are JPEGs all the same, and only their first picture, the photo, is kept.
+OPENS_AS = {"JPEG": {"JPEG", "MPO"}, "PNG": {"PNG"}, "WEBP": {"WEBP"}}
 VIDEO_TYPES = {"video/mp4", "video/webm"}
 # Ogg/Opus (Firefox, Android), WebM/Opus (Chromium's MediaRecorder), MP4/AAC (Safari).
 VOICE_TYPES = {"audio/ogg", "audio/opus", "video/webm", "audio/webm", "audio/mp4", "video/mp4", "audio/aac"}
@@ -124,7 +128,7 @@ def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(upload)
-            if image.format != IMAGE_TYPES[mime]:
+            if image.format not in OPENS_AS[IMAGE_TYPES[mime]]:
                 raise InvalidInput(f"The file's content is not a valid {IMAGE_TYPES[mime]} image.", field="file")
             if image.width * image.height > limit:  # checked from the header, before decoding
                 raise InvalidInput(f"The image has more than {limit} pixels.", field="file")

@@ -57,6 +57,25 @@ def test_exif_and_gps_are_stripped():
     assert not image.getexif() and "exif" not in image.info
 
 
+def test_a_phone_photo_with_extra_pictures_is_accepted_as_the_photo_alone():
+    """Android's Ultra HDR photos (and depth or stereo shots) are JPEGs with more pictures after the
+    first (MPO); what is kept and shown is the photo, as a plain JPEG."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(
+        out, format="MPO", save_all=True, append_images=[Image.new("RGB", (32, 24), (0, 0, 255))])  # a gain map
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+
+    media = upload(UserFactory(), out.getvalue(), kind="image", name="PXL_0001.jpg", content_type="image/jpeg")
+
+    assert (media.kind, media.mime_type, media.width, media.height) == ("image", "image/jpeg", 64, 48)
+    stored = stored_image(media)
+    assert stored.format == "JPEG" and getattr(stored, "n_frames", 1) == 1
+    red, green, blue = stored.getpixel((32, 24))
+    assert red > 150 and blue < 80
+    with default_storage.open(media.thumbnail.name) as f:
+        assert Image.open(f).size == (64, 48)
+
+
 def png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
