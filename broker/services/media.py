@@ -123,6 +123,12 @@ def _sha256_of(upload) -> str:
 def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
     """(image bytes, JPEG thumbnail bytes, width, height): decoded and written anew, metadata gone."""
     limit = settings.MESSENGER["MEDIA_MAX_IMAGE_PIXELS"]
+    # Pillow has a guard of its own (a warning above Image.MAX_IMAGE_PIXELS, an error above twice
+    # that, read as it opens and decodes); left at its default of 89,478,485 pixels it refused
+    # images a larger setting allows. It is set from the setting at each call, not once at import,
+    # so it follows the setting as it is now; all requests in a process set the same value, so
+    # concurrent uploads cannot see one another's.
+    Image.MAX_IMAGE_PIXELS = limit
     upload.seek(0)
     try:
         with warnings.catch_warnings():

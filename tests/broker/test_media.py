@@ -178,16 +178,42 @@ def test_oversize_files_are_refused_naming_the_limit(settings, media_root):
     assert stored_files(media_root) == [] and not Media.objects.exists()
 
 
-def test_decompression_bombs_are_refused_before_decoding(settings, media_root):
+@pytest.fixture
+def pillow_limit(monkeypatch):
+    """Uploads set Pillow's module-wide pixel limit from the setting; put it back after a test that
+    changes the setting, for the test code's own Image.open calls."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
+def test_decompression_bombs_are_refused_before_decoding(settings, media_root, pillow_limit):
     settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 10_000}
     with pytest.raises(InvalidInput, match="10000 pixels"):
         upload(UserFactory(), samples.image_bytes("PNG", size=(200, 200)))
     assert stored_files(media_root) == []
 
 
-def test_pillows_own_bomb_guard_is_a_400_too(monkeypatch):
+def test_a_pixel_limit_above_pillows_default_is_honoured(settings, pillow_limit):
+    """Pillow refuses more than 89,478,485 pixels by default; an operator who allows 100 million gets
+    100 million."""
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 100_000_000}
+    out = io.BytesIO()
+    Image.new("L", (10_000, 9_000)).save(out, format="PNG")  # 90 megapixels in 87 KB
+
+    media = upload(UserFactory(), out.getvalue(), kind="image")
+
+    assert (media.width, media.height) == (10_000, 9_000)
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 80_000_000}
+    with pytest.raises(InvalidInput, match="more than 80000000 pixels"):
+        upload(UserFactory(), out.getvalue(), kind="image")
+
+
+def test_pillows_own_bomb_guard_follows_the_setting(settings, monkeypatch, pillow_limit):
+    """Whatever Pillow's limit was (another library in the process may set it), the setting decides."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(InvalidInput, match="pixels"):
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 100_000}
+    assert upload(UserFactory(), samples.image_bytes("PNG", size=(300, 300))).width == 300
+    settings.MESSENGER = {**settings.MESSENGER, "MEDIA_MAX_IMAGE_PIXELS": 1_000}
+    with pytest.raises(InvalidInput, match="more than 1000 pixels"):
         upload(UserFactory(), samples.image_bytes("PNG", size=(100, 100)))
 
 
