@@ -285,15 +285,18 @@ def usable_media(*, sender: User, media_id: object) -> Media:
 # --- Cleanup ----------------------------------------------------------------------------------
 def delete_media(media: Media) -> None:
     """Delete the row and, after commit, its blobs if no other upload shares them."""
-    sha256, file_name, thumb = media.sha256, media.file.name, media.thumbnail.name
+    sha256 = media.sha256
     media.delete()
+    transaction.on_commit(lambda: _remove_blobs_if_unused(sha256))
 
-    def remove_blobs():
-        if not Media.objects.filter(sha256=sha256).exists():
-            _delete_quietly(file_name)
-            _delete_quietly(thumb)
 
-    transaction.on_commit(remove_blobs)
+def _remove_blobs_if_unused(sha256: str) -> None:
+    # The names come from the content's hash, not from the deleted row: an image and a document
+    # upload of the same bytes share the blob, but only the image's row names the thumbnail, and
+    # the document's may be the last to go.
+    if not Media.objects.filter(sha256=sha256).exists():
+        _delete_quietly(blob_name(sha256))
+        _delete_quietly(thumbnail_name(sha256))
 
 
 def media_unreferenced(media_id: int) -> bool:

@@ -297,6 +297,24 @@ def test_media_deleted_with_its_last_message_is_removed_from_storage(media_root)
     assert stored_files(media_root) == []
 
 
+def test_a_thumbnail_goes_with_the_last_upload_of_its_bytes_whatever_its_kind(media_root):
+    """The same photo uploaded as an image (thumbnailed) and as a document (not) shares one blob;
+    when the image goes first, the document's removal takes the thumbnail too."""
+    alice = UserFactory()
+    photo = upload(alice, samples.image_bytes())
+    with default_storage.open(photo.file.name) as f:
+        stored = f.read()
+    document = upload(alice, stored, kind="document")
+    assert document.sha256 == photo.sha256 and not document.thumbnail
+    assert len(stored_files(media_root)) == 2  # the blob and the photo's thumbnail
+
+    media_service.delete_media(photo)
+    assert len(stored_files(media_root)) == 2  # the document still uses the blob
+    media_service.delete_media(document)
+
+    assert stored_files(media_root) == []
+
+
 def test_unsent_uploads_are_collected_after_the_grace_period(settings, media_root):
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
