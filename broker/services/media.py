@@ -13,13 +13,14 @@ import hashlib
 import io
 import logging
 import warnings
+from contextlib import contextmanager
 from datetime import timedelta
 
 import filetype
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -48,6 +49,7 @@ ACCEPTED = {
     Kind.DOCUMENT: "any file",
 }
 SNIFF_BYTES = 8192
+BLOB_LOCK_CLASS = 0x6D65  # "me": the first key of messenger's PostgreSQL advisory locks on blobs
 CHUNK = 64 * 1024
 
 
@@ -181,6 +183,24 @@ def thumbnail_name(sha256: str) -> str:
     return f"media/thumbnails/{sha256[:2]}/{sha256}.jpg"
 
 
+@contextmanager
+def blob_lock(sha256: str):
+    """A transaction in which no other can add an upload of the content `sha256` names or judge its
+    blobs unused: removal checks for uploads and deletes the blobs under it, and an upload adds its
+    row and makes sure of its blobs under it, so a blob is never deleted under a committed row."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # a lock per content, released at commit
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [BLOB_LOCK_CLASS, _lock_key(sha256)])
+        # SQLite: the transaction holds the database's write lock from its start (transaction_mode
+        # IMMEDIATE, messenger/settings.py).
+        yield
+
+
+def _lock_key(sha256: str) -> int:
+    return int(sha256[:8], 16) - 2**31  # PostgreSQL's int4
+
+
 def _store(name: str, content) -> bool:
     """Write `content` under `name` unless a blob is there already (dedupe); True if written now.
     A failed write leaves nothing behind."""
@@ -239,23 +259,29 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
         if mime == "audio/webm":
             mime = "audio/webm" if kind == Kind.VOICE else "video/webm"
 
-    name = blob_name(sha256)
-    written = []
+    files = {blob_name(sha256): content}
+    if thumbnail_bytes is not None:
+        files[thumbnail_name(sha256)] = ContentFile(thumbnail_bytes)
     try:
-        if _store(name, content):
-            written.append(name)
-        thumb = ""
-        if thumbnail_bytes is not None:
-            thumb = thumbnail_name(sha256)
-            if _store(thumb, ContentFile(thumbnail_bytes)):
-                written.append(thumb)
-        media = Media.objects.create(
-            uploader=uploader, kind=kind, mime_type=mime, size=size, sha256=sha256, file=name,
-            width=width, height=height, duration=None, thumbnail=thumb,
-        )
+        # New content is written before the lock is taken (the slow part, up to 100 MB, holds
+        # nobody up); content stored already is only looked at.
+        for name, data in files.items():
+            _store(name, data)
+        with blob_lock(sha256):
+            media = Media.objects.create(
+                uploader=uploader, kind=kind, mime_type=mime, size=size, sha256=sha256, file=blob_name(sha256),
+                width=width, height=height, duration=None,
+                thumbnail=thumbnail_name(sha256) if thumbnail_bytes is not None else "",
+            )
+            # The last other upload of these bytes may have been removed, and the blob with it,
+            # since it was looked at; with the row in place no removal can take it any more.
+            for name, data in files.items():
+                _store(name, data)
     except BaseException:
-        for path in written:
-            _delete_quietly(path)
+        try:
+            _remove_blobs_if_unused(sha256)
+        except Exception:  # the database may be what failed: the files are left, unused
+            logger.exception("Could not remove the blobs of a failed upload, %s", sha256)
         raise
     return media
 
@@ -294,9 +320,10 @@ def _remove_blobs_if_unused(sha256: str) -> None:
     # The names come from the content's hash, not from the deleted row: an image and a document
     # upload of the same bytes share the blob, but only the image's row names the thumbnail, and
     # the document's may be the last to go.
-    if not Media.objects.filter(sha256=sha256).exists():
-        _delete_quietly(blob_name(sha256))
-        _delete_quietly(thumbnail_name(sha256))
+    with blob_lock(sha256):
+        if not Media.objects.filter(sha256=sha256).exists():
+            _delete_quietly(blob_name(sha256))
+            _delete_quietly(thumbnail_name(sha256))
 
 
 def media_unreferenced(media_id: int) -> bool:

@@ -335,6 +335,32 @@ def test_unsent_uploads_are_collected_after_the_grace_period(settings, media_roo
     assert not default_storage.exists(fresh.file.name)
 
 
+def test_an_upload_sharing_a_blob_that_cleanup_is_removing_still_has_its_file(monkeypatch, media_root):
+    """A repeat upload finds the blob already stored and writes nothing; if cleanup removes the last
+    older upload of the same bytes at that moment and judges the blob unused, the new upload must
+    still end up with its file."""
+    alice, bob = UserFactory(), UserFactory()
+    old = upload(alice, samples.PDF)
+    Media.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    real_store = media_service._store
+    cleaned = []
+
+    def store_then_clean(name, content):
+        written = real_store(name, content)
+        if not cleaned:  # right after the upload found the blob there, before its row exists
+            cleaned.append(media_service.collect_unused())
+        return written
+
+    monkeypatch.setattr(media_service, "_store", store_then_clean)
+    new = upload(bob, samples.PDF)
+    monkeypatch.undo()
+
+    assert cleaned == [1] and not Media.objects.filter(pk=old.pk).exists()
+    assert Media.objects.filter(pk=new.pk).exists()
+    with default_storage.open(new.file.name) as f:
+        assert f.read() == samples.PDF
+
+
 def test_the_message_payload_carries_the_media():
     from broker.events import message_payload
 
