@@ -12,6 +12,7 @@ identical file is stored once and each upload only adds a row.
 import hashlib
 import io
 import logging
+import re
 import warnings
 from contextlib import contextmanager
 from datetime import timedelta
@@ -280,7 +281,7 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
     except BaseException:
         try:
             _remove_blobs_if_unused(sha256)
-        except Exception:  # the database may be what failed: the files are left, unused
+        except Exception:  # the database may be what failed: the files are left to clean_media
             logger.exception("Could not remove the blobs of a failed upload, %s", sha256)
         raise
     return media
@@ -356,4 +357,60 @@ def collect_unused(*, older_than: timedelta | None = None, now=None) -> int:
         with transaction.atomic():
             delete_media(media)
         count += 1
+    return count
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _stored_names(folder: str):
+    """Every file under `folder`, through the storage API (listdir), so any backend will do."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in files:
+        yield f"{folder}/{name}"
+    for name in folders:
+        yield from _stored_names(f"{folder}/{name}")
+
+
+def _content_named(name: str) -> str | None:
+    """The SHA-256 whose blob or thumbnail `name` is, if it is one."""
+    sha256 = name.rsplit("/", 1)[-1].removesuffix(".jpg")
+    if SHA256.fullmatch(sha256) and name in (blob_name(sha256), thumbnail_name(sha256)):
+        return sha256
+    return None
+
+
+def sweep_unused_files(*, older_than: timedelta | None = None, now=None) -> int:
+    """Delete the files under media/ that no upload uses, last written longer ago than the upload
+    grace period: left by a process that died between writing a blob and adding its row, by
+    removals that failed, or by versions that removed less. Returns how many were deleted.
+
+    A younger file may be a blob whose upload has not added its row yet, and is left alone; one
+    whose age the storage cannot tell is kept too. Blobs are judged under `blob_lock`, so an upload
+    of the same bytes is either seen or writes the blob again."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.MESSENGER["MEDIA_UPLOAD_GRACE"])
+    cutoff = (now or timezone.now()) - older_than
+    count = 0
+    for name in _stored_names("media"):
+        try:
+            if default_storage.get_modified_time(name) >= cutoff:
+                continue
+        except (NotImplementedError, OSError):
+            continue
+        sha256 = _content_named(name)
+        if sha256 is None:  # not a name uploads use (a storage's renamed copy, say): nothing reads it
+            if not Media.objects.filter(Q(file=name) | Q(thumbnail=name)).exists():
+                _delete_quietly(name)
+                count += 1
+            continue
+        if Media.objects.filter(sha256=sha256).exists():  # the usual case, answered without the lock
+            continue
+        with blob_lock(sha256):
+            if not Media.objects.filter(sha256=sha256).exists():
+                _delete_quietly(name)
+                count += 1
     return count

@@ -1,9 +1,14 @@
 """broker.services.media: sniffing, limits, re-encoding, dedupe, who may read, cleanup."""
 
+import hashlib
 import io
+import os
+import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
@@ -358,6 +363,77 @@ def test_an_upload_sharing_a_blob_that_cleanup_is_removing_still_has_its_file(mo
     assert cleaned == [1] and not Media.objects.filter(pk=old.pk).exists()
     assert Media.objects.filter(pk=new.pk).exists()
     with default_storage.open(new.file.name) as f:
+        assert f.read() == samples.PDF
+
+
+def age(root, *names, days=2):
+    then = time.time() - days * 86400
+    for name in names:
+        os.utime(root / name, (then, then))
+
+
+def test_clean_media_removes_old_files_no_upload_uses(media_root):
+    """Files an upload never got its row for (the process died), or that older versions left (the
+    thumbnail of bytes last uploaded as a document): disk space an operator would otherwise lose."""
+    used = upload(UserFactory(), samples.image_bytes())
+    crashed = media_service.blob_name("ab" * 32)
+    stray_thumbnail = media_service.thumbnail_name("cd" * 32)
+    renamed = f"{crashed}_x1Y2z3A"  # a storage's copy under another name
+    in_progress = media_service.blob_name("ef" * 32)  # an upload that has not added its row yet
+    for name in (crashed, stray_thumbnail, renamed, in_progress):
+        default_storage.save(name, ContentFile(b"bytes"))
+    age(media_root, used.file.name, used.thumbnail.name, crashed, stray_thumbnail, renamed)
+
+    out = io.StringIO()
+    call_command("clean_media", stdout=out)
+
+    assert "Removed 0 unsent upload(s) and 3 file(s)" in out.getvalue()
+    assert stored_files(media_root) == sorted([used.file.name, used.thumbnail.name, in_progress])
+    assert media_service.sweep_unused_files(older_than=timedelta(0)) == 1  # no grace: the young one too
+
+
+def test_an_upload_of_a_blob_the_sweep_is_removing_still_has_its_file(monkeypatch, media_root):
+    name = media_service.blob_name(hashlib.sha256(samples.PDF).hexdigest())
+    default_storage.save(name, ContentFile(samples.PDF))  # left behind, no upload uses it
+    age(media_root, name)
+    real_store = media_service._store
+    swept = []
+
+    def store_then_sweep(name, content):
+        written = real_store(name, content)
+        if not swept:  # the upload found the blob there and wrote nothing; its row is not there yet
+            swept.append(media_service.sweep_unused_files())
+        return written
+
+    monkeypatch.setattr(media_service, "_store", store_then_sweep)
+    media = upload(UserFactory(), samples.PDF)
+    monkeypatch.undo()
+
+    assert swept == [1]
+    with default_storage.open(media.file.name) as f:
+        assert f.read() == samples.PDF
+
+
+def test_a_blob_uploaded_again_while_the_sweep_judges_it_is_kept(monkeypatch, media_root):
+    name = media_service.blob_name(hashlib.sha256(samples.PDF).hexdigest())
+    default_storage.save(name, ContentFile(samples.PDF))
+    age(media_root, name)
+    real_lock = media_service.blob_lock
+    uploads = []
+
+    @contextmanager
+    def upload_first(sha256):
+        if not uploads:  # the sweep found no upload of it; one is added before the sweep locks
+            uploads.append(None)
+            uploads.append(upload(UserFactory(), samples.PDF))
+        with real_lock(sha256):
+            yield
+
+    monkeypatch.setattr(media_service, "blob_lock", upload_first)
+    assert media_service.sweep_unused_files() == 0
+    monkeypatch.undo()
+
+    with default_storage.open(uploads[-1].file.name) as f:
         assert f.read() == samples.PDF
 
 
