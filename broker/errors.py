@@ -54,6 +54,13 @@ class TooLarge(BrokerError):
     code = "too_large"
 
 
+class LengthRequired(BrokerError):
+    """An upload sent without a Content-Length (HTTP 411): Django reads a multipart body only up to
+    the length declared, so without one the file would look missing."""
+
+    code = "length_required"
+
+
 class RateLimited(BrokerError):
     code = "rate_limited"
 

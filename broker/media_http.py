@@ -26,7 +26,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 
-from broker.errors import InvalidInput, NotFound
+from broker.errors import InvalidInput, LengthRequired, NotFound
 from broker.services import media as media_service
 from storage.models import Media
 
@@ -36,8 +36,9 @@ RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
 class LimitedUploadHandler(TemporaryFileUploadHandler):
-    """Streams the file to a temporary file (never memory) and stops at the largest media limit,
-    for bodies whose length was not declared up front."""
+    """Streams the file to a temporary file (never memory) and stops at the largest media limit as
+    it goes: the declared length (check_declared_length) allows the form's own overhead on top of
+    the limit, which the file itself may not use."""
 
     def new_file(self, *args, **kwargs):
         self.received = 0
@@ -52,10 +53,18 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
 
 
 def check_declared_length(request) -> None:
-    """Refuse (413 too_large) an upload whose declared length is over any media limit, before its
-    body is read."""
+    """Refuse an upload whose length is not declared (411 length_required) or is over any media
+    limit (413 too_large), before the form is parsed.
+
+    Django parses a multipart body only up to its Content-Length and takes a body without one for
+    empty, so a chunked upload (Transfer-Encoding: chunked, as a client streaming a file may send
+    straight to uvicorn) would be told its file is missing. A proxy that buffers the body (nginx by
+    default) sends the length on, so clients behind it are never refused."""
     declared = request.META.get("CONTENT_LENGTH")
-    if declared and declared.isdigit() and int(declared) > media_service.largest_upload() + MULTIPART_OVERHEAD:
+    if not declared:
+        raise LengthRequired("Send the upload with a Content-Length header; a body of undeclared length "
+                             "(Transfer-Encoding: chunked) is not accepted.", field="Content-Length")
+    if declared.isdigit() and int(declared) > media_service.largest_upload() + MULTIPART_OVERHEAD:
         raise media_service.too_large()
 
 

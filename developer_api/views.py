@@ -270,6 +270,7 @@ class MediaUploadView(AppApiView):
     @extend_schema(
         tags=["media"], request={"multipart/form-data": s.MediaUploadRequest},
         responses={201: s.AppMediaSchema, 413: OpenApiResponse(s.ErrorSchema, description="too_large"),
+                   411: OpenApiResponse(s.ErrorSchema, description="length_required: no Content-Length."),
                    415: OpenApiResponse(s.ErrorSchema, description="Not multipart/form-data."), **APP_ERRORS},
         summary="Upload media",
         description=(
@@ -277,7 +278,8 @@ class MediaUploadView(AppApiView):
             "it with POST /developer/v1/messages. The kind is decided from the content: image (JPEG, PNG, WebP), "
             "video (MP4, WebM), audio (Ogg/Opus, WebM/Opus, MP4/AAC), document (anything else, or anything "
             "uploaded with kind=document). Content not of the declared kind is 400 (field file); a file over its "
-            "kind's limit 413 too_large. Images are re-encoded without metadata. An upload no message carries is "
+            "kind's limit 413 too_large; a body without Content-Length (Transfer-Encoding: chunked) 411 "
+            "length_required. Images are re-encoded without metadata. An upload no message carries is "
             "deleted after a grace period (24 hours by default)."
         ),
     )

@@ -22,6 +22,7 @@ STATUS_BY_ERROR = {
     errors.Forbidden: status.HTTP_403_FORBIDDEN,
     errors.NotFound: status.HTTP_404_NOT_FOUND,
     errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.LengthRequired: status.HTTP_411_LENGTH_REQUIRED,
     errors.TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     errors.RateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
 }

@@ -39,13 +39,15 @@ class MediaUploadView(APIView):
 
     @extend_schema(
         tags=["media"], request={"multipart/form-data": s.MediaUploadRequest},
-        responses={201: s.MediaSchema, **ERRORS},
+        responses={201: s.MediaSchema, **ERRORS,
+                   411: OpenApiResponse(s.ErrorSchema, description="length_required: no Content-Length.")},
         description=(
             "Upload a photo, video, voice message or document, then send it with POST messages "
             "(media_id, optional text as caption). The type is decided from the content: image (JPEG, PNG, "
             "WebP), video (MP4, WebM), voice (Ogg/Opus, WebM/Opus, MP4/AAC), document (anything). A file over "
             "its kind's limit is refused with 413 too_large; content that is not of the declared kind with "
-            "400 (field file). Images are re-encoded without metadata and get a thumbnail."
+            "400 (field file); a body without Content-Length (Transfer-Encoding: chunked) with 411 "
+            "length_required. Images are re-encoded without metadata and get a thumbnail."
         ),
     )
     def post(self, request):

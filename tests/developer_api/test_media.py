@@ -132,6 +132,22 @@ def test_a_body_over_every_limit_is_refused_before_it_is_read(settings):
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_an_upload_of_undeclared_length_is_411_length_required(media_root):
+    from asgiref.sync import sync_to_async
+
+    from tests.frontdesk.test_api_media import asgi_upload
+
+    _, raw = await sync_to_async(lambda: make_key(make_app()))()
+
+    status, answer = await asgi_upload(MEDIA, raw, samples.PDF, chunked=True)
+
+    assert (status, answer["error"]["code"]) == (411, "length_required")
+    assert not await sync_to_async(Media.objects.exists)()
+    status, answer = await asgi_upload(MEDIA, raw, samples.PDF, chunked=False)
+    assert status == 201 and answer["kind"] == "document"
+
+
 def test_uploads_count_against_the_rate_limits(developer_settings):
     developer_settings(TIERS=tiers(free={"KEY_RATE": (1, 3600)}))
     _, client = app_client()

@@ -1,10 +1,14 @@
 """POST /api/v1/media, sending media in messages (REST and websocket), downloads with Range."""
 
 import hashlib
+import json
 
 import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
 
 from broker.errors import TooLarge
+from messenger.asgi import application
 from storage.models import Media
 from tests import media_samples as samples
 from tests.factories import api_user, direct_conversation, group_conversation
@@ -135,7 +139,7 @@ def test_a_body_over_the_largest_limit_is_refused_before_it_is_read(settings):
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
 
 
-def test_a_body_of_undeclared_length_stops_at_the_largest_limit(settings, media_root):
+def test_a_file_stops_at_the_largest_limit_as_it_is_received(settings, media_root):
     from django.test import RequestFactory
 
     from broker.media_http import LimitedUploadHandler
@@ -148,6 +152,49 @@ def test_a_body_of_undeclared_length_stops_at_the_largest_limit(settings, media_
     with pytest.raises(TooLarge, match="1000 bytes"):
         handler.receive_data_chunk(b"x" * 600, 600)
     assert handler.file.closed
+
+
+async def asgi_upload(path: str, token: str, content: bytes, *, chunked: bool) -> tuple[int, dict]:
+    """POST a multipart upload to the ASGI application as uvicorn hands it over: a chunked body has
+    no Content-Length and arrives in several http.request messages."""
+    boundary = "----messenger-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"report.pdf\"\r\n"
+            f"Content-Type: application/pdf\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode()),
+               (b"content-type", f"multipart/form-data; boundary={boundary}".encode())]
+    headers.append((b"transfer-encoding", b"chunked") if chunked else (b"content-length", str(len(body)).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    communicator = ApplicationCommunicator(application, scope)
+    half = len(body) // 2
+    await communicator.send_input({"type": "http.request", "body": body[:half], "more_body": True})
+    await communicator.send_input({"type": "http.request", "body": body[half:], "more_body": False})
+    start = await communicator.receive_output(timeout=10)
+    answer = b""
+    while True:
+        part = await communicator.receive_output(timeout=10)
+        answer += part.get("body", b"")
+        if not part.get("more_body"):
+            break
+    await communicator.wait()
+    return start["status"], json.loads(answer)
+
+
+async def test_an_upload_of_undeclared_length_is_told_to_send_its_length(media_root):
+    """Straight to uvicorn, a client streaming its file (Transfer-Encoding: chunked) was told "No
+    file was submitted."; it is told what to change, and the same upload with its length works."""
+    from tests.factories import user_with_token
+
+    _, token = await sync_to_async(user_with_token)()
+
+    status, answer = await asgi_upload("/api/v1/media", token, samples.PDF, chunked=True)
+
+    assert status == 411 and answer["error"]["code"] == "length_required"
+    assert "Content-Length" in answer["error"]["message"]
+    assert not await sync_to_async(Media.objects.exists)() and stored_files(media_root) == []
+    status, answer = await asgi_upload("/api/v1/media", token, samples.PDF, chunked=False)
+    assert status == 201 and answer["mime_type"] == "application/pdf"
 
 
 def test_only_members_where_it_was_sent_may_download():
