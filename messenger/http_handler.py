@@ -23,9 +23,56 @@ request's own thread.
 """
 
 import functools
+import json
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+
+# Past the largest media upload: room for its form around it, and enough that the views' own
+# checks (which name the media kind's limit, broker/media_http.py) answer every body near a limit.
+SLACK = 1024 * 1024
+
+
+def largest_body() -> int:
+    """The most any request may carry: the largest media upload, with slack (REST bodies are
+    smaller still, and refused past MAX_BODY_BYTES by their parser)."""
+    return max(*settings.MESSENGER["MEDIA_MAX_BYTES"].values(), settings.MESSENGER["MAX_BODY_BYTES"]) + SLACK
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _declared_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _counting(receive, limit: int):
+    """`receive`, refusing (`_BodyTooLarge`) a body that grows past `limit` as it arrives."""
+    received = 0
+
+    async def counted():
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise _BodyTooLarge
+        return message
+
+    return counted
+
+
+async def _send_too_large(send, limit: int) -> None:
+    body = json.dumps({"error": {"code": "body_too_large",
+                                 "message": f"Request bodies are limited to {limit} bytes."}}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _clear_request_objects(request, response) -> None:
@@ -40,6 +87,20 @@ def _clear_request_objects(request, response) -> None:
 class OneHopASGIHandler(ASGIHandler):
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
+
+    async def handle(self, scope, receive, send):
+        # Django reads the whole body (to a temporary file past 2.5 MB) before any view can look
+        # at its length: without a proxy limiting bodies (nginx's client_max_body_size), a client
+        # could fill the disk with one request. A body declared, or growing, past the largest any
+        # request may carry is refused as it comes.
+        limit = largest_body()
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            return await _send_too_large(send, limit)
+        try:
+            await super().handle(scope, _counting(receive, limit), send)
+        except _BodyTooLarge:
+            await _send_too_large(send, limit)
 
     def get_response(self, request):
         response = super().get_response(request)

@@ -2,6 +2,7 @@
 crossing to the request's thread, with every middleware still applied, and nothing of a served
 request left in reference cycles for the garbage collector."""
 
+import asyncio
 import gc
 import json
 
@@ -98,3 +99,42 @@ async def test_a_served_request_leaves_no_cycles_of_its_request_and_view_for_the
     # Each of these held a cycle (and everything hanging off it) until a young collection came
     # round, which on a busy server was the slowest 1% of requests.
     assert not left & {"ASGIRequest", "Request", "MessagesView", "FallbackStorage", "SessionStore"}, left
+
+
+async def post_body(path: str, chunks: list[bytes], *, declared: int | None) -> tuple[int, dict, int]:
+    """POST `chunks` as one body (declaring `declared` as its length, or nothing, as a chunked
+    upload does): (status, error body, how many chunks the server took before answering)."""
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"multipart/form-data; boundary=XyZ")]
+    if declared is not None:
+        headers.append((b"content-length", str(declared).encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+    communicator = ApplicationCommunicator(application, scope)
+    taken = 0
+    for n, chunk in enumerate(chunks):
+        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1})
+        taken += 1
+        await asyncio.sleep(0.05)  # the application's turn
+        if not communicator.output_queue.empty():  # it has answered: the client stops sending
+            break
+    start = await communicator.receive_output(timeout=10)
+    body = await communicator.receive_output(timeout=10)
+    await communicator.wait()
+    return start["status"], json.loads(body["body"]), taken
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "chunked"])
+async def test_a_body_past_the_largest_any_request_may_carry_is_refused_as_it_comes(settings, declared):
+    """Django reads a whole body before any view sees it: without a proxy that limits bodies, one
+    request could fill the disk. Declared too large, it is refused before a byte is read; growing
+    too large, as soon as it does."""
+    settings.MESSENGER = {**settings.MESSENGER, "MAX_BODY_BYTES": 1024,
+                          "MEDIA_MAX_BYTES": {kind: 1024 for kind in settings.MESSENGER["MEDIA_MAX_BYTES"]}}
+    megabyte = b"x" * (1024 * 1024)
+    chunks = [megabyte] * 20
+
+    status, body, taken = await post_body("/api/v1/media", chunks, declared=len(megabyte) * 20 if declared else None)
+
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+    assert taken < len(chunks)
