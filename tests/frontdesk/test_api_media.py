@@ -5,11 +5,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 
 from broker.errors import TooLarge
-from messenger.asgi import application
 from storage.models import Media
+from tests import asgi
 from tests import media_samples as samples
 from tests.factories import api_user, direct_conversation, group_conversation
 from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
@@ -160,25 +159,15 @@ async def asgi_upload(path: str, token: str, content: bytes, *, chunked: bool) -
     boundary = "----messenger-test"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"report.pdf\"\r\n"
             f"Content-Type: application/pdf\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode()),
+    headers = [(b"authorization", f"Bearer {token}".encode()),
                (b"content-type", f"multipart/form-data; boundary={boundary}".encode())]
     headers.append((b"transfer-encoding", b"chunked") if chunked else (b"content-length", str(len(body)).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
-    communicator = ApplicationCommunicator(application, scope)
+    request = asgi.communicator(asgi.http_scope("POST", path, headers))
     half = len(body) // 2
-    await communicator.send_input({"type": "http.request", "body": body[:half], "more_body": True})
-    await communicator.send_input({"type": "http.request", "body": body[half:], "more_body": False})
-    start = await communicator.receive_output(timeout=10)
-    answer = b""
-    while True:
-        part = await communicator.receive_output(timeout=10)
-        answer += part.get("body", b"")
-        if not part.get("more_body"):
-            break
-    await communicator.wait()
-    return start["status"], json.loads(answer)
+    await request.send_input({"type": "http.request", "body": body[:half], "more_body": True})
+    await request.send_input({"type": "http.request", "body": body[half:], "more_body": False})
+    status, _, answer = await asgi.response(request)
+    return status, json.loads(answer)
 
 
 async def test_an_upload_of_undeclared_length_is_told_to_send_its_length(media_root):

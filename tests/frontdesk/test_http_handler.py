@@ -8,33 +8,19 @@ import json
 
 import pytest
 from asgiref import sync
-from asgiref.testing import ApplicationCommunicator
 from asgiref.sync import sync_to_async
 
-from messenger.asgi import application
+from tests import asgi
 from tests.factories import direct_conversation, user_with_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def asgi_get(path: str, *, token: str | None = None, query: str = "") -> tuple[int, dict, bytes]:
-    headers = [(b"host", b"127.0.0.1")]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
-    communicator = ApplicationCommunicator(application, scope)
-    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await communicator.receive_output(timeout=10)
-    body = b""
-    while True:
-        part = await communicator.receive_output(timeout=10)
-        body += part.get("body", b"")
-        if not part.get("more_body"):
-            break
-    await communicator.wait()
-    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    request = asgi.communicator(asgi.http_scope("GET", path, headers, query=query))
+    await request.send_input({"type": "http.request", "body": b"", "more_body": False})
+    return await asgi.response(request)
 
 
 @pytest.fixture
@@ -104,24 +90,19 @@ async def test_a_served_request_leaves_no_cycles_of_its_request_and_view_for_the
 async def post_body(path: str, chunks: list[bytes], *, declared: int | None) -> tuple[int, dict, int]:
     """POST `chunks` as one body (declaring `declared` as its length, or nothing, as a chunked
     upload does): (status, error body, how many chunks the server took before answering)."""
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"multipart/form-data; boundary=XyZ")]
+    headers = [(b"content-type", b"multipart/form-data; boundary=XyZ")]
     if declared is not None:
         headers.append((b"content-length", str(declared).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
-    communicator = ApplicationCommunicator(application, scope)
+    request = asgi.communicator(asgi.http_scope("POST", path, headers))
     taken = 0
     for n, chunk in enumerate(chunks):
-        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1})
+        await request.send_input({"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1})
         taken += 1
         await asyncio.sleep(0.05)  # the application's turn
-        if not communicator.output_queue.empty():  # it has answered: the client stops sending
+        if not request.output_queue.empty():  # it has answered: the client stops sending
             break
-    start = await communicator.receive_output(timeout=10)
-    body = await communicator.receive_output(timeout=10)
-    await communicator.wait()
-    return start["status"], json.loads(body["body"]), taken
+    status, _, body = await asgi.response(request)
+    return status, json.loads(body), taken
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["declared", "chunked"])
