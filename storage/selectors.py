@@ -25,11 +25,6 @@ def last_seen(*, user_id: int):
     return User.objects.filter(pk=user_id).values_list("last_seen", flat=True).first()
 
 
-def already_knows(*, user_id: int, other_id: int) -> bool:
-    """`other_id` is one of `user_id`'s contacts, or the two are in a conversation together."""
-    return other_id in known_among(user_id=user_id, other_ids=[other_id])
-
-
 def known_among(*, user_id: int, other_ids: list[int]) -> set[int]:
     """Those of `other_ids` who are `user_id`'s contacts or in a conversation with them: two queries."""
     contacts = Contact.objects.filter(owner_id=user_id, contact_id__in=other_ids).values_list("contact_id", flat=True)

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.services.people import find_person, parse_id
+from broker.services.people import find_person, parse_id, strangers_to
 from broker.services.send import append_message, author_has_seen
 from broker.text import clean_text
 from storage import selectors
@@ -57,20 +57,17 @@ def _clean_title(title: object) -> str:
 
 
 def _people_known_to(actor: User, user_ids: object, *, field: str) -> list[User]:
-    """The people `actor` names to put in a group: each must be someone they know (a contact,
-    someone they share a conversation with) or an app's account, as for starting a direct chat
-    by id (people.find_person). Else anyone's id would do: strangers put in a group, and their
-    phone numbers in the answer, for whoever counts ids up. Anyone else is "not found", as an id
-    nobody has."""
+    """The people `actor` names to put in a group: none may be a stranger to them
+    (people.strangers_to), as for starting a direct chat by id. Else anyone's id would do:
+    strangers put in a group, and their phone numbers in the answer, for whoever counts ids up. A
+    stranger is "not found", as an id nobody has."""
     if not isinstance(user_ids, list):
         raise InvalidInput(f"{field} must be a list of user ids.", field=field)
     ids = list(dict.fromkeys(parse_id(uid, field=field) for uid in user_ids))
     users = {u.pk: u for u in User.objects.filter(pk__in=ids, is_active=True)}
-    unknown = [uid for uid, user in users.items() if uid != actor.pk and not user.is_business]
-    known = selectors.known_among(user_id=actor.pk, other_ids=unknown) if unknown else set()
+    strangers = strangers_to(actor, list(users.values()))
     for uid in ids:
-        user = users.get(uid)
-        if user is None or (uid in unknown and uid not in known):
+        if uid not in users or uid in strangers:
             raise NotFound(f"User {uid} is none of your contacts or the people in your conversations; "
                            "add them as a contact by phone number first.", field=field)
     return [users[uid] for uid in ids]

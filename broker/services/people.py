@@ -54,12 +54,18 @@ def _known_person(*, seeker: User, user_id: object) -> User:
     # no number to give away and are found by id by design (docs/developer-api.md).
     person_id = parse_id(user_id, field="user_id")
     person = selectors.active_user(user_id=person_id)
-    if person is not None and (person.pk == seeker.pk or person.is_business
-                               or selectors.already_knows(user_id=seeker.pk, other_id=person.pk)):
+    if person is not None and not strangers_to(seeker, [person]):
         return person
     # The same answer whether the id is nobody's or a stranger's, so ids say nothing either.
     raise NotFound(f"User {person_id} is none of your contacts or the people in your conversations; "
                    "find people by phone number.", field="user_id")
+
+
+def strangers_to(seeker: User, people: list[User]) -> set[int]:
+    """The ids of those of `people` whom `seeker` may not name by id: anyone but themselves, an
+    app's account, their contacts and the people in a conversation with them."""
+    others = [person.pk for person in people if person.pk != seeker.pk and not person.is_business]
+    return set(others) - selectors.known_among(user_id=seeker.pk, other_ids=others) if others else set()
 
 
 def add_contact(*, owner: User, phone_number: object = None, user_id: object = None, name: object = None) -> Contact:

@@ -140,11 +140,12 @@ def block_changed(*, blocker_id: int, other_id: int) -> None:
     presence as it now is to them, shown or hidden. Hidden is "offline, never seen", as
     `GET conversations` then shows them: else a page would go on showing the last it heard, online
     say, for as long as it stays open."""
+    online = presence_seen_by(viewer_id=blocker_id, user_ids=[other_id, blocker_id])
+    shown = other_id in online  # mutual (a shared direct chat, no block either way): both or neither
     for viewer_id, user_id in ((blocker_id, other_id), (other_id, blocker_id)):
-        shown = presence_seen_by(viewer_id=viewer_id, user_ids=[user_id])
-        last_seen = selectors.last_seen(user_id=user_id) if user_id in shown else None
+        last_seen = selectors.last_seen(user_id=user_id) if shown else None
         publish_on_commit([user_group(viewer_id)],
-                          presence_event(user_id=user_id, online=shown.get(user_id, False), last_seen=last_seen))
+                          presence_event(user_id=user_id, online=shown and online[user_id], last_seen=last_seen))
 
 
 def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:

@@ -30,18 +30,13 @@ def _parse_seq(value: object) -> int:
     return value
 
 
-def _checked(context: selectors.ConversationContext | None, *, device_id: int | None, conversation_id: int,
-             seq: int) -> selectors.ConversationContext:
-    """The context a receipt was read with, or its refusal: a logged-out device, someone not in the
-    conversation, a seq past its newest message."""
+def _checked(context: selectors.ConversationContext, *, device_id: int | None, seq: int) -> None:
+    """A member's receipt's refusal, if any: a logged-out device, a seq past the newest message."""
     check_device(device_id=device_id, context=context)
-    if context is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
     if seq > context.last_seq:
         raise InvalidInput(
             f"seq {seq} is past the newest message ({context.last_seq}) of this conversation.", field="seq"
         )
-    return context
 
 
 def announce_watermark(*, conversation_id: int, user_id: int, seq: int, status: str,
@@ -149,12 +144,13 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
         context = selectors.conversation_context_from_rows(rows, user_id=user.pk)
     else:
         context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
-    if context is None:
+    if context is None:  # not a member: perhaps a former one, acknowledging what catch-up sent
         check_device(device_id=device_id, context=None)
         received = _former_member_received(user_id=user.pk, conversation_id=conversation_id, seq=seq)
-        if received is not None:
-            return received
-    context = _checked(context, device_id=device_id, conversation_id=conversation_id, seq=seq)
+        if received is None:
+            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        return received
+    _checked(context, device_id=device_id, seq=seq)
     if connection.vendor == "postgresql":
         advanced = rows[0][-1]
     else:
