@@ -142,7 +142,13 @@ def lookup_missed(*, user_id: int) -> None:
 class FrameBudget:
     """A token bucket of frames for one websocket connection: `burst` at once, refilled at `rate`
     per second. `spend()` says whether a frame may be handled; `overdrawn` counts frames refused
-    since the budget last allowed one, which the consumer uses to close on abuse."""
+    since the budget last allowed one (the consumer answers only some of them).
+
+    `flooding` says the client is abusing the connection: its refused frames, less what the refill
+    forgives (`rate` a second), came to more than a whole burst. Counting only refusals in a row
+    would never catch a flood on a real server: handling frames takes time, a token refills every
+    1/rate seconds in the middle of any flood, and each one would start the count again.
+    """
 
     def __init__(self, *, rate: float, burst: int, clock=time.monotonic):
         self.rate = rate
@@ -151,17 +157,25 @@ class FrameBudget:
         self.tokens = float(burst)
         self.updated = clock()
         self.overdrawn = 0
+        self.strikes = 0.0
 
     def spend(self) -> bool:
         now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        refilled = (now - self.updated) * self.rate
+        self.tokens = min(self.burst, self.tokens + refilled)
+        self.strikes = max(0.0, self.strikes - refilled)
         self.updated = now
         if self.tokens >= 1:
             self.tokens -= 1
             self.overdrawn = 0
             return True
         self.overdrawn += 1
+        self.strikes += 1
         return False
+
+    @property
+    def flooding(self) -> bool:
+        return self.strikes > self.burst
 
     def retry_after(self) -> int:
         return max(1, int((1 - self.tokens) / self.rate + 0.999)) if self.rate > 0 else 60

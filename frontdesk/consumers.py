@@ -362,7 +362,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _over_budget(self):
         budget = self.frame_budget
-        if budget.overdrawn > budget.burst:  # a whole burst more after being told: abuse
+        if budget.flooding:
             await self._send_event(events.error(
                 code="rate_limited", message="Too many frames; closing this connection.",
                 retry_after=budget.retry_after(),

@@ -91,10 +91,11 @@ async def test_hostile_frames_get_errors_or_closes_and_the_server_keeps_serving(
             await next_event(hostile)
         assert closed.value.rcvd is None or closed.value.rcvd.code == 1007
 
-        # A flood of cheap frames (each answered unknown_type, no database work, so the budget
-        # cannot refill as fast as they are handled): refused with rate_limited, then closed (4008).
+        # A flood of cheap frames (each answered unknown_type, no database work): refused with
+        # rate_limited, then closed (4008), however slowly a loaded machine handles them.
         flooder = await raw_connect(server, alice_token)
         codes = []
+        started = asyncio.get_running_loop().time()
         for _ in range(600):
             try:
                 await flooder.send(json.dumps({"type": "flood"}))
@@ -107,8 +108,10 @@ async def test_hostile_frames_get_errors_or_closes_and_the_server_keeps_serving(
                     codes.append(event["code"])
         except ConnectionClosed as exc:
             assert exc.rcvd is not None and exc.rcvd.code == 4008
+        flooded_for = asyncio.get_running_loop().time() - started
         assert set(codes) == {"unknown_type", "rate_limited"}, Counter(codes)
-        assert codes.count("unknown_type") <= 200 + 20  # the burst, and what refilled meanwhile
+        # The burst, and what refilled (50 a second) while the flood lasted.
+        assert codes.count("unknown_type") <= 200 + 50 * flooded_for + 1, (Counter(codes), flooded_for)
 
         # Everyone else is unaffected.
         sender = await WsClient.connect(server, alice_token, "alice")

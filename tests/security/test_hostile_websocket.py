@@ -177,6 +177,33 @@ def test_frame_budget_is_a_token_bucket():
     assert sum(budget.spend() for _ in range(10)) == 3
 
 
+def test_a_flood_handled_slower_than_it_arrives_is_still_a_flood():
+    # A real server takes a while per frame, so a token refills now and then in the middle of a
+    # flood: the flood must still end in a close, not be let through a frame per refill forever.
+    now = [0.0]
+    budget = FrameBudget(rate=50, burst=200, clock=lambda: now[0])
+    assert all(budget.spend() for _ in range(200))
+    refused = 0
+    for _ in range(1000):  # 2,000 frames a second, as a real server handles a flood under load
+        now[0] += 0.0005
+        if not budget.spend():
+            refused += 1
+        if budget.flooding:
+            break
+    assert budget.flooding and refused <= 250
+
+
+def test_a_client_over_its_rate_but_not_flooding_is_not_closed():
+    # Twice the rate for a minute: half its frames are refused, yet it never outruns the refill by a
+    # whole burst, so it is throttled, not closed.
+    now = [0.0]
+    budget = FrameBudget(rate=50, burst=200, clock=lambda: now[0])
+    for _ in range(6000):
+        now[0] += 0.01
+        budget.spend()
+        assert not budget.flooding
+
+
 async def test_binary_and_oversized_frames_after_each_other_do_not_crash(sockets, settings):
     settings.MESSENGER = {**settings.MESSENGER, "MAX_FRAME_BYTES": 1000}
     (alice, alice_token), (bob, _) = await people(2)
