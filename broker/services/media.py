@@ -53,6 +53,12 @@ SNIFF_BYTES = 8192
 BLOB_LOCK_CLASS = 0x6D65  # "me": the first key of messenger's PostgreSQL advisory locks on blobs
 CHUNK = 64 * 1024
 
+# Pillow warns of an image over Image.MAX_IMAGE_PIXELS as it opens it; _reencode refuses such an
+# image itself, so the warning is made the error it stands for, once for the process: a
+# warnings.catch_warnings() around each decode would swap the process's filters from request
+# threads at the same time, and one could put back what another had just changed.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
 
 def max_bytes(kind: str) -> int:
     return settings.MESSENGER["MEDIA_MAX_BYTES"][kind]
@@ -134,15 +140,13 @@ def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
     Image.MAX_IMAGE_PIXELS = limit
     upload.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(upload)
-            if image.format not in OPENS_AS[IMAGE_TYPES[mime]]:
-                raise InvalidInput(f"The file's content is not a valid {IMAGE_TYPES[mime]} image.", field="file")
-            if image.width * image.height > limit:  # checked from the header, before decoding
-                raise InvalidInput(f"The image has more than {limit} pixels.", field="file")
-            image.load()
-            image = ImageOps.exif_transpose(image)  # keep the orientation EXIF carried, then drop EXIF
+        image = Image.open(upload)
+        if image.format not in OPENS_AS[IMAGE_TYPES[mime]]:
+            raise InvalidInput(f"The file's content is not a valid {IMAGE_TYPES[mime]} image.", field="file")
+        if image.width * image.height > limit:  # checked from the header, before decoding
+            raise InvalidInput(f"The image has more than {limit} pixels.", field="file")
+        image.load()
+        image = ImageOps.exif_transpose(image)  # keep the orientation EXIF carried, then drop EXIF
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidInput(f"The image has more than {limit} pixels.", field="file") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -156,7 +160,7 @@ def _reencode(upload, mime: str) -> tuple[bytes, bytes, int, int]:
         image = image.convert("RGBA")
     if fmt == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    if fmt in ("PNG", "WEBP") and image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+    if fmt in ("PNG", "WEBP") and image.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
         image = image.convert("RGBA")
     clean = image.copy()
     clean.info = {}  # EXIF, XMP, ICC, comments: none of it is written back

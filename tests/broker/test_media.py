@@ -116,6 +116,19 @@ def test_a_16_bit_greyscale_png_keeps_its_shades():
     assert [stored.getpixel((x, 0)) for x in (0, 64, 128, 255)] == [0, 64, 128, 255]
 
 
+def test_a_black_and_white_png_stays_black_and_white():
+    """Scans and screenshots of text are often one bit a pixel; stored as colour with an alpha
+    channel they grew thirty-two times over."""
+    scan = Image.new("1", (400, 400), 1)
+    scan.paste(0, (50, 50, 350, 120))
+    original = png(scan)
+
+    stored = stored_image(upload(UserFactory(), original))
+
+    assert stored.mode == "1"
+    assert stored.getpixel((0, 0)) == 255 and stored.getpixel((100, 100)) == 0
+
+
 @pytest.mark.parametrize("content,kind,mime", [
     (samples.MP4, None, "video/mp4"),
     (samples.WEBM, None, "video/webm"),
