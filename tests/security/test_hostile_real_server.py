@@ -88,7 +88,8 @@ async def test_hostile_frames_get_errors_or_closes_and_the_server_keeps_serving(
         # A text frame that is not UTF-8: the websocket layer itself closes (1007, invalid data).
         await hostile.send(b"\xff\xfe{}", text=True)
         with pytest.raises(ConnectionClosed) as closed:
-            await next_event(hostile)
+            while True:  # past any live event already on its way
+                await next_event(hostile)
         assert closed.value.rcvd is None or closed.value.rcvd.code == 1007
 
         # A flood of cheap frames (each answered unknown_type, no database work): refused with
