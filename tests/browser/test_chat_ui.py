@@ -248,6 +248,36 @@ def test_blocked_send_fails_and_retry_uses_the_same_client_id(people, server):
     assert [m["client_id"] for m in history["results"] if m["text"] == "are you there?"] == [client_id]
 
 
+def test_a_send_refused_for_now_stays_pending_and_goes_out_when_allowed(people, server):
+    """Over the send rate the server answers `rate_limited` with `retry_after`: not now, rather than
+    never. The message must wait and go by itself, as a message written offline does, not show
+    "Not sent" for the person to retry by hand."""
+    alice = people("Alice Hasty")
+    bob = people("Bob Patient Reader")
+    start_chat(alice, bob)
+    usual = dict(server.env)
+    server.env.update(MESSENGER_SEND_RATE="2", MESSENGER_SEND_RATE_WINDOW="3")
+    try:
+        server.restart()
+        expect(alice.page.locator("#connection-banner")).to_be_hidden(timeout=20_000)
+        for text in ("hasty one", "hasty two", "hasty three"):
+            send(alice, text)
+        expect(bubble(alice.page, "hasty two")).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+        third = bubble(alice.page, "hasty three")
+        alice.page.wait_for_timeout(1_000)  # refused by now (the window lasts 3 s)
+        expect(third).to_have_attribute("data-status", "pending")
+        expect(third.get_by_role("button", name="Retry")).to_have_count(0)
+        expect(third).to_have_attribute("data-status", re.compile("sent|delivered|read"), timeout=15_000)
+    finally:
+        server.env = usual
+        server.restart()
+    open_chat(bob, "Alice Hasty")
+    expect(bubble(bob.page, "hasty three")).to_have_count(1)
+    conversation = server.api("GET", "conversations", token=alice.token())[0]["id"]
+    history = server.api("GET", f"conversations/{conversation}/messages", token=alice.token())
+    assert [m["text"] for m in history["results"]].count("hasty three") == 1
+
+
 def test_group_with_members_added_and_removed(people, server, shot):
     alice = people("Alice Admin")
     bob = people("Bob Member")

@@ -20,6 +20,11 @@ const api = new Api(boot.api);
 const conn = new Connection(boot.websocket);
 
 const SEND_TIMEOUT_MS = 10000;
+// Refusals of a send that mean "not now" (protocol.md): too many messages for the moment, no
+// database connection free, the members changed under it. Sent again by itself up to MAX_RESENDS
+// times; any other error is shown at once.
+const NOT_NOW = new Set(["rate_limited", "busy", "conflict"]);
+const MAX_RESENDS = 5;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const PAGE = 50;
@@ -363,7 +368,7 @@ async function loadOlder(c) {
 
 function sendText(c, text, media = null) {
   const clientId = uuid4();
-  const pending = { client_id: clientId, text, media, created_at: new Date().toISOString(), state: "pending", error: null, timer: null };
+  const pending = { client_id: clientId, text, media, created_at: new Date().toISOString(), state: "pending", error: null, timer: null, resends: 0 };
   c.pending.set(clientId, pending);
   c.last_activity_at = pending.created_at;
   transmit(c, pending);
@@ -397,6 +402,17 @@ function pauseSendDeadlines() {
   }
 }
 
+/** A send refused for now (NOT_NOW) stays pending and goes again by itself, with the same
+ * client_id, once the server said it may: the person sees it waiting, as one written offline. */
+function resendLater(c, pending, retryAfterSeconds) {
+  clearTimeout(pending.timer);
+  pending.resends += 1;
+  const seconds = Math.min(60, Math.max(1, Number(retryAfterSeconds) || 1));
+  pending.timer = setTimeout(() => {
+    if (c.pending.get(pending.client_id) === pending && pending.state === "pending") transmit(c, pending);
+  }, seconds * 1000 + Math.random() * 250);
+}
+
 function fail(c, pending, message) {
   clearTimeout(pending.timer);
   pending.state = "failed";
@@ -409,6 +425,7 @@ function fail(c, pending, message) {
 async function retry(c, clientId) {
   const pending = c.pending.get(clientId);
   if (!pending) return;
+  pending.resends = 0;
   if (conn.isOpen) {
     transmit(c, pending);
     renderMessages(c);
@@ -517,6 +534,10 @@ function onError(ev) {
   for (const c of state.conversations.values()) {
     const pending = c.pending.get(ev.ref);
     if (pending) {
+      if (NOT_NOW.has(ev.code) && pending.resends < MAX_RESENDS) {
+        resendLater(c, pending, ev.retry_after);
+        return;
+      }
       fail(c, pending, ev.message);
       if (ev.code === "blocked") refreshComposer(c);
       return;
