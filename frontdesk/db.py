@@ -43,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import SyncToAsync
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connections
+from psycopg_pool import PoolTimeout
 
 from broker.publish import called_from_loop, send_collected
 from storage.sqlite_wal import checkpoint_in_background
@@ -137,3 +138,15 @@ def database_sync_to_async(func=None, *, may_take_long: bool = False):
     if executor is None:
         return _DatabaseCall(func)
     return _DatabaseCall(func, thread_sensitive=False, executor=executor)
+
+
+# Seconds a client is asked to wait when the server has no database connection free.
+BUSY_RETRY_AFTER = 1
+
+
+def no_connection_free(exc: BaseException) -> bool:
+    """The process's PostgreSQL pool had no connection free within its timeout, every one busy
+    (MESSENGER_DB_POOL_SIZE, MESSENGER_DB_POOL_TIMEOUT). A request or a frame takes its connection
+    at its first query and keeps it, so nothing was stored and sending it again is safe: the REST
+    APIs answer 503 `busy`, the websocket a `busy` error."""
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)

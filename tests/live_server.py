@@ -319,6 +319,18 @@ def http(method: str, url: str, body: dict | None = None, *, token: str | None =
     return status, (json.loads(raw) if raw else None)
 
 
+def upload_media(server: ServerProcess, token: str, content: bytes, *, timeout: float = 60) -> dict:
+    """`POST media` of `content` as a file (multipart): the upload as the API shows it."""
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{server.url}/api/v1/media", data=body, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with _opener.open(request, timeout=timeout) as response:
+        assert response.status == 201
+        return json.loads(response.read())
+
+
 def register(server: ServerProcess, display_name: str) -> tuple[dict, str]:
     """A new account with one logged-in device: (user payload, token)."""
     phone = f"+1202555{next(_phone_numbers):04d}"

@@ -9,16 +9,14 @@ there the file is held once instead of twice (docs/deployment.md recommends uvic
 """
 
 import hashlib
-import json
 import os
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.live_server import LiveDatabase, ServerProcess, register, servers_unavailable_reason
+from tests.live_server import LiveDatabase, ServerProcess, register, servers_unavailable_reason, upload_media
 
 _unavailable = servers_unavailable_reason()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn and Daphne: {_unavailable}")
@@ -26,17 +24,6 @@ pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn
 MIB = 1024 * 1024
 SIZE = 48 * MIB
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def upload(server: ServerProcess, token: str, content: bytes) -> dict:
-    boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{server.url}/api/v1/media", data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with _opener.open(request, timeout=60) as response:
-        assert response.status == 201
-        return json.loads(response.read())
 
 
 def resident_mib(pid: int) -> float:
@@ -55,7 +42,7 @@ def test_a_large_download_is_streamed_not_held_in_memory(tmp_path, server_name):
     try:
         uploader.start()
         _, token = register(uploader, "Ada")
-        media = upload(uploader, token, content)
+        media = upload_media(uploader, token, content)
     finally:
         uploader.kill()
     server = ServerProcess(database, server=server_name)

@@ -20,7 +20,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.live_server import LiveDatabase, ServerProcess, http, register, servers_unavailable_reason
+from tests.live_server import (
+    LiveDatabase,
+    ServerProcess,
+    WsClient,
+    direct_conversation,
+    full_history,
+    http,
+    register,
+    servers_unavailable_reason,
+    upload_media,
+)
 
 _unavailable = servers_unavailable_reason()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=f"needs uvicorn and Daphne: {_unavailable}")
@@ -133,6 +143,46 @@ def test_a_request_with_no_connection_free_gets_503_busy_and_nothing_else_breaks
             assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
     status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
     assert status == 200, body
+
+@_postgresql_only
+async def test_a_websocket_frame_with_no_connection_free_gets_busy_and_may_be_sent_again(monkeypatch, request):
+    """What REST answers 503 `busy`, the websocket answers with a `busy` error: nothing was
+    stored and the client may send the frame again, not a `server_error` and a traceback."""
+    monkeypatch.setenv("MESSENGER_DB_POOL_SIZE", "1")
+    monkeypatch.setenv("MESSENGER_DB_POOL_TIMEOUT", "0.5")
+    database, server, token = request.getfixturevalue("server_and_user")  # started with the settings above
+    bob, _ = register(server, "Bob")
+    chat = direct_conversation(server, token, bob)["id"]
+    photo = upload_media(server, token, b"a document, sent from the pool's connection")
+    ada = await WsClient.connect(server, token, "ada")
+    await ada.send(type="ready?", ref="probe")  # answered once the socket's catch-up is done
+    assert (await ada.receive(timeout=10))["code"] == "unknown_type"
+    frame = dict(type="message.send", client_id="doc-1", conversation=chat, media_id=photo["id"])
+    try:
+        with psycopg.connect(database._url_for(database.name)) as blocker:
+            blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(1) as pool:
+                held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
+                deadline = time.monotonic() + 10
+                while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                await ada.send(**frame)
+                refused = await ada.receive(timeout=10)
+                while refused["type"] != "error":  # past any live event on its way
+                    refused = await ada.receive(timeout=10)
+                blocker.rollback()
+                assert held.result(timeout=10)[0] == 200
+        assert {k: refused.get(k) for k in ("code", "frame", "ref", "retry_after")} == {
+            "code": "busy", "frame": "message.send", "ref": "doc-1", "retry_after": 1}
+        assert [m["client_id"] for m in full_history(server, token, chat)] == []
+
+        await ada.send(**frame)
+        sent = (await ada.collect("message.sent", 1))[0]
+        assert sent["message"]["media"]["id"] == photo["id"]
+    finally:
+        await ada.close()
+    assert "Traceback" not in server.log_path.read_text(errors="replace")
+
 
 def _waiting_on_a_lock(database: LiveDatabase) -> bool:
     with database._admin_connection() as conn:

@@ -3,16 +3,15 @@
 import logging
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from django.views.defaults import bad_request, page_not_found
-from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from broker import errors
 from frontdesk.api.parsers import BodyTooLarge
+from frontdesk.db import BUSY_RETRY_AFTER, no_connection_free
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +61,8 @@ def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, str]:
     return None, str(detail)
 
 
-# Seconds a client is asked to wait when the server has no database connection free.
-BUSY_RETRY_AFTER = 1
-
-
-def _no_connection_free(exc) -> bool:
-    """The process's PostgreSQL pool had no connection free within its timeout, every one busy
-    (MESSENGER_DB_POOL_SIZE, MESSENGER_DB_POOL_TIMEOUT). A request takes its connection at its
-    first query and keeps it, so nothing was stored and a retry is safe."""
-    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
-
-
 def exception_handler(exc, context):
-    if _no_connection_free(exc):
+    if no_connection_free(exc):
         logger.warning("no database connection free in the pool: answered 503 busy")
         response = Response(error_body("busy", "The server is busy; try again in a moment.",
                                        retry_after=BUSY_RETRY_AFTER), status=status.HTTP_503_SERVICE_UNAVAILABLE)
