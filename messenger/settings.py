@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from messenger.env import env_bool, env_choice, env_float, env_int, env_json_object, env_list, env_str
 
@@ -116,8 +117,15 @@ if DATABASE_URL:
     # connection is checked as it is handed out (CONN_HEALTH_CHECKS), so none dropped by a
     # PostgreSQL restart reaches a request. 0: a connection per thread instead, kept CONN_MAX_AGE.
     DB_POOL_SIZE = env_int("MESSENGER_DB_POOL_SIZE", 10, minimum=0)
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_SIZE else 600,
-                                                  conn_health_checks=True)}
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_SIZE else 600,
+                                                      conn_health_checks=True)}
+    except ValueError:  # dj_database_url's ParseError and UnknownSchemeError
+        DATABASES = {"default": {}}
+    if DATABASES["default"].get("ENGINE") != "django.db.backends.postgresql":
+        # Without echoing the value, which holds the password. SQLite is the default, without it.
+        raise ImproperlyConfigured("DATABASE_URL: expected a PostgreSQL URL, as in "
+                                   "postgres://user:pass@db:5432/messenger (special characters percent-encoded).")
     if DB_POOL_SIZE:
         # `timeout`: how long a request waits for a connection when all are in use; then the API
         # answers 503 `busy` with Retry-After (frontdesk/api/errors.py).

@@ -124,3 +124,31 @@ def test_a_media_storage_that_cannot_be_made_fails_the_system_check(settings, tm
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "no.such.Storage", "OPTIONS": {}}}
     [error] = media_storage_loads(None)
     assert "no.such" in error.msg
+
+
+@pytest.mark.parametrize("url", [
+    "postgress://user:s3cret@db/messenger",
+    "db:5432/messenger",
+    "postgres://user:s3cret@db:port/messenger",
+    # The pool and the hot path's SQL are PostgreSQL's: SQLite is the default, without DATABASE_URL.
+    "sqlite:///tmp/db.sqlite3",
+])
+def test_a_database_url_that_is_not_postgresql_is_refused_naming_the_variable(tmp_path, url):
+    refused = manage_py_check(tmp_path, DATABASE_URL=url)
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL: expected a PostgreSQL URL, as in postgres://" in refused.stderr
+    assert "s3cret" not in refused.stderr  # the password stays out of the logs
+
+
+def test_database_urls_are_read_in_either_spelling_with_encoded_passwords_and_options(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    code = ("from django.conf import settings; d = settings.DATABASES['default']; "
+            "print(d['ENGINE'], d['USER'], d['PASSWORD'], d['HOST'], d['PORT'], d['NAME'], d['OPTIONS']['sslmode'])")
+    for scheme in ("postgres", "postgresql"):
+        env.update(MESSENGER_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="messenger.settings",
+                   DATABASE_URL=f"{scheme}://chat:p%40ss%2Fw%3Ard@db.example:6432/messenger?sslmode=verify-full")
+        read = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert read.returncode == 0, read.stderr
+        assert read.stdout.split() == ["django.db.backends.postgresql", "chat", "p@ss/w:rd", "db.example", "6432",
+                                       "messenger", "verify-full"]
