@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+import redis.connection
 from django.core.exceptions import ImproperlyConfigured
 
 from messenger.env import env_bool, env_choice, env_float, env_int, env_json_object, env_list, env_str
@@ -154,6 +155,11 @@ AUTH_USER_MODEL = "storage.User"
 REDIS_URL = env_str("REDIS_URL", "")
 CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "messenger")
 if REDIS_URL:
+    try:  # as the channel layer and the cache will read it, on their first use
+        redis.connection.parse_url(REDIS_URL)
+    except ValueError:
+        raise ImproperlyConfigured("REDIS_URL: expected a Redis URL, as in redis://:pass@redis:6379/0, rediss://... "
+                                   "or unix:///path/redis.sock?db=0 (special characters percent-encoded).") from None
     # CHANNEL_LAYER=pubsub (default): Redis pub/sub, one pipelined round of PUBLISHes per event
     # (messenger/channel_layer.py) and one subscription per group per process. At-most-once, which
     # is all a doorbell needs. CHANNEL_LAYER=queues: channels_redis' per-channel queues, several

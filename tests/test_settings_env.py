@@ -152,3 +152,17 @@ def test_database_urls_are_read_in_either_spelling_with_encoded_passwords_and_op
         assert read.returncode == 0, read.stderr
         assert read.stdout.split() == ["django.db.backends.postgresql", "chat", "p@ss/w:rd", "db.example", "6432",
                                        "messenger", "verify-full"]
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:6379/12", "http://:s3cret@redis:6379/0", "redis://:s3cret@redis:port/0"])
+def test_a_redis_url_that_redis_cannot_read_is_refused_at_startup(tmp_path, url):
+    # Otherwise the server starts and every login, presence count and websocket event fails.
+    refused = manage_py_check(tmp_path, REDIS_URL=url)
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured: REDIS_URL: expected a Redis URL, as in redis://" in refused.stderr
+    assert "s3cret" not in refused.stderr
+
+
+def test_a_redis_url_with_tls_a_password_and_a_database_number_is_taken(tmp_path):
+    started = manage_py_check(tmp_path, REDIS_URL="rediss://chat:p%40ss%2Cw@redis.example:6380/3")
+    assert started.returncode == 0, started.stderr
