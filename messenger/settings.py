@@ -156,7 +156,7 @@ REDIS_URL = env_str("REDIS_URL", "")
 CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "messenger")
 if REDIS_URL:
     try:  # as the channel layer and the cache will read it, on their first use
-        redis.connection.parse_url(REDIS_URL)
+        _redis_db = int(redis.connection.parse_url(REDIS_URL).get("db", 0))
     except ValueError:
         raise ImproperlyConfigured("REDIS_URL: expected a Redis URL, as in redis://:pass@redis:6379/0, rediss://... "
                                    "or unix:///path/redis.sock?db=0 (special characters percent-encoded).") from None
@@ -171,8 +171,11 @@ if REDIS_URL:
         CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
             "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1500, "expiry": 60}}}
     else:
+        # Pub/sub channels ignore the database number (a PUBLISH reaches every subscriber, whichever
+        # database it selected), so it goes into their names: deployments told apart only by their
+        # database number would otherwise receive each other's users' events.
         CHANNEL_LAYERS = {"default": {"BACKEND": "messenger.channel_layer.RedisPubSubLayer", "CONFIG": {
-            "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX}}}
+            "hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX + (f".db{_redis_db}" if _redis_db else "")}}}
     CACHES = {
         "default": {
             "BACKEND": "messenger.cache.SharedRedisCache",

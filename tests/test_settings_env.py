@@ -166,3 +166,27 @@ def test_a_redis_url_that_redis_cannot_read_is_refused_at_startup(tmp_path, url)
 def test_a_redis_url_with_tls_a_password_and_a_database_number_is_taken(tmp_path):
     started = manage_py_check(tmp_path, REDIS_URL="rediss://chat:p%40ss%2Cw@redis.example:6380/3")
     assert started.returncode == 0, started.stderr
+
+
+def channel_layer_prefix(tmp_path, **variables) -> str:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(MESSENGER_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="messenger.settings", **variables)
+    code = "import django; django.setup(); from django.conf import settings; print(settings.CHANNEL_LAYERS['default']['CONFIG']['prefix'])"
+    read = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0, read.stderr
+    return read.stdout.strip()
+
+
+def test_deployments_on_different_redis_databases_do_not_share_pubsub_channels(tmp_path):
+    # Redis pub/sub ignores the database number: a PUBLISH reaches every subscriber of the channel,
+    # whatever database its connection selected. Two deployments told apart only by their database
+    # number (as docs/deployment.md allows) would receive each other's users' events.
+    on_12 = channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379/12")
+    on_13 = channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379/13")
+    on_13_by_query = channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379?db=13")
+    assert on_12 != on_13 and on_13 == on_13_by_query
+    assert on_12.startswith("messenger")
+    assert channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0") == "messenger"
+    assert channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379") == "messenger"
+    # The queues layer keeps its messages in keys, which the database number does keep apart.
+    assert channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379/13", CHANNEL_LAYER="queues") == "messenger"
