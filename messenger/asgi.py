@@ -46,6 +46,9 @@ gc.freeze()
 # lets those die young: no full collection in a minute at 1,200 messages/s (docs/performance.md).
 _threshold = env_str("MESSENGER_GC_THRESHOLD", "20000,20,10")
 try:
-    gc.set_threshold(*(int(part) for part in _threshold.split(",")))
-except (TypeError, ValueError):
-    raise refuse("MESSENGER_GC_THRESHOLD", _threshold, "up to three whole numbers, as in 20000,20,10") from None
+    _parts = [int(part) for part in _threshold.split(",")]
+    if any(part < 0 for part in _parts):  # Python would collect on every allocation
+        raise ValueError(_threshold)
+    gc.set_threshold(*_parts)
+except (TypeError, ValueError, OverflowError):
+    raise refuse("MESSENGER_GC_THRESHOLD", _threshold, "up to three whole numbers, none negative, as in 20000,20,10") from None

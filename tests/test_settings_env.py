@@ -190,3 +190,15 @@ def test_deployments_on_different_redis_databases_do_not_share_pubsub_channels(t
     assert channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379") == "messenger"
     # The queues layer keeps its messages in keys, which the database number does keep apart.
     assert channel_layer_prefix(tmp_path, REDIS_URL="redis://127.0.0.1:6379/13", CHANNEL_LAYER="queues") == "messenger"
+
+
+@pytest.mark.parametrize("value", ["-5", "20000,-1,10", "99999999999", "20000,20,10,5", "fast"])
+def test_a_gc_threshold_the_collector_cannot_take_stops_the_server(tmp_path, value):
+    # A negative threshold would make Python collect on every allocation; one past a C int raised a
+    # bare OverflowError.
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(MESSENGER_DATA_DIR=str(tmp_path), MESSENGER_GC_THRESHOLD=value)
+    refused = subprocess.run([sys.executable, "-c", "import messenger.asgi"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode != 0
+    assert f"ImproperlyConfigured: MESSENGER_GC_THRESHOLD={value!r}: expected up to three whole numbers" in refused.stderr
