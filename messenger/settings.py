@@ -5,7 +5,9 @@ local-memory cache: `make run` needs nothing else. `DATABASE_URL` and `REDIS_URL
 scale-out path (PostgreSQL, Redis channel layer and cache). See docs/deployment.md.
 """
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -21,11 +23,26 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 def _embedded_secret_key() -> str:
     # Without SECRET_KEY in the environment, a random key is made once and kept beside the
-    # embedded database, so sessions survive restarts without shipping a known key.
+    # embedded database, so sessions survive restarts without shipping a known key. It is written
+    # whole into a file only its owner can open (mkstemp's 0600), then linked into place unless
+    # another process starting beside this one (the task worker) got there first: every process
+    # reads the same, complete key, and no other local user could open the file on the way.
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        descriptor, made = tempfile.mkstemp(dir=DATA_DIR, prefix=".secret_key.")
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(50))
+            try:
+                os.link(made, key_file)
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links: whole, at least
+                os.replace(made, key_file)
+                made = None
+        finally:
+            if made:
+                os.unlink(made)
     return key_file.read_text().strip()
 
 

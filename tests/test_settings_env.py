@@ -202,3 +202,36 @@ def test_a_gc_threshold_the_collector_cannot_take_stops_the_server(tmp_path, val
                              text=True, timeout=120)
     assert refused.returncode != 0
     assert f"ImproperlyConfigured: MESSENGER_GC_THRESHOLD={value!r}: expected up to three whole numbers" in refused.stderr
+
+
+def import_settings_with_embedded_key(tmp_path, prelude: str) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+    env.update(MESSENGER_DATA_DIR=str(tmp_path))
+    code = prelude + "\nimport messenger.settings as s; print(s.SECRET_KEY)"
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_processes_starting_together_without_secret_key_share_the_one_they_make(tmp_path):
+    # The server and its task worker (or several server processes) on a fresh data directory: each
+    # found no key file and wrote its own, so each signed sessions with a different key. Making the
+    # key slow leaves both in that window.
+    slow = "import secrets, time\n_make = secrets.token_urlsafe\nsecrets.token_urlsafe = lambda n: (time.sleep(5), _make(n))[1]"
+    started = [import_settings_with_embedded_key(tmp_path, slow) for _ in range(2)]
+    keys = []
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        keys.append(out.strip())
+    assert keys[0] == keys[1] == (tmp_path / "secret_key").read_text().strip()
+    assert len(keys[0]) >= 50
+
+
+def test_the_embedded_secret_key_file_is_never_readable_by_others(tmp_path):
+    # Created with the umask's mode and narrowed afterwards, it could be opened by another local user
+    # in between, and read through that descriptor once written. Without the narrowing, what remains:
+    no_chmod = "import os, pathlib\nos.umask(0o022)\npathlib.Path.chmod = lambda self, mode, **kw: None"
+    process = import_settings_with_embedded_key(tmp_path, no_chmod)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
