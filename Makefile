@@ -33,7 +33,7 @@ migrate: venv
 # (tests/live_server.py: UVICORN_FLAGS, the same for the test servers)
 UVICORN_FLAGS := --lifespan off --ws-max-size 1048576
 run: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --host $(HOST)
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py db_worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
