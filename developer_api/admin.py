@@ -123,36 +123,37 @@ class DeveloperAppAdmin(AuditedAdmin):
         return format_html("<p>Tier {}, monthly cap {}.</p><table><thead><tr><th>Month</th><th>Messages</th>"
                            "<th>Billable</th></tr></thead><tbody>{}</tbody></table>", report["tier"], cap, rows)
 
-    @admin.action(description="Suspend the selected apps (their keys stop working)")
+    @admin.action(description="Suspend the selected apps (their keys stop working)", permissions=["change"])
     def suspend_apps(self, request, queryset):
         done = sum(apps.suspend_app(app=app, actor=request.user, reason="suspended by an operator")
                    for app in queryset)
         self.message_user(request, f"{done} app(s) suspended.")
 
-    @admin.action(description="Reinstate the selected apps (and dismiss their open spam reports)")
+    @admin.action(description="Reinstate the selected apps (and dismiss their open spam reports)",
+                  permissions=["change"])
     def reinstate_apps(self, request, queryset):
         for app in queryset:
             apps.reinstate_app(app=app, actor=request.user)
         self.message_user(request, f"{queryset.count()} app(s) reinstated.")
 
-    @admin.action(description="Uphold the open spam reports (the apps stay suspended)")
+    @admin.action(description="Uphold the open spam reports (the apps stay suspended)", permissions=["change"])
     def uphold_spam_reports(self, request, queryset):
         total = sum(spam.uphold_reports(app=app, actor=request.user) for app in queryset)
         self.message_user(request, f"{total} report(s) upheld.")
 
-    @admin.action(description="Revoke every key of the selected apps")
+    @admin.action(description="Revoke every key of the selected apps", permissions=["change"])
     def revoke_all_keys(self, request, queryset):
         revoked = sum(keys.revoke_key(key=key, actor=request.user)
                       for key in ApiKey.objects.filter(app__in=queryset, revoked_at__isnull=True))
         self.message_user(request, f"{revoked} key(s) revoked.")
 
-    @admin.action(description="Move the selected apps to the free tier")
+    @admin.action(description="Move the selected apps to the free tier", permissions=["change"])
     def make_free(self, request, queryset):
         for app in queryset:
             apps.set_tier(app=app, tier=DeveloperApp.Tier.FREE, actor=request.user)
         self.message_user(request, f"{queryset.count()} app(s) now free.")
 
-    @admin.action(description="Move the selected apps to the commercial tier")
+    @admin.action(description="Move the selected apps to the commercial tier", permissions=["change"])
     def make_commercial(self, request, queryset):
         for app in queryset:
             apps.set_tier(app=app, tier=DeveloperApp.Tier.COMMERCIAL, actor=request.user)
@@ -193,7 +194,7 @@ class ApiKeyAdmin(AuditedAdmin):
     def scope_list(self, key):
         return ", ".join(key.scopes)
 
-    @admin.action(description="Revoke the selected keys (at once)")
+    @admin.action(description="Revoke the selected keys (at once)", permissions=["change"])
     def revoke_keys(self, request, queryset):
         revoked = sum(keys.revoke_key(key=key, actor=request.user) for key in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.")
@@ -213,12 +214,12 @@ class CommercialRequestAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    @admin.action(description="Approve: the apps become commercial")
+    @admin.action(description="Approve: the apps become commercial", permissions=["change"])
     def approve(self, request, queryset):
         done = sum(apps.decide_commercial(request=r, approve=True, actor=request.user) for r in queryset)
         self.message_user(request, f"{done} request(s) approved.")
 
-    @admin.action(description="Refuse the selected requests")
+    @admin.action(description="Refuse the selected requests", permissions=["change"])
     def refuse(self, request, queryset):
         done = sum(apps.decide_commercial(request=r, approve=False, actor=request.user) for r in queryset)
         self.message_user(request, f"{done} request(s) refused.")
@@ -261,13 +262,13 @@ class SpamReportAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    @admin.action(description="Dismiss the selected reports")
+    @admin.action(description="Dismiss the selected reports", permissions=["change"])
     def dismiss(self, request, queryset):
         for report in queryset:
             spam.dismiss_report(report=report, actor=request.user)
         self.message_user(request, f"{queryset.count()} report(s) dismissed.")
 
-    @admin.action(description="Uphold: suspend the reported apps")
+    @admin.action(description="Uphold: suspend the reported apps", permissions=["change"])
     def uphold(self, request, queryset):
         for app in DeveloperApp.objects.filter(pk__in=queryset.values("app_id")):
             spam.uphold_reports(app=app, actor=request.user)
@@ -300,7 +301,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    @admin.action(description="Resend the selected events")
+    @admin.action(description="Resend the selected events", permissions=["change"])
     def resend(self, request, queryset):
         for delivery in queryset:
             webhooks.resend(delivery=delivery, actor=request.user)
@@ -325,7 +326,8 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
     list_filter = [*StorageUserAdmin.list_filter, "is_business"]
     actions = ["suspend_users", "reinstate_users"]
 
-    @admin.action(description="Suspend the selected users (logged out everywhere, cannot log in)")
+    @admin.action(description="Suspend the selected users (logged out everywhere, cannot log in)",
+                  permissions=["change"])
     def suspend_users(self, request, queryset):
         suspended = 0
         for user in queryset.filter(is_active=True).exclude(pk=request.user.pk):
@@ -333,7 +335,7 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
             suspended += 1
         self.message_user(request, f"{suspended} user(s) suspended.")
 
-    @admin.action(description="Reinstate the selected users")
+    @admin.action(description="Reinstate the selected users", permissions=["change"])
     def reinstate_users(self, request, queryset):
         for user in queryset.filter(is_active=False):
             spam.reinstate_user(user=user, actor=request.user)

@@ -1,0 +1,66 @@
+"""Operators' admin, as found in an audit: permissions on the actions, odd input, query counts."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+
+from developer_api.models import ApiKey, AuditLog, CommercialRequest, DeveloperApp, SpamReport
+from developer_api.services import apps
+from tests.developer_api.helpers import make_app, make_key
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def staff_client(*codenames: str) -> Client:
+    """A staff member with only the given developer_api / storage permissions."""
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def post_action(client, name: str, action: str, ids):
+    return client.post(reverse(f"admin:{name}_changelist"),
+                       {"action": action, "_selected_action": [str(pk) for pk in ids]})
+
+
+def test_a_viewer_cannot_run_the_actions():
+    app = make_app()
+    key, _ = make_key(app)
+    request = apps.request_commercial(app=app, use_description="Order updates")
+    victim = UserFactory()
+    viewer = staff_client("view_developerapp", "view_apikey", "view_commercialrequest", "view_user")
+
+    post_action(viewer, "developer_api_developerapp", "suspend_apps", [app.pk])
+    post_action(viewer, "developer_api_developerapp", "make_commercial", [app.pk])
+    post_action(viewer, "developer_api_apikey", "revoke_keys", [key.pk])
+    post_action(viewer, "developer_api_commercialrequest", "approve", [request.pk])
+    post_action(viewer, "storage_user", "suspend_users", [victim.pk])
+
+    app.refresh_from_db(), key.refresh_from_db(), request.refresh_from_db(), victim.refresh_from_db()
+    assert (app.status, app.tier) == ("active", "free")
+    assert key.revoked_at is None
+    assert request.status == "pending"
+    assert victim.is_active
+    assert not AuditLog.objects.exists()
+
+
+def test_a_staff_member_who_may_change_keys_revokes_them():
+    key, _ = make_key(make_app())
+    keeper = staff_client("view_apikey", "change_apikey")
+
+    post_action(keeper, "developer_api_apikey", "revoke_keys", [key.pk])
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert AuditLog.objects.filter(action="key_revoked").exists()
