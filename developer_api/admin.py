@@ -102,6 +102,11 @@ class DeveloperAppAdmin(AuditedAdmin):
     actions = ["suspend_apps", "reinstate_apps", "uphold_spam_reports", "revoke_all_keys", "make_free",
                "make_commercial"]
 
+    def has_add_permission(self, request):
+        # Owners register apps (apps.create_app makes the bot account and the signing secret with
+        # it); the add form would store an app with neither.
+        return False
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and {"name", "description"} & set(form.changed_data):

@@ -64,3 +64,16 @@ def test_a_staff_member_who_may_change_keys_revokes_them():
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditLog.objects.filter(action="key_revoked").exists()
+
+
+def test_apps_are_not_added_in_the_admin(operator):
+    """An app needs its bot account and signing secret, which only apps.create_app makes: the add
+    form stored neither (a 500 on the missing bot)."""
+    url = reverse("admin:developer_api_developerapp_add")
+    form = {"owner": UserFactory().pk, "name": "Made here", "description": "",
+            "keys-TOTAL_FORMS": 0, "keys-INITIAL_FORMS": 0,
+            "commercial_requests-TOTAL_FORMS": 0, "commercial_requests-INITIAL_FORMS": 0}
+
+    assert operator.get(url).status_code == 403
+    assert operator.post(url, form).status_code == 403
+    assert not DeveloperApp.objects.exists()
