@@ -113,9 +113,12 @@ class DeveloperAppAdmin(AuditedAdmin):
             # Users see the app as its account: update_app renames and re-describes that too.
             apps.update_app(app=obj, name=obj.name, description=obj.description)
 
-    @admin.display(description="open spam reports")
+    def get_queryset(self, request):
+        return spam.with_open_reporter_counts(super().get_queryset(request))
+
+    @admin.display(description="open spam reports", ordering="open_reporter_count")
     def open_reports(self, app):
-        return spam.open_reporter_count(app)
+        return app.open_reporter_count
 
     @admin.display(description="usage (last 12 months)")
     def usage_report(self, app):
@@ -208,6 +211,7 @@ class ApiKeyAdmin(AuditedAdmin):
 @admin.register(CommercialRequest)
 class CommercialRequestAdmin(ReadOnlyAdmin):
     list_display = ["app", "status", "requested_at", "decided_at", "decided_by"]
+    list_select_related = ["app", "decided_by"]
     list_filter = ["status"]
     search_fields = ["app__name", "use_description", "app__owner__phone_number"]
     actions = ["approve", "refuse"]
@@ -316,6 +320,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_repr"]
+    list_select_related = ["actor"]
     list_filter = ["action", "target_type"]
     search_fields = ["action", "target_repr", "target_id", "actor__phone_number"]
     date_hierarchy = "created_at"

@@ -77,3 +77,30 @@ def test_apps_are_not_added_in_the_admin(operator):
     assert operator.get(url).status_code == 403
     assert operator.post(url, form).status_code == 403
     assert not DeveloperApp.objects.exists()
+
+
+@pytest.mark.parametrize("model", ["developerapp", "commercialrequest", "auditlog"])
+def test_lists_take_the_same_queries_for_many_rows(operator, admin_user, model, django_assert_max_num_queries):
+    for _ in range(30):
+        app = make_app()
+        SpamReport.objects.create(app=app, reporter=UserFactory())
+        request = apps.request_commercial(app=app, use_description="Order updates")
+        apps.decide_commercial(request=request, approve=False, actor=admin_user)
+    url = reverse(f"admin:developer_api_{model}_changelist")
+
+    with django_assert_max_num_queries(12):
+        page = operator.get(url)
+
+    assert page.status_code == 200
+
+
+def test_the_app_list_counts_the_open_reports_of_each_app(operator):
+    reported, quiet = make_app(name="Reported"), make_app(name="Quiet")
+    SpamReport.objects.create(app=reported, reporter=UserFactory())
+    SpamReport.objects.create(app=reported, reporter=UserFactory())
+    SpamReport.objects.create(app=reported, reporter=UserFactory(), status="dismissed")
+
+    page = operator.get(reverse("admin:developer_api_developerapp_changelist"), {"o": "6"})  # by the count
+
+    counts = [(app.name, app.open_reporter_count) for app in page.context["cl"].result_list]
+    assert counts == [("Quiet", 0), ("Reported", 2)]
