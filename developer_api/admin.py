@@ -22,6 +22,7 @@ from developer_api.models import (
     WebhookDelivery,
 )
 from developer_api.services import apps, audit, keys, spam, usage, webhooks
+from storage.admin import BoundedSearch
 from storage.admin import UserAdmin as StorageUserAdmin
 from storage.models import User
 
@@ -42,7 +43,7 @@ class AuditedDeletions:
             super().delete_queryset(request, queryset)
 
 
-class AuditedAdmin(AuditedDeletions, admin.ModelAdmin):
+class AuditedAdmin(AuditedDeletions, BoundedSearch, admin.ModelAdmin):
     """Edits and deletions through the admin's forms are audited like its actions."""
 
     def save_model(self, request, obj, form, change):
@@ -52,7 +53,7 @@ class AuditedAdmin(AuditedDeletions, admin.ModelAdmin):
                      target=obj, detail={"fields": changed})
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(BoundedSearch, admin.ModelAdmin):
     """Records, not settings: operators look, the system writes."""
 
     def has_add_permission(self, request, obj=None):

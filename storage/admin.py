@@ -1,11 +1,28 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.utils.text import smart_split
 
 from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
 
+MAX_SEARCH_WORDS = 20
+
+
+class BoundedSearch:
+    """Searches for the first MAX_SEARCH_WORDS words only, and says so: each word adds a condition
+    over every search field, and a search of thousands made a query the database refused (SQLite's
+    expression depth), a 500."""
+
+    def get_search_results(self, request, queryset, search_term):
+        words = list(smart_split(search_term))
+        if len(words) > MAX_SEARCH_WORDS:
+            search_term = " ".join(words[:MAX_SEARCH_WORDS])
+            self.message_user(request, f"Only the first {MAX_SEARCH_WORDS} words were searched for.",
+                              messages.WARNING)
+        return super().get_search_results(request, queryset, search_term)
+
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BoundedSearch, BaseUserAdmin):
     ordering = ["phone_number"]
     list_display = ["phone_number", "display_name", "is_active", "is_staff", "date_joined", "last_seen"]
     list_filter = ["is_active", "is_staff"]
@@ -20,7 +37,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["user", "name", "created_at", "last_used_at"]
     search_fields = ["user__phone_number", "name"]
     readonly_fields = ["token_hash"]
@@ -34,7 +51,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["id", "kind", "title", "last_seq", "last_activity_at"]
     list_filter = ["kind"]
     search_fields = ["title"]
@@ -43,7 +60,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["conversation", "seq", "sender", "kind", "created_at"]
     list_filter = ["kind"]
     search_fields = ["text", "sender__phone_number"]
