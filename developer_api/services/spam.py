@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 
 from broker import events
 from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.publish import device_group, publish_on_commit
+from broker.publish import publish_on_commit, user_group
 from broker.services import people
 from broker.services.people import parse_id
 from developer_api.models import DeveloperApp, OutboundMessage, SpamReport
@@ -104,8 +104,9 @@ def suspend_user(*, user: User, actor: User) -> None:
         User.objects.filter(pk=user.pk).update(is_active=False)
         device_ids = list(Device.objects.filter(user=user).values_list("pk", flat=True))
         Device.objects.filter(pk__in=device_ids).delete()
-        # Open websockets of those devices are told and closed, as at logout.
-        publish_on_commit([device_group(pk) for pk in device_ids], events.session_revoked())
+        # Every open websocket of theirs is told and closed, as at logout: their devices' and their
+        # browser sessions' (which the inactive account no longer logs in), all in the user's group.
+        publish_on_commit([user_group(user.pk)], events.session_revoked())
         audit.record(actor=actor, action="user_suspended", target=user, detail={"devices_logged_out": len(device_ids)})
     user.is_active = False
 

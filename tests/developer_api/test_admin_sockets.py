@@ -1,0 +1,33 @@
+"""An operator suspending a person in the admin closes every open websocket of theirs at once,
+those of browser sessions too, not at the next periodic re-check."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from storage.models import User
+from tests.factories import UserFactory
+from tests.ws import browser_login, db, people, sockets  # noqa: F401
+
+
+def operator_posts(url: str, data: dict) -> int:
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return operator.post(url, data).status_code
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_suspending_a_user_closes_their_browser_sockets_at_once(sockets):
+    (alice, alice_token), _ = await people(2)
+    headers, _ = await db(browser_login)(alice)
+    page = await sockets(headers=headers)
+    phone = await sockets(alice_token)
+
+    status = await db(operator_posts)(reverse("admin:storage_user_changelist"),
+                                      {"action": "suspend_users", "_selected_action": [str(alice.pk)]})
+
+    assert status == 302
+    for socket in (phone, page):
+        assert await socket.receive_type("session.revoked", timeout=2) == {"type": "session.revoked"}
+        assert await socket.receive_close() == 4001
+
