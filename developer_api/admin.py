@@ -357,6 +357,12 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
         changed = [name for name in form.changed_data if name not in ("password", "password1", "password2")]
         audit.record(actor=request.user, action="user_changed" if change else "user_added", target=obj,
                      detail={"fields": changed})
+        if change and "is_active" in form.changed_data:
+            # Unticking "active" is a suspension, as the action makes it (logged out everywhere).
+            if obj.is_active:
+                spam.reinstate_user(user=obj, actor=request.user)
+            elif obj.pk != request.user.pk:
+                spam.suspend_user(user=obj, actor=request.user)
 
     def user_change_password(self, request, id, form_url=""):
         # Django's view saves the password form itself, with no save_model to hook into: the entry

@@ -31,3 +31,23 @@ async def test_suspending_a_user_closes_their_browser_sockets_at_once(sockets):
         assert await socket.receive_type("session.revoked", timeout=2) == {"type": "session.revoked"}
         assert await socket.receive_close() == 4001
 
+
+@pytest.mark.django_db(transaction=True)
+async def test_deactivating_a_user_in_their_form_suspends_them(sockets):
+    """Unticking "active" on the user's page is a suspension too: logged out everywhere at once."""
+    from developer_api.models import AuditLog
+    from storage.models import Device
+
+    (alice, alice_token), _ = await people(2)
+    phone = await sockets(alice_token)
+
+    status = await db(operator_posts)(reverse("admin:storage_user_change", args=[alice.pk]),
+                                      {"phone_number": alice.phone_number, "display_name": alice.display_name,
+                                       "about": ""})  # is_active unticked
+
+    assert status == 302
+    assert await phone.receive_type("session.revoked", timeout=2) == {"type": "session.revoked"}
+    assert await phone.receive_close() == 4001
+    assert not await db(lambda: User.objects.get(pk=alice.pk).is_active)()
+    assert not await db(lambda: Device.objects.filter(user_id=alice.pk).exists())()
+    assert await db(lambda: AuditLog.objects.filter(action="user_suspended", target_id=str(alice.pk)).exists())()
