@@ -141,9 +141,8 @@ class DeveloperAppAdmin(AuditedAdmin):
     @admin.action(description="Reinstate the selected apps (and dismiss their open spam reports)",
                   permissions=["change"])
     def reinstate_apps(self, request, queryset):
-        for app in queryset:
-            apps.reinstate_app(app=app, actor=request.user)
-        self.message_user(request, f"{queryset.count()} app(s) reinstated.")
+        done = sum(apps.reinstate_app(app=app, actor=request.user) for app in queryset)
+        self.message_user(request, f"{done} app(s) reinstated.")
 
     @admin.action(description="Uphold the open spam reports (the apps stay suspended)", permissions=["change"])
     def uphold_spam_reports(self, request, queryset):

@@ -173,17 +173,22 @@ def suspend_app(*, app: DeveloperApp, reason: str, actor: User | None, needs_rev
     return bool(changed)
 
 
-def reinstate_app(*, app: DeveloperApp, actor: User) -> None:
-    """An operator lifts a suspension; the open spam reports are dismissed, so counting starts over."""
+def reinstate_app(*, app: DeveloperApp, actor: User) -> bool:
+    """An operator lifts a suspension; the open spam reports are dismissed, so counting starts over.
+
+    False if the app was not suspended: its open reports keep counting toward the threshold.
+    """
     with transaction.atomic():
-        DeveloperApp.objects.filter(pk=app.pk).update(
+        changed = DeveloperApp.objects.filter(pk=app.pk, status=DeveloperApp.Status.SUSPENDED).update(
             status=DeveloperApp.Status.ACTIVE, suspended_reason="", suspended_at=None, needs_review=False
         )
-        dismissed = SpamReport.objects.filter(app=app, status=SpamReport.Status.OPEN).update(
-            status=SpamReport.Status.DISMISSED
-        )
-        audit.record(actor=actor, action="app_reinstated", target=app, detail={"reports_dismissed": dismissed})
+        if changed:
+            dismissed = SpamReport.objects.filter(app=app, status=SpamReport.Status.OPEN).update(
+                status=SpamReport.Status.DISMISSED
+            )
+            audit.record(actor=actor, action="app_reinstated", target=app, detail={"reports_dismissed": dismissed})
     app.refresh_from_db()
+    return bool(changed)
 
 
 # --- opt-in ----------------------------------------------------------------------------------

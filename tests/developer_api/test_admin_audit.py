@@ -119,3 +119,15 @@ def test_a_search_of_many_words_is_answered(operator, name):
 
     assert page.status_code == 200
     assert "words were searched for" in page.content.decode()
+
+
+def test_reinstating_an_active_app_keeps_its_open_reports(operator):
+    """Only a suspension is lifted: an app below the threshold keeps the reports counting toward it."""
+    app = make_app()
+    SpamReport.objects.create(app=app, reporter=UserFactory())
+
+    post_action(operator, "developer_api_developerapp", "reinstate_apps", [app.pk])
+
+    assert list(SpamReport.objects.values_list("status", flat=True)) == ["open"]
+    assert not AuditLog.objects.filter(action="app_reinstated").exists()
+
