@@ -273,9 +273,8 @@ class SpamReportAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Dismiss the selected reports", permissions=["change"])
     def dismiss(self, request, queryset):
-        for report in queryset:
-            spam.dismiss_report(report=report, actor=request.user)
-        self.message_user(request, f"{queryset.count()} report(s) dismissed.")
+        done = sum(spam.dismiss_report(report=report, actor=request.user) for report in queryset)
+        self.message_user(request, f"{done} report(s) dismissed.")
 
     @admin.action(description="Uphold: suspend the reported apps", permissions=["change"])
     def uphold(self, request, queryset):

@@ -88,10 +88,16 @@ def uphold_reports(*, app: DeveloperApp, actor: User) -> int:
     return upheld
 
 
-def dismiss_report(*, report: SpamReport, actor: User) -> None:
+def dismiss_report(*, report: SpamReport, actor: User) -> bool:
+    """An operator disagrees with an open report. False if it was decided already (upheld or
+    dismissed): a decision stays as it was made."""
     with transaction.atomic():
-        SpamReport.objects.filter(pk=report.pk).update(status=SpamReport.Status.DISMISSED)
-        audit.record(actor=actor, action="report_dismissed", target=report.app, detail={"report": report.pk})
+        changed = SpamReport.objects.filter(pk=report.pk, status=SpamReport.Status.OPEN).update(
+            status=SpamReport.Status.DISMISSED
+        )
+        if changed:
+            audit.record(actor=actor, action="report_dismissed", target=report.app, detail={"report": report.pk})
+    return bool(changed)
 
 
 # --- people -----------------------------------------------------------------------------------

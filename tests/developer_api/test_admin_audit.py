@@ -131,3 +131,12 @@ def test_reinstating_an_active_app_keeps_its_open_reports(operator):
     assert list(SpamReport.objects.values_list("status", flat=True)) == ["open"]
     assert not AuditLog.objects.filter(action="app_reinstated").exists()
 
+
+def test_dismissing_a_decided_report_leaves_it_as_decided(operator):
+    upheld = SpamReport.objects.create(app=make_app(), reporter=UserFactory(), status="upheld")
+
+    post_action(operator, "developer_api_spamreport", "dismiss", [upheld.pk])
+
+    upheld.refresh_from_db()
+    assert upheld.status == "upheld"
+    assert not AuditLog.objects.filter(action="report_dismissed").exists()
