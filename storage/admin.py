@@ -65,7 +65,11 @@ class MessageAdmin(BoundedSearch, admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["text", "sender__phone_number"]
     raw_id_fields = ["conversation", "sender"]
-    readonly_fields = ["seq", "client_id"]
+    # A message belongs to the members it was sent to, at the seq the broker gave it there.
+    readonly_fields = ["conversation", "seq", "sender", "client_id"]
+
+    def has_add_permission(self, request):
+        return False  # messages are sent through the broker, which gives each its seq
 
 
 admin.site.register(Contact)
