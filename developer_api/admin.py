@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from broker.services import accounts
 from developer_api.models import (
     ApiKey,
     AuditLog,
@@ -23,8 +24,9 @@ from developer_api.models import (
 )
 from developer_api.services import apps, audit, keys, spam, usage, webhooks
 from storage.admin import BoundedSearch
+from storage.admin import DeviceAdmin as StorageDeviceAdmin
 from storage.admin import UserAdmin as StorageUserAdmin
-from storage.models import User
+from storage.models import Device, User
 
 
 class AuditedDeletions:
@@ -325,8 +327,27 @@ class AuditLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-# Users live in storage's admin; operators suspend them from the same list, audited here.
+# Users and devices live in storage's admin; operators suspend users from the same list and log
+# devices out by deleting them, audited here.
 admin.site.unregister(User)
+admin.site.unregister(Device)
+
+
+class LoggedOutDeletions:
+    """A device deleted in the admin is logged out (accounts.logout): its open websockets are told
+    and closed at once, as at logout, rather than at their next periodic re-check."""
+
+    def delete_model(self, request, obj):
+        accounts.logout(device=obj)
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset:
+            accounts.logout(device=device)
+
+
+@admin.register(Device)
+class DeviceAdmin(AuditedDeletions, LoggedOutDeletions, StorageDeviceAdmin):
+    pass
 
 
 @admin.register(User)

@@ -51,3 +51,23 @@ async def test_deactivating_a_user_in_their_form_suspends_them(sockets):
     assert not await db(lambda: User.objects.get(pk=alice.pk).is_active)()
     assert not await db(lambda: Device.objects.filter(user_id=alice.pk).exists())()
     assert await db(lambda: AuditLog.objects.filter(action="user_suspended", target_id=str(alice.pk)).exists())()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_deleting_a_device_in_the_admin_logs_it_out_at_once(sockets):
+    """An operator deleting a stolen device's row: its open websocket is told and closed, as at
+    logout, not left receiving messages until the periodic re-check."""
+    from developer_api.models import AuditLog
+    from storage.models import Device
+
+    (alice, alice_token), _ = await people(2)
+    phone = await sockets(alice_token)
+    device = await db(lambda: Device.objects.get(user_id=alice.pk))()
+
+    status = await db(operator_posts)(reverse("admin:storage_device_delete", args=[device.pk]), {"post": "yes"})
+
+    assert status == 302
+    assert await phone.receive_type("session.revoked", timeout=2) == {"type": "session.revoked"}
+    assert await phone.receive_close() == 4001
+    assert not await db(lambda: Device.objects.filter(pk=device.pk).exists())()
+    assert await db(lambda: AuditLog.objects.filter(action="device_deleted", target_id=str(device.pk)).exists())()
