@@ -40,7 +40,12 @@ class UserAdmin(BoundedSearch, BaseUserAdmin):
 class DeviceAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["user", "name", "created_at", "last_used_at"]
     search_fields = ["user__phone_number", "name"]
-    readonly_fields = ["token_hash"]
+    # The token logs in as `user`: a device is never handed to someone else, and only logging in
+    # makes one (with a token whose hash this is).
+    readonly_fields = ["user", "token_hash"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 class MembershipInline(admin.TabularInline):

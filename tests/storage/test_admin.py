@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from storage.models import Message
-from tests.factories import UserFactory, direct_conversation, sent_message
+from storage.models import Device, Message
+from tests.factories import UserFactory, direct_conversation, sent_message, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +45,17 @@ def test_a_message_stays_in_its_conversation(operator):
     assert response.status_code == 302  # it was a 500 on the seq taken in the other conversation
     message.refresh_from_db()
     assert (message.conversation_id, message.sender_id) == (chat.pk, alice.pk)
+
+
+def test_a_device_stays_with_its_user(operator):
+    """Its token logs in as the device's user: moving the device would hand that login to another."""
+    alice, _ = user_with_token()
+    mallory = UserFactory()
+    device = Device.objects.get(user=alice)
+    url = reverse("admin:storage_device_change", args=[device.pk])
+
+    operator.post(url, {"user": mallory.pk, "name": "phone", **WHEN})
+
+    device.refresh_from_db()
+    assert device.user_id == alice.pk
+    assert operator.get(reverse("admin:storage_device_add")).status_code == 403  # devices are made by logging in
