@@ -159,15 +159,13 @@ class DeveloperAppAdmin(AuditedAdmin):
 
     @admin.action(description="Move the selected apps to the free tier", permissions=["change"])
     def make_free(self, request, queryset):
-        for app in queryset:
-            apps.set_tier(app=app, tier=DeveloperApp.Tier.FREE, actor=request.user)
-        self.message_user(request, f"{queryset.count()} app(s) now free.")
+        done = sum(apps.set_tier(app=app, tier=DeveloperApp.Tier.FREE, actor=request.user) for app in queryset)
+        self.message_user(request, f"{done} app(s) moved to the free tier.")
 
     @admin.action(description="Move the selected apps to the commercial tier", permissions=["change"])
     def make_commercial(self, request, queryset):
-        for app in queryset:
-            apps.set_tier(app=app, tier=DeveloperApp.Tier.COMMERCIAL, actor=request.user)
-        self.message_user(request, f"{queryset.count()} app(s) now commercial.")
+        done = sum(apps.set_tier(app=app, tier=DeveloperApp.Tier.COMMERCIAL, actor=request.user) for app in queryset)
+        self.message_user(request, f"{done} app(s) moved to the commercial tier.")
 
 
 class KeyStateFilter(admin.SimpleListFilter):

@@ -148,11 +148,16 @@ def decide_commercial(*, request: CommercialRequest, approve: bool, actor: User,
     return True
 
 
-def set_tier(*, app: DeveloperApp, tier: str, actor: User) -> None:
+def set_tier(*, app: DeveloperApp, tier: str, actor: User) -> bool:
+    """An operator moves the app to `tier`. False if it was there already (nothing is audited)."""
     with transaction.atomic():
+        current = DeveloperApp.objects.select_for_update().filter(pk=app.pk).values_list("tier", flat=True).first()
+        if current is None or current == tier:
+            return False
         DeveloperApp.objects.filter(pk=app.pk).update(tier=tier)
-        audit.record(actor=actor, action="tier_changed", target=app, detail={"from": app.tier, "to": tier})
+        audit.record(actor=actor, action="tier_changed", target=app, detail={"from": current, "to": tier})
     app.tier = tier
+    return True
 
 
 # --- suspension -------------------------------------------------------------------------------

@@ -140,3 +140,14 @@ def test_dismissing_a_decided_report_leaves_it_as_decided(operator):
     upheld.refresh_from_db()
     assert upheld.status == "upheld"
     assert not AuditLog.objects.filter(action="report_dismissed").exists()
+
+
+def test_moving_an_app_to_its_own_tier_is_not_a_change(operator):
+    free, commercial = make_app(), make_app()
+    DeveloperApp.objects.filter(pk=commercial.pk).update(tier="commercial")
+
+    post_action(operator, "developer_api_developerapp", "make_free", [free.pk, commercial.pk])
+
+    assert list(AuditLog.objects.filter(action="tier_changed").values_list("target_id", "detail")) == [
+        (str(commercial.pk), {"from": "commercial", "to": "free"})
+    ]
