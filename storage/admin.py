@@ -49,10 +49,20 @@ class DeviceAdmin(BoundedSearch, admin.ModelAdmin):
 
 
 class MembershipInline(admin.TabularInline):
+    """Shown, not edited: the broker adds a member after the history they may see
+    (joined_after_seq), moves members_version and tells the others; a row added here did none of
+    it, and a row deleted here left no departure."""
+
     model = Membership
     extra = 0
-    raw_id_fields = ["user"]
-    readonly_fields = ["delivered_seq", "read_seq", "joined_after_seq"]
+    can_delete = False
+    readonly_fields = ["user", "role", "joined_after_seq", "delivered_seq", "read_seq", "joined_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Conversation)

@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from storage.models import Device, Message
-from tests.factories import UserFactory, direct_conversation, sent_message, user_with_token
+from storage.models import Conversation, Device, Message
+from tests.factories import UserFactory, direct_conversation, group_conversation, sent_message, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +59,32 @@ def test_a_device_stays_with_its_user(operator):
     device.refresh_from_db()
     assert device.user_id == alice.pk
     assert operator.get(reverse("admin:storage_device_add")).status_code == 403  # devices are made by logging in
+
+
+def test_members_are_not_added_in_the_admin(operator):
+    """The broker adds a member after the history they may see (joined_after_seq) and tells the
+    others; a membership row added in the conversation's page showed its new member everything
+    said before."""
+    alice, bob, carol, outsider = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    group = group_conversation(alice, bob, carol)
+    sent_message(alice, group, "before the outsider")
+    url = reverse("admin:storage_conversation_change", args=[group.pk])
+    existing = list(group.memberships.order_by("pk"))
+    form = {"kind": "group", "title": "Team", "created_by": alice.pk, "members_version": group.members_version,
+            "created_at_0": "2026-01-01", "created_at_1": "10:00:00",
+            "last_activity_at_0": "2026-01-01", "last_activity_at_1": "10:00:00",
+            "memberships-TOTAL_FORMS": len(existing) + 1, "memberships-INITIAL_FORMS": len(existing),
+            "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000}
+    for i, m in enumerate(existing):
+        form.update({f"memberships-{i}-id": m.pk, f"memberships-{i}-conversation": group.pk,
+                     f"memberships-{i}-user": m.user_id, f"memberships-{i}-role": m.role,
+                     f"memberships-{i}-joined_at_0": "2026-01-01", f"memberships-{i}-joined_at_1": "10:00:00"})
+    n = len(existing)
+    form.update({f"memberships-{n}-conversation": group.pk, f"memberships-{n}-user": outsider.pk,
+                 f"memberships-{n}-role": "member",
+                 f"memberships-{n}-joined_at_0": "2026-01-01", f"memberships-{n}-joined_at_1": "10:00:00"})
+
+    response = operator.post(url, form)
+
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    assert not Conversation.objects.get(pk=group.pk).memberships.filter(user=outsider).exists()
