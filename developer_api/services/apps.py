@@ -11,7 +11,7 @@ from django.utils import timezone
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.services.people import parse_id
 from developer_api.models import CommercialRequest, DeveloperApp, OptIn, SpamReport
-from developer_api.services import audit
+from developer_api.services import audit, webhooks
 from storage.models import User
 
 MAX_NAME = 64
@@ -192,6 +192,7 @@ def reinstate_app(*, app: DeveloperApp, actor: User) -> bool:
                 status=SpamReport.Status.DISMISSED
             )
             audit.record(actor=actor, action="app_reinstated", target=app, detail={"reports_dismissed": dismissed})
+            webhooks.resume(apps=[app])
     app.refresh_from_db()
     return bool(changed)
 

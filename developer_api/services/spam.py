@@ -3,7 +3,7 @@ an operator's review. Operators can also suspend people."""
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from broker import events
@@ -12,7 +12,7 @@ from broker.publish import publish_on_commit, user_group
 from broker.services import people
 from broker.services.people import parse_id
 from developer_api.models import DeveloperApp, OutboundMessage, SpamReport
-from developer_api.services import audit
+from developer_api.services import audit, webhooks
 from developer_api.services.apps import clean_text, public_app, suspend_app
 from storage.models import Device, User
 
@@ -121,4 +121,6 @@ def reinstate_user(*, user: User, actor: User) -> None:
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(is_active=True)
         audit.record(actor=actor, action="user_reinstated", target=user)
+        # Their apps, or the app whose account they are, hear again what waited meanwhile.
+        webhooks.resume(apps=list(DeveloperApp.objects.filter(Q(owner=user) | Q(bot=user))))
     user.is_active = True

@@ -317,6 +317,22 @@ def schedule_lane(*, app_id: int, conversation_id: int, run_after: datetime | No
 
 
 # --- delivery ----------------------------------------------------------------------------------
+def in_service(app: DeveloperApp) -> bool:
+    """Neither the app, nor its owner, nor its account is suspended. A suspended app's webhook is
+    not called: what people write to it waits, in order, until it is back (`resume`)."""
+    return app.is_active and app.owner.is_active and app.bot.is_active
+
+
+def resume(*, apps: list[DeveloperApp]) -> None:
+    """The apps are back in service: their waiting events go out, with a fresh WEBHOOK_RETRY_FOR of
+    retries (their wait was no failure of the app's), once the caller's transaction commits."""
+    now = timezone.now()
+    pending = WebhookDelivery.objects.filter(app__in=apps, status=WebhookDelivery.Status.PENDING)
+    pending.update(next_attempt_at=now, retry_started_at=now, locked_until=None)
+    lanes = list(pending.values_list("app_id", "conversation_id").distinct())
+    transaction.on_commit(lambda: [schedule_lane(app_id=a, conversation_id=c) for a, c in lanes])
+
+
 def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = None) -> int:
     """Post the lane's due events in order, stopping at the first that fails or is not yet due.
 
@@ -324,6 +340,9 @@ def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = No
     claimed with a conditional UPDATE before it is posted, and only a lane's oldest pending event is
     ever attempted.
     """
+    app = DeveloperApp.objects.select_related("owner", "bot").filter(pk=app_id).first()
+    if app is None or not in_service(app):
+        return 0  # suspended: the lane waits for `resume`
     delivered = 0
     lane = WebhookDelivery.objects.filter(app_id=app_id, conversation_id=conversation_id,
                                           status=WebhookDelivery.Status.PENDING)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from broker.services import people, receipts
 from developer_api.models import DeveloperApp, WebhookAttempt, WebhookDelivery
-from developer_api.services import webhooks
+from developer_api.services import apps, spam, webhooks
 from storage.models import Membership
 from tests.developer_api.helpers import app_client, make_app, opted_in_user, text
 from tests.factories import UserFactory, direct_conversation, sent_message
@@ -430,6 +430,41 @@ def test_removing_the_webhook_gives_up_what_is_pending(receiver, django_capture_
     webhooks.clear_webhook(app=app)
 
     assert WebhookDelivery.objects.get().status == "failed"
+
+
+def test_a_suspended_app_hears_nothing_until_it_is_reinstated(receiver, django_capture_on_commit_callbacks, admin_user):
+    """Suspended for spam, an app must not go on reading what people write to it: its events wait,
+    in order, and go out once an operator reinstates it, however long that took."""
+    app = with_webhook(receiver)
+    apps.suspend_app(app=app, reason="spam", actor=admin_user)
+    user = UserFactory()
+    user_writes(app, user, "are you still there?", django_capture_on_commit_callbacks)
+    user_writes(app, user, "hello?", django_capture_on_commit_callbacks)
+
+    assert webhooks.deliver_due() == 0
+    later = timezone.now() + timedelta(days=3)  # longer than retries go on for
+    assert webhooks.deliver_due(now=later) == 0
+    assert receiver.posts == []
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"pending"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        apps.reinstate_app(app=app, actor=admin_user)
+    assert webhooks.deliver_due(now=later) == 2
+    assert [p["json"]["message"]["text"]["body"] for p in receiver.posts] == ["are you still there?", "hello?"]
+
+
+def test_an_app_whose_owner_is_suspended_hears_nothing_until_the_owner_is_reinstated(
+        receiver, django_capture_on_commit_callbacks, admin_user):
+    app = with_webhook(receiver)
+    spam.suspend_user(user=app.owner, actor=admin_user)
+    user_writes(app, UserFactory(), "anyone?", django_capture_on_commit_callbacks)
+
+    assert webhooks.deliver_due() == 0 and receiver.posts == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        spam.reinstate_user(user=app.owner, actor=admin_user)
+    assert webhooks.deliver_due() == 1
+    assert [p["json"]["message"]["text"]["body"] for p in receiver.posts] == ["anyone?"]
 
 
 def test_backoff_doubles_up_to_an_hour():
