@@ -155,6 +155,11 @@ def set_tier(*, app: DeveloperApp, tier: str, actor: User) -> bool:
         if current is None or current == tier:
             return False
         DeveloperApp.objects.filter(pk=app.pk).update(tier=tier)
+        if tier == DeveloperApp.Tier.COMMERCIAL:  # the owner's waiting request has its answer
+            CommercialRequest.objects.filter(app=app, status=CommercialRequest.Status.PENDING).update(
+                status=CommercialRequest.Status.APPROVED, decided_at=timezone.now(), decided_by=actor,
+                decision_note="Moved to the commercial tier by an operator.",
+            )
         audit.record(actor=actor, action="tier_changed", target=app, detail={"from": current, "to": tier})
     app.tier = tier
     return True

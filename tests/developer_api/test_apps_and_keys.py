@@ -215,6 +215,21 @@ def test_an_approved_request_makes_the_app_commercial(admin_user):
     assert again.status_code == 409
 
 
+def test_moving_an_app_to_commercial_answers_its_waiting_request(admin_user):
+    # The owner must not read "pending" (or later "refused") about an app an operator made
+    # commercial from the apps list.
+    owner, client = api_user()
+    app = make_app(owner)
+    request = apps.request_commercial(app=app, use_description="Shop")
+
+    assert apps.set_tier(app=app, tier=DeveloperApp.Tier.COMMERCIAL, actor=admin_user)
+
+    [shown] = client.get(f"{APPS}/{app.pk}/commercial").json()
+    assert shown["status"] == "approved"
+    assert not apps.decide_commercial(request=request, approve=False, actor=admin_user)  # decided already
+    assert client.get(f"{APPS}/{app.pk}").json()["tier"] == "commercial"
+
+
 def test_a_refused_request_leaves_the_app_free(admin_user):
     app = make_app()
     request = apps.request_commercial(app=app, use_description="Shop")
