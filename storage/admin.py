@@ -71,7 +71,12 @@ class ConversationAdmin(BoundedSearch, admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["title"]
     inlines = [MembershipInline]
-    readonly_fields = ["last_seq", "direct_key"]
+    # A conversation is made by the broker with its members (and a direct one with its pair), and
+    # its kind decides who may be in it: neither is made nor turned here.
+    readonly_fields = ["kind", "last_seq", "direct_key"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Message)
@@ -87,5 +92,28 @@ class MessageAdmin(BoundedSearch, admin.ModelAdmin):
         return False  # messages are sent through the broker, which gives each its seq
 
 
-admin.site.register(Contact)
-admin.site.register(Block)
+class LookOnly(BoundedSearch, admin.ModelAdmin):
+    """People's own lists, changed by the people through the broker (which tells whom it concerns:
+    a block changes what each sees of the other's presence); operators look. (Deleting stays
+    allowed: deleting a user deletes theirs, and the admin refuses a deletion that would take rows
+    the operator may not delete.)"""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(LookOnly):
+    list_display = ["owner", "contact", "name", "created_at"]
+    list_select_related = ["owner", "contact"]
+    search_fields = ["owner__phone_number", "contact__phone_number", "name"]
+
+
+@admin.register(Block)
+class BlockAdmin(LookOnly):
+    list_display = ["blocker", "blocked", "created_at"]
+    list_select_related = ["blocker", "blocked"]
+    search_fields = ["blocker__phone_number", "blocked__phone_number"]

@@ -88,3 +88,44 @@ def test_members_are_not_added_in_the_admin(operator):
 
     assert response.status_code == 302, response.context["errors"] if response.context else response
     assert not Conversation.objects.get(pk=group.pk).memberships.filter(user=outsider).exists()
+
+
+def test_conversations_are_not_made_or_changed_in_kind_in_the_admin(operator):
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+
+    added = operator.post(reverse("admin:storage_conversation_add"), {"kind": "direct", "title": ""})
+    operator.post(reverse("admin:storage_conversation_change", args=[chat.pk]), {
+        "kind": "group", "title": "now a group?",
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+    })
+
+    assert added.status_code == 403  # a conversation with no members and no direct pair
+    chat.refresh_from_db()
+    assert chat.kind == "direct"  # a direct chat turned group would take members and admins
+
+
+@pytest.mark.parametrize("model", ["contact", "block"])
+def test_contacts_and_blocks_are_looked_at_not_made_or_undone_in_the_admin(operator, model):
+    # A block made or lifted here would skip the broker: no presence change sent to either person.
+    alice, bob = UserFactory(), UserFactory()
+    fields = {"contact": {"owner": alice.pk, "contact": bob.pk, "name": "Bob"},
+              "block": {"blocker": alice.pk, "blocked": bob.pk}}[model]
+
+    response = operator.post(reverse(f"admin:storage_{model}_add"), {**fields, **WHEN})
+
+    assert response.status_code == 403
+    assert operator.get(reverse(f"admin:storage_{model}_changelist")).status_code == 200
+
+
+def test_an_operator_still_deletes_a_user_who_has_contacts_and_blocks(operator):
+    from storage.models import Block, Contact, User
+
+    spammer, victim = UserFactory(), UserFactory()
+    Contact.objects.create(owner=spammer, contact=victim)
+    Block.objects.create(blocker=victim, blocked=spammer)
+
+    response = operator.post(reverse("admin:storage_user_delete", args=[spammer.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=spammer.pk).exists()
