@@ -110,6 +110,17 @@ class DeveloperAppAdmin(AuditedAdmin):
         # it); the add form would store an app with neither.
         return False
 
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            apps.retire_accounts(bot_ids=[obj.bot_id])
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            bot_ids = list(queryset.values_list("bot_id", flat=True))
+            super().delete_queryset(request, queryset)
+            apps.retire_accounts(bot_ids=bot_ids)
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and {"name", "description"} & set(form.changed_data):

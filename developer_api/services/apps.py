@@ -165,6 +165,12 @@ def set_tier(*, app: DeveloperApp, tier: str, actor: User) -> bool:
     return True
 
 
+def retire_accounts(*, bot_ids: list[int]) -> None:
+    """The apps of these accounts were deleted: nobody finds or logs in as the accounts any more
+    (kept, not deleted, for the conversations and messages people have with them)."""
+    User.objects.filter(pk__in=bot_ids, is_business=True).update(is_active=False)
+
+
 # --- suspension -------------------------------------------------------------------------------
 def suspend_app(*, app: DeveloperApp, reason: str, actor: User | None, needs_review: bool = False) -> bool:
     """Stop every key of the app at once (403 app_suspended). `actor` None: the system did it.

@@ -17,7 +17,7 @@ from developer_api.services import apps, usage
 from storage.models import Device, User
 from tests.developer_api.app_schema import AppClient
 from tests.developer_api.helpers import make_app, make_key
-from tests.factories import api_user, user_with_token
+from tests.factories import api_user, direct_conversation, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -284,3 +284,18 @@ def test_the_audit_log_cannot_be_edited(operator):
     deleting = operator.post(reverse("admin:developer_api_auditlog_delete", args=[entry.pk]), {"post": "yes"})
     assert deleting.status_code == 403
     assert AuditLog.objects.filter(pk=entry.pk).exists()
+
+
+def test_a_deleted_app_leaves_no_account_anyone_can_still_find_or_write_to(operator):
+    app = make_app()
+    bot = app.bot
+    person, client = api_user()
+    direct_conversation(person, bot)  # the app had written to them: they know its account
+
+    response = operator.post(reverse("admin:developer_api_developerapp_delete", args=[app.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    bot.refresh_from_db()
+    assert not bot.is_active  # it was left active: an app's account with no app behind it
+    found = client.post("/api/v1/conversations", {"kind": "direct", "user_id": bot.pk}, format="json")
+    assert found.status_code == 404
