@@ -1653,6 +1653,9 @@ function buildInfo(c) {
 
 function renderBanner(connState) {
   const banner = els.banner;
+  // The page's connection as a whole (idle, connecting, open, waiting, stopped): the banner alone
+  // cannot say "open" for a page whose first socket is not yet asked for, since both are hidden.
+  document.body.dataset.connection = connState;
   if (connState === "open" || connState === "idle") {
     banner.hidden = true;
     document.body.classList.remove("offline");
