@@ -46,6 +46,7 @@ def _embedded_secret_key() -> str:
     return key_file.read_text().strip()
 
 
+SECRET_KEY_FROM_ENVIRONMENT = bool(env_str("SECRET_KEY", ""))  # else each machine makes its own (storage/checks.py)
 SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")

@@ -235,3 +235,16 @@ def test_the_embedded_secret_key_file_is_never_readable_by_others(tmp_path):
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_servers_sharing_redis_are_warned_to_share_a_secret_key(settings):
+    from storage.checks import secret_key_shared_when_scaled_out
+
+    settings.REDIS_URL, settings.SECRET_KEY_FROM_ENVIRONMENT = "redis://127.0.0.1:6379/0", False
+    [warning] = secret_key_shared_when_scaled_out(None)
+    assert warning.id == "storage.W001" and "SECRET_KEY" in warning.hint
+
+    settings.SECRET_KEY_FROM_ENVIRONMENT = True
+    assert secret_key_shared_when_scaled_out(None) == []
+    settings.REDIS_URL, settings.SECRET_KEY_FROM_ENVIRONMENT = "", False  # embedded: one process's file
+    assert secret_key_shared_when_scaled_out(None) == []
