@@ -405,6 +405,17 @@ def test_clean_media_removes_old_files_no_upload_uses(media_root):
     assert media_service.sweep_unused_files(older_than=timedelta(0)) == 1  # no grace: the young one too
 
 
+def test_clean_media_refuses_a_negative_grace_and_deletes_nothing(media_root):
+    from django.core.management.base import CommandError
+
+    fresh = upload(UserFactory(), samples.PDF)  # just uploaded, about to be sent
+
+    with pytest.raises(CommandError, match="--grace -60"):
+        call_command("clean_media", "--grace", "-60", stdout=io.StringIO())
+
+    assert Media.objects.filter(pk=fresh.pk).exists() and fresh.file.name in stored_files(media_root)
+
+
 def test_an_upload_of_a_blob_the_sweep_is_removing_still_has_its_file(monkeypatch, media_root):
     name = media_service.blob_name(hashlib.sha256(samples.PDF).hexdigest())
     default_storage.save(name, ContentFile(samples.PDF))  # left behind, no upload uses it

@@ -5,7 +5,7 @@ a systemd timer); it is safe to run at any time, uploads in progress included.""
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from broker.services.media import collect_unused, sweep_unused_files
 
@@ -20,6 +20,8 @@ class Command(BaseCommand):
                                  "(default: MESSENGER_MEDIA_UPLOAD_GRACE).")
 
     def handle(self, *args, grace=None, **options):
+        if grace is not None and grace < 0:  # as MESSENGER_MEDIA_UPLOAD_GRACE refuses it
+            raise CommandError(f"--grace {grace}: expected a whole number of seconds, 0 or more.")
         seconds = settings.MESSENGER["MEDIA_UPLOAD_GRACE"] if grace is None else grace
         count = collect_unused(older_than=timedelta(seconds=seconds))
         swept = sweep_unused_files(older_than=timedelta(seconds=seconds))
