@@ -95,10 +95,17 @@ async def post_body(path: str, chunks: list[bytes], *, declared: int | None) -> 
         headers.append((b"content-length", str(declared).encode()))
     request = asgi.communicator(asgi.http_scope("POST", path, headers))
     taken = 0
+    loop = asyncio.get_running_loop()
     for n, chunk in enumerate(chunks):
         await request.send_input({"type": "http.request", "body": chunk, "more_body": n < len(chunks) - 1})
         taken += 1
-        await asyncio.sleep(0.05)  # the application's turn
+        # The application's turn: until it has read the chunk (then the client sends the next) or
+        # answered, however long a loaded machine makes that (a fixed 50 ms each, 1 s in all, was
+        # not always enough for the answer to come before the last chunk went).
+        deadline = loop.time() + 30
+        while not request.input_queue.empty() and request.output_queue.empty():
+            assert loop.time() < deadline, "the application neither read the body nor answered"
+            await asyncio.sleep(0.01)
         if not request.output_queue.empty():  # it has answered: the client stops sending
             break
     status, _, body = await asgi.response(request)
