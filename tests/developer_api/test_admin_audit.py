@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from developer_api.models import ApiKey, AuditLog, CommercialRequest, DeveloperApp, SpamReport
+from developer_api.models import AuditLog, DeveloperApp, SpamReport
 from developer_api.services import apps
 from tests.developer_api.helpers import make_app, make_key
 from tests.factories import UserFactory
@@ -95,7 +95,8 @@ def test_lists_take_the_same_queries_for_many_rows(operator, admin_user, model, 
 
 
 def test_the_app_list_counts_the_open_reports_of_each_app(operator):
-    reported, quiet = make_app(name="Reported"), make_app(name="Quiet")
+    reported = make_app(name="Reported")
+    make_app(name="Quiet")
     SpamReport.objects.create(app=reported, reporter=UserFactory())
     SpamReport.objects.create(app=reported, reporter=UserFactory())
     SpamReport.objects.create(app=reported, reporter=UserFactory(), status="dismissed")
