@@ -174,3 +174,13 @@ def api_client():
     from tests.openapi import SchemaCheckedClient
 
     return SchemaCheckedClient()
+
+
+@pytest.fixture
+def operator(admin_user):
+    """A browser logged into the admin site as a superuser."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_user)
+    return client

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -124,23 +125,14 @@ def test_a_request_with_no_connection_free_gets_503_busy_and_nothing_else_breaks
     monkeypatch.setenv("MESSENGER_DB_POOL_SIZE", "1")
     monkeypatch.setenv("MESSENGER_DB_POOL_TIMEOUT", "0.5")
     database, server, token = request.getfixturevalue("server_and_user")  # started with the settings above
-    # The pool's one connection is taken by a request that waits on a lock held here.
-    with psycopg.connect(database._url_for(database.name)) as blocker:
-        blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
-        with ThreadPoolExecutor(1) as pool:
-            held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
-            deadline = time.monotonic() + 10
-            while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            me = urllib.request.Request(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-            with pytest.raises(urllib.error.HTTPError) as busy:  # its headers matter here, so not http()
-                urllib.request.build_opener(urllib.request.ProxyHandler({})).open(me, timeout=10)
-            assert busy.value.code == 503
-            assert busy.value.headers["Retry-After"] == "1"
-            assert json.loads(busy.value.read())["error"] == {
-                "code": "busy", "message": "The server is busy; try again in a moment.", "retry_after": 1}
-            blocker.rollback()
-            assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
+    with the_pools_one_connection_held(database, server, token):
+        me = urllib.request.Request(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as busy:  # its headers matter here, so not http()
+            urllib.request.build_opener(urllib.request.ProxyHandler({})).open(me, timeout=10)
+        assert busy.value.code == 503
+        assert busy.value.headers["Retry-After"] == "1"
+        assert json.loads(busy.value.read())["error"] == {
+            "code": "busy", "message": "The server is busy; try again in a moment.", "retry_after": 1}
     status, body = http("GET", f"{server.url}/api/v1/conversations", token=token)
     assert status == 200, body
 
@@ -159,19 +151,11 @@ async def test_a_websocket_frame_with_no_connection_free_gets_busy_and_may_be_se
     assert (await ada.receive(timeout=10))["code"] == "unknown_type"
     frame = dict(type="message.send", client_id="doc-1", conversation=chat, media_id=photo["id"])
     try:
-        with psycopg.connect(database._url_for(database.name)) as blocker:
-            blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
-            with ThreadPoolExecutor(1) as pool:
-                held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
-                deadline = time.monotonic() + 10
-                while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                await ada.send(**frame)
+        with the_pools_one_connection_held(database, server, token):
+            await ada.send(**frame)
+            refused = await ada.receive(timeout=10)
+            while refused["type"] != "error":  # past any live event on its way
                 refused = await ada.receive(timeout=10)
-                while refused["type"] != "error":  # past any live event on its way
-                    refused = await ada.receive(timeout=10)
-                blocker.rollback()
-                assert held.result(timeout=10)[0] == 200
         assert {k: refused.get(k) for k in ("code", "frame", "ref", "retry_after")} == {
             "code": "busy", "frame": "message.send", "ref": "doc-1", "retry_after": 1}
         assert [m["client_id"] for m in full_history(server, token, chat)] == []
@@ -182,6 +166,23 @@ async def test_a_websocket_frame_with_no_connection_free_gets_busy_and_may_be_se
     finally:
         await ada.close()
     assert "Traceback" not in server.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def the_pools_one_connection_held(database: LiveDatabase, server: ServerProcess, token: str):
+    """The server's pool (of one, MESSENGER_DB_POOL_SIZE=1) has no connection free: its connection
+    is taken by a request waiting on a lock held here. On the way out the lock goes, and that
+    request is answered."""
+    with psycopg.connect(database._url_for(database.name)) as blocker:
+        blocker.execute("LOCK TABLE storage_conversation IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(http, "GET", f"{server.url}/api/v1/conversations", token=token)
+            deadline = time.monotonic() + 10
+            while not _waiting_on_a_lock(database) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            yield
+            blocker.rollback()
+            assert held.result(timeout=10)[0] == 200  # the waiting request was answered once the lock went
 
 
 def _waiting_on_a_lock(database: LiveDatabase) -> bool:

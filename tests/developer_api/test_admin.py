@@ -2,7 +2,6 @@
 use, revoke a key, suspend and reinstate an app, suspend a user, resend a webhook), each audited."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from developer_api.models import (
@@ -20,13 +19,6 @@ from tests.developer_api.helpers import make_app, make_key
 from tests.factories import api_user, direct_conversation, user_with_token
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def act(operator, model: str, action: str, ids: list[int]):

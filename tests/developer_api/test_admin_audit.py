@@ -13,13 +13,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
 def staff_client(*codenames: str) -> Client:
     """A staff member with only the given developer_api / storage permissions."""
     user = UserFactory(is_staff=True)

@@ -2,7 +2,6 @@
 or moved here (seq is the broker's, and a message belongs to the members it was sent to)."""
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from storage.models import Conversation, Device, Message
@@ -11,13 +10,6 @@ from tests.factories import UserFactory, direct_conversation, group_conversation
 pytestmark = pytest.mark.django_db
 
 WHEN = {"created_at_0": "2026-01-01", "created_at_1": "10:00:00"}
-
-
-@pytest.fixture
-def operator(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def test_messages_are_not_added_in_the_admin(operator):
