@@ -623,16 +623,21 @@ def test_being_removed_from_a_group_is_unread_only_until_the_group_is_opened(peo
     expect(page).to_have_title("messenger")
 
 
+def info_of_a_chat_with_a_message(people, sender_name, reader_name):
+    """(sender, reader, the reader's info drawer): the reader's page is open on the chat with the
+    sender's "hello", and on its info drawer."""
+    sender, reader = people(sender_name), people(reader_name)
+    start_chat(sender, reader)
+    send(sender, "hello")
+    open_chat(reader, sender_name)
+    reader.page.get_by_role("button", name="Conversation info").click()
+    return sender, reader, reader.page.locator("#info-drawer")
+
+
 def test_a_block_or_unblock_that_fails_says_why(people):
     """Blocking and unblocking failed in silence: the button just stayed as it was."""
-    alice = people("Alice Unreachable")
-    bob = people("Bob Offline")
-    start_chat(alice, bob)
-    send(alice, "hello")
-    open_chat(bob, "Alice Unreachable")
+    _, bob, info = info_of_a_chat_with_a_message(people, "Alice Unreachable", "Bob Offline")
     page = bob.page
-    page.get_by_role("button", name="Conversation info").click()
-    info = page.locator("#info-drawer")
 
     page.route("**/api/v1/blocks/*", lambda route: route.abort())
     info.get_by_role("button", name="Block Alice Unreachable", exact=True).click()
@@ -659,14 +664,8 @@ def test_block_unblock_and_retry_from_the_keyboard_keep_the_focus(people, server
     """Block, Unblock and Retry each replace the button pressed: the focus fell to the page's body,
     and a keyboard user had to find their way back. It now goes to the button that takes its place,
     or, for Retry and the composer's Unblock, to the composer."""
-    alice = people("Alice Keyboard")
-    bob = people("Bob Keyboard")
-    start_chat(alice, bob)
-    send(alice, "hello")
-    open_chat(bob, "Alice Keyboard")
+    alice, bob, info = info_of_a_chat_with_a_message(people, "Alice Keyboard", "Bob Keyboard")
     page = bob.page
-    page.get_by_role("button", name="Conversation info").click()
-    info = page.locator("#info-drawer")
 
     info.get_by_role("button", name="Block Alice Keyboard", exact=True).focus()
     page.keyboard.press("Enter")
