@@ -47,6 +47,12 @@ class DeveloperApp(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def in_service(self) -> bool:
+        """Neither the app, nor its owner, nor its account is suspended: its keys work and its
+        webhook is called."""
+        return self.is_active and self.owner.is_active and self.bot.is_active
+
 
 class ApiKey(models.Model):
     """One API key of an app. Only a SHA-256 hash of the key is stored; `prefix` is the part shown."""

@@ -111,7 +111,7 @@ def check_app(key: ApiKey) -> None:
     if not app.is_active:
         raise AppSuspended(f"The app is suspended ({app.suspended_reason or 'by an operator'}); "
                            "its keys work again once an operator reinstates it.")
-    if not app.owner.is_active or not app.bot.is_active:
+    if not app.in_service:
         raise AppSuspended("The app's owner or account is suspended.")
 
 

@@ -317,18 +317,19 @@ def schedule_lane(*, app_id: int, conversation_id: int, run_after: datetime | No
 
 
 # --- delivery ----------------------------------------------------------------------------------
-def in_service(app: DeveloperApp) -> bool:
-    """Neither the app, nor its owner, nor its account is suspended. A suspended app's webhook is
-    not called: what people write to it waits, in order, until it is back (`resume`)."""
-    return app.is_active and app.owner.is_active and app.bot.is_active
+def _due_now(deliveries) -> None:
+    """Pending and due at once, with a fresh WEBHOOK_RETRY_FOR of retries."""
+    now = timezone.now()
+    deliveries.update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now, retry_started_at=now,
+                      locked_until=None)
 
 
 def resume(*, apps: list[DeveloperApp]) -> None:
-    """The apps are back in service: their waiting events go out, with a fresh WEBHOOK_RETRY_FOR of
-    retries (their wait was no failure of the app's), once the caller's transaction commits."""
-    now = timezone.now()
+    """The apps are back in service (a suspended app's webhook is not called: what people write to
+    it waits, in order): their waiting events go out, with a fresh WEBHOOK_RETRY_FOR of retries
+    (their wait was no failure of the app's), once the caller's transaction commits."""
     pending = WebhookDelivery.objects.filter(app__in=apps, status=WebhookDelivery.Status.PENDING)
-    pending.update(next_attempt_at=now, retry_started_at=now, locked_until=None)
+    _due_now(pending)
     lanes = list(pending.values_list("app_id", "conversation_id").distinct())
     transaction.on_commit(lambda: [schedule_lane(app_id=a, conversation_id=c) for a, c in lanes])
 
@@ -341,7 +342,7 @@ def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = No
     ever attempted.
     """
     app = DeveloperApp.objects.select_related("owner", "bot").filter(pk=app_id).first()
-    if app is None or not in_service(app):
+    if app is None or not app.in_service:
         return 0  # suspended: the lane waits for `resume`
     delivered = 0
     lane = WebhookDelivery.objects.filter(app_id=app_id, conversation_id=conversation_id,
@@ -429,9 +430,6 @@ def resend(*, delivery: WebhookDelivery, actor: User) -> None:
     from developer_api.services import audit
 
     with transaction.atomic():
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now(), locked_until=None,
-            retry_started_at=timezone.now(),  # a fresh 24 hours of retries
-        )
+        _due_now(WebhookDelivery.objects.filter(pk=delivery.pk))
         audit.record(actor=actor, action="webhook_resent", target=delivery, detail={"app": delivery.app_id})
         transaction.on_commit(lambda: schedule_lane(app_id=delivery.app_id, conversation_id=delivery.conversation_id))
