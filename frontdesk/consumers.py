@@ -19,7 +19,7 @@ from broker.errors import BrokerError, CredentialRevoked
 from broker.publish import PUSH, apublish, device_group, local_deliveries_first, session_group, user_group
 from broker.ratelimit import FrameBudget
 from broker.services import accounts, catchup, presence, receipts, send, sessions
-from frontdesk.db import BUSY_RETRY_AFTER, database_sync_to_async, no_connection_free
+from frontdesk.db import BUSY_MESSAGE, BUSY_RETRY_AFTER, database_sync_to_async, no_connection_free
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if no_connection_free(exc):
                 logger.warning("no database connection free in the pool: frame %s answered busy", frame_type)
                 await self._send_event(events.error(
-                    code="busy", message="The server is busy; try again in a moment.",
+                    code="busy", message=BUSY_MESSAGE,
                     retry_after=BUSY_RETRY_AFTER, frame=frame_type, ref=_frame_ref(frame),
                 ))
                 return

@@ -140,7 +140,9 @@ def database_sync_to_async(func=None, *, may_take_long: bool = False):
     return _DatabaseCall(func, thread_sensitive=False, executor=executor)
 
 
-# Seconds a client is asked to wait when the server has no database connection free.
+# What a client is told, and how many seconds it is asked to wait, when the server has no database
+# connection free (REST: 503 `busy`; websocket: an error `busy`).
+BUSY_MESSAGE = "The server is busy; try again in a moment."
 BUSY_RETRY_AFTER = 1
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from broker import errors
 from frontdesk.api.parsers import BodyTooLarge
-from frontdesk.db import BUSY_RETRY_AFTER, no_connection_free
+from frontdesk.db import BUSY_MESSAGE, BUSY_RETRY_AFTER, no_connection_free
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, str]:
 def exception_handler(exc, context):
     if no_connection_free(exc):
         logger.warning("no database connection free in the pool: answered 503 busy")
-        response = Response(error_body("busy", "The server is busy; try again in a moment.",
+        response = Response(error_body("busy", BUSY_MESSAGE,
                                        retry_after=BUSY_RETRY_AFTER), status=status.HTTP_503_SERVICE_UNAVAILABLE)
         response["Retry-After"] = str(BUSY_RETRY_AFTER)
         return response
