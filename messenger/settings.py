@@ -46,8 +46,9 @@ def _embedded_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY_FROM_ENVIRONMENT = bool(env_str("SECRET_KEY", ""))  # else each machine makes its own (storage/checks.py)
-SECRET_KEY = env_str("SECRET_KEY", "") or _embedded_secret_key()
+_secret_key = env_str("SECRET_KEY", "")
+SECRET_KEY_FROM_ENVIRONMENT = bool(_secret_key)  # else each machine makes its own (storage/checks.py)
+SECRET_KEY = _secret_key or _embedded_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
