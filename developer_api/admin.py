@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from broker.services import accounts
+from broker.services import accounts, moderation
 from developer_api.models import (
     ApiKey,
     AuditLog,
@@ -24,9 +24,11 @@ from developer_api.models import (
 )
 from developer_api.services import apps, audit, keys, spam, usage, webhooks
 from storage.admin import BoundedSearch
+from storage.admin import ConversationAdmin as StorageConversationAdmin
 from storage.admin import DeviceAdmin as StorageDeviceAdmin
+from storage.admin import MessageAdmin as StorageMessageAdmin
 from storage.admin import UserAdmin as StorageUserAdmin
-from storage.models import Device, User
+from storage.models import Conversation, Device, Message, User
 
 
 class AuditedDeletions:
@@ -336,10 +338,12 @@ class AuditLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-# Users and devices live in storage's admin; operators suspend users from the same list and log
-# devices out by deleting them, audited here.
+# Users, devices, conversations and messages live in storage's admin; operators suspend users from
+# the same list, log devices out by deleting them and take messages down, audited here.
 admin.site.unregister(User)
 admin.site.unregister(Device)
+admin.site.unregister(Conversation)
+admin.site.unregister(Message)
 
 
 class LoggedOutDeletions:
@@ -405,3 +409,26 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
                     audit.record(actor=request.user, action="user_password_changed", target=user,
                                  detail={"password_login": user.has_usable_password()})
         return response
+
+
+@admin.register(Conversation)
+class ConversationAdmin(AuditedDeletions, StorageConversationAdmin):
+    pass
+
+
+@admin.register(Message)
+class MessageAdmin(StorageMessageAdmin):
+    actions = ["take_down"]
+
+    @admin.action(description="Take down the selected messages (text and media removed, members told)",
+                  permissions=["change"])
+    def take_down(self, request, queryset):
+        taken = 0
+        for message in queryset.filter(kind=Message.Kind.TEXT):
+            with transaction.atomic():  # no entry for a message that was not taken down
+                if moderation.take_down(message_id=message.pk) is not None:
+                    audit.record(actor=request.user, action="message_taken_down", target=message,
+                                 detail={"conversation": message.conversation_id, "seq": message.seq,
+                                         "sender": message.sender_id})
+                    taken += 1
+        self.message_user(request, f"{taken} message(s) taken down.")

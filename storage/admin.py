@@ -72,24 +72,41 @@ class ConversationAdmin(BoundedSearch, admin.ModelAdmin):
     search_fields = ["title"]
     inlines = [MembershipInline]
     # A conversation is made by the broker with its members (and a direct one with its pair), and
-    # its kind decides who may be in it: neither is made nor turned here.
-    readonly_fields = ["kind", "last_seq", "direct_key"]
+    # its kind decides who may be in it: neither is made nor turned here. Its title neither: no
+    # client hears of a new title (members have theirs from the conversation list), so a title
+    # changed here would be one thing in the admin and another on every member's screen.
+    readonly_fields = ["kind", "title", "created_by", "created_at", "last_seq", "last_activity_at", "direct_key",
+                       "members_version"]
 
     def has_add_permission(self, request):
         return False
+
+    def get_deleted_objects(self, objs, request):
+        # A conversation goes with all its messages, which leaves no gap in anyone's seqs: the
+        # messages' own refusal to be deleted one by one (MessageAdmin) does not hold here.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(Message._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
 
 @admin.register(Message)
 class MessageAdmin(BoundedSearch, admin.ModelAdmin):
     list_display = ["conversation", "seq", "sender", "kind", "created_at"]
+    list_select_related = ["conversation", "sender"]
     list_filter = ["kind"]
     search_fields = ["text", "sender__phone_number"]
-    raw_id_fields = ["conversation", "sender"]
-    # A message belongs to the members it was sent to, at the seq the broker gave it there.
-    readonly_fields = ["conversation", "seq", "sender", "client_id"]
+    # A message is what its sender said to the members it was sent to, at the seq the broker gave
+    # it there: shown here, never rewritten (the members would keep their copies and be told
+    # nothing). An operator takes a message down instead (broker.services.moderation).
+    readonly_fields = ["conversation", "seq", "sender", "client_id", "kind", "text", "event", "media", "created_at"]
 
     def has_add_permission(self, request):
         return False  # messages are sent through the broker, which gives each its seq
+
+    def has_delete_permission(self, request, obj=None):
+        # A deleted message leaves a gap in its conversation's seqs, and clients acknowledge only up
+        # to their first gap (docs/protocol.md): they would be sent what follows it at every connect.
+        return False
 
 
 class LookOnly(BoundedSearch, admin.ModelAdmin):

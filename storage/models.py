@@ -180,6 +180,8 @@ class Message(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
         SYSTEM = "system"
+        # Taken down by an operator: its text and media are gone, its place (seq) and sender kept.
+        REMOVED = "removed"
 
     # Every index is written on every message (storage/migrations/0004 says which ones and why), so
     # these foreign keys have none of their own: unique_message_seq and unique_sender_client_id

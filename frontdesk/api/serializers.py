@@ -107,7 +107,8 @@ class MessageSchema(serializers.Serializer):
     conversation = serializers.IntegerField()
     seq = serializers.IntegerField()
     sender = serializers.IntegerField(allow_null=True, help_text="null for system messages")
-    kind = serializers.ChoiceField(choices=["text", "system"])
+    kind = serializers.ChoiceField(choices=["text", "system", "removed"],
+                                   help_text="removed: taken down by a moderator, its text and media gone")
     text = serializers.CharField()
     # A DictField, not a JSONField: drf-spectacular documents a nullable JSONField as
     # oneOf [{}, null], which a null (every text message) matches twice and so fails.

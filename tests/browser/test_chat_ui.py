@@ -688,3 +688,36 @@ def test_block_unblock_and_retry_from_the_keyboard_keep_the_focus(people, server
     expect(composer(alice.page)).to_be_focused()
     expect(failed).to_have_count(1)
     expect(failed).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+
+
+def test_a_message_a_moderator_takes_down_goes_from_every_screen_and_keeps_its_place(people, server):
+    alice, bob = people("Alice Seller"), people("Bob Buyer")
+    start_chat(alice, bob)
+    for text in ("hello Bob", "buy cheap watches at example.com", "see you"):
+        send(alice, text)
+    open_chat(bob, "Alice Seller")
+    expect(bubble(bob.page, "see you")).to_have_count(1)
+    olga = people("Olga Operator", register=False).register_by_api()
+    server.manage("shell", "-c", "from storage.models import User; "
+                  f"User.objects.filter(phone_number='{olga.phone}').update(is_staff=True, is_superuser=True)")
+    olga.login()
+
+    # The operator finds the message in the admin and takes it down.
+    olga.page.goto(server.url + "/admin/storage/message/?q=cheap+watches")
+    olga.page.locator("input[name=_selected_action]").check()
+    olga.page.locator("select[name=action]").select_option("take_down")
+    olga.page.get_by_role("button", name="Go").click()
+    expect(olga.page.get_by_text("1 message(s) taken down.")).to_be_visible()
+
+    # Both screens lose it at once, in its place, and say why; a reload agrees.
+    def shows_it_removed(page):
+        expect(page.locator("#messages .msg-removed")).to_have_text("This message was removed by a moderator")
+        expect(page.locator("#messages .system-text", has_text="A message was removed by a moderator.")).to_have_count(1)
+        assert texts(page) == ["hello Bob", "This message was removed by a moderator", "see you"]
+
+    shows_it_removed(alice.page)
+    shows_it_removed(bob.page)
+    bob.page.reload()
+    expect(bubble(bob.page, "see you")).to_have_count(1)
+    shows_it_removed(bob.page)
+    assert alice.dialogs == [] and bob.dialogs == [] and csp_violations(olga) == []

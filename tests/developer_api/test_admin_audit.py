@@ -145,3 +145,40 @@ def test_moving_an_app_to_its_own_tier_is_not_a_change(operator):
     assert list(AuditLog.objects.filter(action="tier_changed").values_list("target_id", "detail")) == [
         (str(commercial.pk), {"from": "commercial", "to": "free"})
     ]
+
+
+def test_an_operator_takes_a_message_down_and_the_log_says_who(operator, admin_user):
+    from storage.models import Message
+    from tests.factories import direct_conversation, sent_message
+
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+    spam = sent_message(alice, chat, "buy cheap watches")
+    sent_message(alice, chat, "see you")
+    viewer = staff_client("view_message")
+
+    post_action(viewer, "storage_message", "take_down", [spam.pk])
+    assert Message.objects.get(pk=spam.pk).kind == "text"  # one who may only view cannot
+
+    page = post_action(operator, "storage_message", "take_down", [spam.pk])
+    post_action(operator, "storage_message", "take_down", [spam.pk])  # again: nothing more
+
+    assert page.status_code == 302
+    assert [(m.seq, m.kind, m.text) for m in Message.objects.filter(conversation=chat)] == [
+        (1, "removed", ""), (2, "text", "see you"), (3, "system", "A message was removed by a moderator.")]
+    entry = AuditLog.objects.get()
+    assert (entry.actor, entry.action, entry.target_id) == (admin_user, "message_taken_down", str(spam.pk))
+    assert entry.detail == {"conversation": chat.pk, "seq": 1, "sender": alice.pk}
+
+
+def test_the_message_list_takes_the_same_queries_for_many_rows(operator, django_assert_max_num_queries):
+    from tests.factories import direct_conversation, sent_message
+
+    for _ in range(30):
+        alice, bob = UserFactory(), UserFactory()
+        sent_message(alice, direct_conversation(alice, bob), "hi")
+
+    with django_assert_max_num_queries(12):
+        page = operator.get(reverse("admin:storage_message_changelist"))
+
+    assert page.status_code == 200

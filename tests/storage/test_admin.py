@@ -121,3 +121,49 @@ def test_an_operator_still_deletes_a_user_who_has_contacts_and_blocks(operator):
 
     assert response.status_code == 302
     assert not User.objects.filter(pk=spammer.pk).exists()
+
+
+def test_what_a_person_said_is_not_rewritten_in_the_admin(operator):
+    # The members keep their copies and nobody would be told: the admin would say one thing and
+    # every screen another. Operators take a message down instead (tests/broker/test_moderation.py).
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+    message = sent_message(alice, chat, "see you at 8")
+
+    operator.post(reverse("admin:storage_message_change", args=[message.pk]),
+                  {"kind": "text", "text": "see you never", "event": "null", **WHEN})
+
+    message.refresh_from_db()
+    assert (message.kind, message.text) == ("text", "see you at 8")
+
+
+def test_a_group_title_is_not_changed_in_the_admin(operator):
+    alice, bob = UserFactory(), UserFactory()
+    group = group_conversation(alice, bob, title="Climbing")
+
+    operator.post(reverse("admin:storage_conversation_change", args=[group.pk]), {
+        "title": "Renamed unseen", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+    })
+
+    group.refresh_from_db()
+    assert group.title == "Climbing"  # no member's client would hear of a new one
+
+
+def test_one_message_is_not_deleted_but_a_whole_conversation_is(operator):
+    alice, bob = UserFactory(), UserFactory()
+    chat = direct_conversation(alice, bob)
+    first, second, third = (sent_message(alice, chat, text) for text in ("one", "two", "three"))
+
+    refused = operator.post(reverse("admin:storage_message_delete", args=[second.pk]), {"post": "yes"})
+    operator.post(reverse("admin:storage_message_changelist"),
+                  {"action": "delete_selected", "_selected_action": [str(second.pk)], "post": "yes"})
+
+    assert refused.status_code == 403
+    # A gap at seq 2 would stop every client's acknowledgements at 1, for ever (docs/protocol.md).
+    assert list(Message.objects.filter(conversation=chat).values_list("seq", flat=True)) == [1, 2, 3]
+
+    deleted = operator.post(reverse("admin:storage_conversation_delete", args=[chat.pk]), {"post": "yes"})
+
+    assert deleted.status_code == 302
+    assert not Conversation.objects.filter(pk=chat.pk).exists()
+    assert not Message.objects.filter(pk__in=[first.pk, second.pk, third.pk]).exists()

@@ -29,6 +29,7 @@ const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const PAGE = 50;
 const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left"]);
+const REMOVED_TEXT = "This message was removed by a moderator";
 const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 
 const state = {
@@ -230,6 +231,8 @@ async function refreshConversation(id) {
 /** Keep a message (deduplicated by seq); true if it is new to this page. */
 function addMessage(c, m) {
   const existing = c.msgs.get(m.seq);
+  // Taken down is for good: a copy of it from before, arriving late, does not bring it back.
+  if (existing && existing.kind === "removed") m = { ...m, kind: "removed", text: "", media: null };
   c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
   if (m.sender === me.id) {
     if (m.client_id && c.pending.has(m.client_id)) {
@@ -246,7 +249,16 @@ function addMessage(c, m) {
     if (time(m.created_at) > time(c.last_activity_at)) c.last_activity_at = m.created_at;
   }
   if (m.sender) c.typing.delete(m.sender);
+  if (m.kind === "system" && m.event && m.event.action === "message_removed") takeDown(c, m.event.seq);
   return !existing;
+}
+
+/** A moderator took the message at `seq` down: it keeps its place, its text and media go. */
+function takeDown(c, seq) {
+  const held = c.msgs.get(seq);
+  if (!held) return; // not loaded here: history brings it removed
+  c.msgs.set(seq, { ...held, kind: "removed", text: "", media: null });
+  if (c.last_message && c.last_message.seq === seq) c.last_message = c.msgs.get(seq);
 }
 
 function statusOf(c, m) {
@@ -629,6 +641,7 @@ function previewOf(c) {
   const m = c.last_message;
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
   if (m.kind === "system") return h("span", { class: "preview-text preview-system", text: m.text });
+  if (m.kind === "removed") return h("span", { class: "preview-text preview-system", text: REMOVED_TEXT });
   const parts = [];
   if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
   else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
@@ -785,7 +798,7 @@ function messageItems(c) {
     const first = !previous || previous.kind === "system" || previous.sender !== m.sender || fmt.dayKey(previous.created_at) !== day;
     const key = entry.own && m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
     const status = m.kind === "system" ? "" : entry.pending ? entry.pending.state : entry.own ? statusOf(c, m) : "in";
-    const shape = `${first}|${m.kind === "text" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status, seq: m.seq, createdAt: m.created_at,
       build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
@@ -849,8 +862,10 @@ function messageElement(c, m, { own, first, status, pending }) {
   const meta = h("span", { class: "msg-meta" },
     h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
     own ? statusIcon(status) : null);
-  const bubble = h("div", { class: "bubble" }, author, m.media ? mediaElement(m.media) : null,
-    m.text ? h("span", { class: "msg-text", text: m.text }) : null, meta);
+  const content = m.kind === "removed"
+    ? [h("span", { class: "msg-text msg-removed", text: REMOVED_TEXT })]
+    : [m.media ? mediaElement(m.media) : null, m.text ? h("span", { class: "msg-text", text: m.text }) : null];
+  const bubble = h("div", { class: "bubble" }, author, ...content, meta);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (status === "failed" && pending) {
     row.append(h("div", { class: "msg-failed" },

@@ -1,0 +1,39 @@
+"""Operators taking down what people sent.
+
+A message taken down keeps its place: its seq, sender and time stay and its text and media go
+(kind `removed`). Deleting the row instead would leave a gap in the conversation's seqs, and a
+client acknowledges only up to its first gap (docs/protocol.md, guarantee 4): it would be sent
+everything after it again at each connect, for ever. The members learn of it from a system
+notice naming the seq, which reaches them as any message does (live, by catch-up, in history),
+so a device that was offline replaces what it shows as well.
+"""
+
+from django.db import transaction
+
+from broker.errors import NotFound
+from broker.services.media import release_media
+from broker.services.send import append_message
+from storage.models import Message
+
+NOTICE_TEXT = "A message was removed by a moderator."
+
+
+def take_down(*, message_id: int) -> Message | None:
+    """Remove the text and media of a person's message, and tell the conversation's members. The
+    notice, or None when there is nothing to take down (a system notice, or a message taken down
+    already)."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().filter(pk=message_id).first()
+        if message is None:
+            raise NotFound(f"There is no message {message_id}.", field="message")
+        if message.kind != Message.Kind.TEXT:
+            return None
+        media_id = message.media_id
+        Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None)
+        notice = append_message(
+            conversation_id=message.conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=NOTICE_TEXT,
+            event={"action": "message_removed", "seq": message.seq},
+        )
+        if media_id is not None:
+            release_media(media_id)  # and its file once committed, unless a forward carries it
+    return notice
