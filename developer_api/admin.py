@@ -23,12 +23,15 @@ from developer_api.models import (
     WebhookDelivery,
 )
 from developer_api.services import apps, audit, keys, spam, usage, webhooks
+from storage.admin import BlockAdmin as StorageBlockAdmin
 from storage.admin import BoundedSearch
+from storage.admin import ContactAdmin as StorageContactAdmin
 from storage.admin import ConversationAdmin as StorageConversationAdmin
 from storage.admin import DeviceAdmin as StorageDeviceAdmin
 from storage.admin import MessageAdmin as StorageMessageAdmin
 from storage.admin import UserAdmin as StorageUserAdmin
-from storage.models import Conversation, Device, Message, User
+from storage.admin import may_manage
+from storage.models import Block, Contact, Conversation, Device, Message, User
 
 
 class AuditedDeletions:
@@ -338,12 +341,10 @@ class AuditLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-# Users, devices, conversations and messages live in storage's admin; operators suspend users from
-# the same list, log devices out by deleting them and take messages down, audited here.
-admin.site.unregister(User)
-admin.site.unregister(Device)
-admin.site.unregister(Conversation)
-admin.site.unregister(Message)
+# People's accounts and what they made live in storage's admin; operators suspend users from the
+# same list, log devices out by deleting them and take messages down, audited here.
+for model in (User, Device, Conversation, Message, Contact, Block):
+    admin.site.unregister(model)
 
 
 class LoggedOutDeletions:
@@ -372,17 +373,25 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
     @admin.action(description="Suspend the selected users (logged out everywhere, cannot log in)",
                   permissions=["change"])
     def suspend_users(self, request, queryset):
-        suspended = 0
-        for user in queryset.filter(is_active=True).exclude(pk=request.user.pk):
+        users = self._managed(request, queryset.filter(is_active=True).exclude(pk=request.user.pk))
+        for user in users:
             spam.suspend_user(user=user, actor=request.user)
-            suspended += 1
-        self.message_user(request, f"{suspended} user(s) suspended.")
+        self.message_user(request, f"{len(users)} user(s) suspended.")
 
     @admin.action(description="Reinstate the selected users", permissions=["change"])
     def reinstate_users(self, request, queryset):
-        for user in queryset.filter(is_active=False):
+        users = self._managed(request, queryset.filter(is_active=False))
+        for user in users:
             spam.reinstate_user(user=user, actor=request.user)
-        self.message_user(request, "Users reinstated.")
+        self.message_user(request, f"{len(users)} user(s) reinstated.")
+
+    def _managed(self, request, queryset) -> list[User]:
+        users = list(queryset)
+        managed = [user for user in users if may_manage(request.user, user)]
+        if len(managed) < len(users):
+            self.message_user(request, f"{len(users) - len(managed)} staff account(s) left as they were: "
+                                       "only a superuser changes staff accounts.", messages.WARNING)
+        return managed
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -413,6 +422,16 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
 
 @admin.register(Conversation)
 class ConversationAdmin(AuditedDeletions, StorageConversationAdmin):
+    pass
+
+
+@admin.register(Contact)
+class ContactAdmin(AuditedDeletions, StorageContactAdmin):
+    pass
+
+
+@admin.register(Block)
+class BlockAdmin(AuditedDeletions, StorageBlockAdmin):
     pass
 
 

@@ -35,6 +35,30 @@ class UserAdmin(BoundedSearch, BaseUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["phone_number", "display_name", "password1", "password2"]})]
     readonly_fields = ["last_seen"]
 
+    # Django lets anyone who may change users change any user, themselves included: a moderator
+    # given "Can change user" to suspend spammers could tick their own superuser box, or set a
+    # superuser's password and log in as them. Here only superusers grant rights or touch the
+    # accounts of staff; other staff manage people's accounts.
+    RIGHTS = ["is_staff", "is_superuser", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, *self.RIGHTS] if not request.user.is_superuser else fields
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and may_manage(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and may_manage(request.user, obj)
+
+
+def may_manage(operator: User, account: User | None) -> bool:
+    """Whether `operator` may change or remove `account`: a superuser any, other staff only people's
+    accounts (their own included, short of their rights)."""
+    if account is None or operator.is_superuser or account.pk == operator.pk:
+        return True
+    return not (account.is_staff or account.is_superuser)
+
 
 @admin.register(Device)
 class DeviceAdmin(BoundedSearch, admin.ModelAdmin):
@@ -46,6 +70,10 @@ class DeviceAdmin(BoundedSearch, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a device logs it out: only those who may manage its user's account.
+        return super().has_delete_permission(request, obj) and may_manage(request.user, obj.user if obj else None)
 
 
 class MembershipInline(admin.TabularInline):

@@ -182,3 +182,81 @@ def test_the_message_list_takes_the_same_queries_for_many_rows(operator, django_
         page = operator.get(reverse("admin:storage_message_changelist"))
 
     assert page.status_code == 200
+
+
+def moderator_client(user) -> Client:
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user", "delete_device"]))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def user_form(user, **changes) -> dict:
+    form = {"phone_number": user.phone_number, "display_name": user.display_name, "about": user.about,
+            "is_active": "on", "is_staff": "on" if user.is_staff else ""}
+    form.update(changes)
+    return {name: value for name, value in form.items() if value != ""}
+
+
+def test_a_moderator_who_may_change_users_cannot_make_themselves_superuser(admin_user):
+    moderator = UserFactory(is_staff=True)
+    client = moderator_client(moderator)
+
+    own_page = client.post(reverse("admin:storage_user_change", args=[moderator.pk]),
+                           user_form(moderator, is_superuser="on", user_permissions=[
+                               str(pk) for pk in Permission.objects.values_list("pk", flat=True)]))
+
+    assert own_page.status_code == 302  # their own profile they may edit, not their rights
+    moderator.refresh_from_db()
+    assert not moderator.is_superuser
+    assert set(moderator.user_permissions.values_list("codename", flat=True)) == {
+        "view_user", "change_user", "delete_device"}
+
+
+def test_a_moderator_cannot_take_over_suspend_or_log_out_a_superuser(admin_user):
+    from storage.models import Device
+
+    client = moderator_client(UserFactory(is_staff=True))
+    Device.objects.create(user=admin_user, name="laptop", token_hash="0" * 64)
+    password_before = admin_user.password
+
+    password = client.post(reverse("admin:auth_user_password_change", args=[admin_user.pk]),
+                           {"password1": "mine now 12345", "password2": "mine now 12345", "usable_password": "true"})
+    post_action(client, "storage_user", "suspend_users", [admin_user.pk])
+    logout = client.post(reverse("admin:storage_device_delete", args=[admin_user.devices.get().pk]), {"post": "yes"})
+
+    assert password.status_code == 403
+    assert logout.status_code == 403
+    admin_user.refresh_from_db()
+    assert admin_user.password == password_before and admin_user.is_active
+    assert admin_user.devices.exists()
+
+
+def test_a_moderator_still_suspends_people_and_a_superuser_grants_rights(operator):
+    spammer, helper = UserFactory(), UserFactory()
+    client = moderator_client(UserFactory(is_staff=True))
+
+    post_action(client, "storage_user", "suspend_users", [spammer.pk])
+    operator.post(reverse("admin:storage_user_change", args=[helper.pk]), user_form(helper, is_staff="on"))
+
+    spammer.refresh_from_db(), helper.refresh_from_db()
+    assert not spammer.is_active
+    assert helper.is_staff
+
+
+@pytest.mark.parametrize("model", ["conversation", "contact", "block"])
+def test_deleting_what_people_made_is_audited(operator, admin_user, model):
+    from storage.models import Block, Contact
+    from tests.factories import direct_conversation
+
+    alice, bob = UserFactory(), UserFactory()
+    made = {"conversation": lambda: direct_conversation(alice, bob),
+            "contact": lambda: Contact.objects.create(owner=alice, contact=bob),
+            "block": lambda: Block.objects.create(blocker=alice, blocked=bob)}[model]()
+
+    response = operator.post(reverse(f"admin:storage_{model}_delete", args=[made.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not type(made).objects.filter(pk=made.pk).exists()
+    entry = AuditLog.objects.get()
+    assert (entry.actor, entry.action, entry.target_id) == (admin_user, f"{model}_deleted", str(made.pk))
