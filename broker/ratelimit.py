@@ -1,7 +1,7 @@
 """Rate limits: sends per user, counted from the stored messages; login and registration attempts
-per phone number and per client address, and lookups of phone numbers nobody uses per user,
-counted in the Django cache so every server process shares them (local memory in the embedded
-setup, Redis when scaled out). Plus `FrameBudget`, the
+per phone number and per client address, and lookups of phone numbers per user (those nobody uses,
+and all), counted in the Django cache so every server process shares them (local memory in the
+embedded setup, Redis when scaled out). Plus `FrameBudget`, the
 per-connection budget of websocket frames, which lives in the connection itself.
 
 Written here rather than taken from django-ratelimit because that library limits HTTP requests
@@ -119,16 +119,22 @@ def check_register_allowed(*, phone_number: str | None, client_ip: str | None) -
 
 
 # --- looking people up by phone number ---------------------------------------------------------
-# Only misses count: a number nobody uses. Probing which numbers are registered is mostly misses,
-# as most numbers are nobody's, while a person adding the people they know mostly hits and should
-# not run out. The limit is checked before the lookup, so once it is reached every number is
-# refused (hits included) until the window ends, and the answers say nothing more.
+# Two limits. Misses, numbers nobody uses, have a tight one: probing which numbers are registered
+# is mostly misses, as most numbers are nobody's, while a person adding the people they know mostly
+# hits and should not run out. Every lookup has a loose one, for whoever holds a list of numbers
+# people use and would learn whose each is. Both are checked before the lookup, so once either is
+# reached every number is refused (hits included) until the window ends, and the answers say
+# nothing more.
 def check_lookup_allowed(*, user_id: int) -> None:
-    """Before looking someone up by phone number for this user."""
-    window = settings.MESSENGER["LOOKUP_WINDOW"]
+    """Before looking someone up by phone number for this user; counts the lookup."""
+    limits = settings.MESSENGER
+    window = limits["LOOKUP_WINDOW"]
     key, _, retry_after = _window(f"ratelimit:lookup-miss:{user_id}", window)
-    if _count(key) >= settings.MESSENGER["LOOKUP_MISSES_PER_USER"]:
+    if _count(key) >= limits["LOOKUP_MISSES_PER_USER"]:
         _refuse("phone numbers nobody uses looked up", retry_after)
+    key, _, retry_after = _window(f"ratelimit:lookup:{user_id}", window)
+    if _incr(key, window) > limits["LOOKUPS_PER_USER"]:
+        _refuse("phone numbers looked up", retry_after)
 
 
 def lookup_missed(*, user_id: int) -> None:

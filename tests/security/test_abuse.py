@@ -31,6 +31,7 @@ def limits(settings):
     settings.MESSENGER = {
         **settings.MESSENGER, "LOGIN_RATE_PER_IP": 6, "LOGIN_FAILURES_PER_PHONE": 3,
         "REGISTER_RATE_PER_IP": 3, "REGISTER_RATE_PER_PHONE": 2, "LOOKUP_MISSES_PER_USER": 3,
+        "LOOKUPS_PER_USER": 8,
         # Fixed windows: long ones, so that no window ends halfway through a test.
         "LOGIN_WINDOW": 10**8, "REGISTER_WINDOW": 10**8, "LOOKUP_WINDOW": 10**8,
     }
@@ -121,6 +122,24 @@ def test_looking_up_numbers_nobody_uses_is_limited_per_user(limits):
     # The limit is the prober's own.
     _, neighbour = api_user()
     assert neighbour.post(CONTACTS, {"phone_number": someone.phone_number}).status_code == 201
+
+
+def test_looking_up_numbers_people_use_is_limited_too_more_loosely(limits):
+    """Someone holding a list of numbers people use (a leaked one) learns whose each is from the
+    answers without a single miss: every lookup counts against a looser limit."""
+    _, scraper = api_user()
+    known = [UserFactory() for _ in range(9)]
+
+    found = [scraper.post(CONTACTS, {"phone_number": person.phone_number}).status_code for person in known[:8]]
+
+    assert found == [201] * 8
+    assert_rate_limited(scraper.post(CONTACTS, {"phone_number": known[8].phone_number}))
+    assert_rate_limited(scraper.post(CONVERSATIONS, {"kind": "direct", "phone_number": known[8].phone_number}))
+    assert not Contact.objects.filter(contact=known[8]).exists()
+    # People the scraper has found stay reachable by id, which names only people one knows.
+    assert scraper.post(CONVERSATIONS, {"kind": "direct", "user_id": known[0].pk}).status_code == 201
+    _, neighbour = api_user()
+    assert neighbour.post(CONTACTS, {"phone_number": known[8].phone_number}).status_code == 201
 
 
 # --- passwords --------------------------------------------------------------------------------------
