@@ -336,7 +336,7 @@ MESSENGER = {
     "LOOKUP_WINDOW": env_int("MESSENGER_LOOKUP_WINDOW", 3600, minimum=1),
     "LOOKUP_MISSES_PER_USER": env_int("MESSENGER_LOOKUP_MISSES_PER_USER", 50, minimum=1),
     # And every lookup, found or not: someone holding a list of numbers people use (a leaked one)
-    # would otherwise learn whose each is, names and photos, with no miss to slow them down. Adding
+    # would otherwise learn whose each is (name, about) with no miss to slow them down. Adding
     # people one at a time, nobody looks up 200 numbers in an hour.
     "LOOKUPS_PER_USER": env_int("MESSENGER_LOOKUPS_PER_USER", 200, minimum=1),
 }
