@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.utils.text import smart_split
 
 from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
@@ -58,6 +60,25 @@ def may_manage(operator: User, account: User | None) -> bool:
     if account is None or operator.is_superuser or account.pk == operator.pk:
         return True
     return not (account.is_staff or account.is_superuser)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin):
+    """A group's permissions are rights too: staff allowed to change groups could otherwise give a
+    group they are in every permission. Only superusers make, change or delete groups; other staff
+    with the view permission look."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(Device)

@@ -260,3 +260,27 @@ def test_deleting_what_people_made_is_audited(operator, admin_user, model):
     assert not type(made).objects.filter(pk=made.pk).exists()
     entry = AuditLog.objects.get()
     assert (entry.actor, entry.action, entry.target_id) == (admin_user, f"{model}_deleted", str(made.pk))
+
+
+def test_a_moderator_who_may_change_groups_cannot_give_their_own_group_every_permission(operator):
+    from django.contrib.auth.models import Group
+
+    moderators = Group.objects.create(name="moderators")
+    moderators.permissions.set(Permission.objects.filter(codename__in=["view_user", "change_group", "add_group"]))
+    moderator = UserFactory(is_staff=True)
+    moderator.groups.add(moderators)
+    client = Client()
+    client.force_login(moderator)
+    everything = [str(pk) for pk in Permission.objects.values_list("pk", flat=True)]
+
+    changed = client.post(reverse("admin:auth_group_change", args=[moderators.pk]),
+                          {"name": "moderators", "permissions": everything})
+    added = client.post(reverse("admin:auth_group_add"), {"name": "mine", "permissions": everything})
+
+    assert (changed.status_code, added.status_code) == (403, 403)
+    assert set(moderators.permissions.values_list("codename", flat=True)) == {"view_user", "change_group", "add_group"}
+    assert not Group.objects.filter(name="mine").exists()
+    # A superuser still makes and fills groups.
+    operator.post(reverse("admin:auth_group_change", args=[moderators.pk]),
+                  {"name": "moderators", "permissions": everything})
+    assert moderators.permissions.count() == len(everything)
