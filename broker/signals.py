@@ -1,6 +1,6 @@
 """What the broker announces to other apps (developer_api's webhooks subscribe here).
 
-Both are sent after the write commits, from the thread that committed it: for a device's sends
+`message_stored` and `watermark_advanced` are sent after the write commits, from the thread that committed it: for a device's sends
 and receipts on PostgreSQL that is the event loop's (storage/async_sql.py), where Django refuses
 database work. Those paths leave conversations with a developer app's account among the members to
 the database threads, so a receiver may work in the database when `context.business_member_ids`
@@ -17,3 +17,7 @@ from django.dispatch import Signal
 message_stored = Signal()
 # sender=Membership class; kwargs: conversation_id, user_id, seq, status ("delivered" | "read"), context
 watermark_advanced = Signal()
+# sender=Message class; kwargs: message (as taken down: kind removed, its text and media gone).
+# Unlike the two above, sent inside the take-down's transaction, from a thread where database work
+# is allowed (an operator's request): what receivers write is committed, or undone, with it.
+message_taken_down = Signal()

@@ -13,3 +13,5 @@ class DeveloperApiConfig(AppConfig):
         signals.message_stored.connect(receivers.on_message_stored, dispatch_uid="developer_api.message_stored")
         signals.watermark_advanced.connect(receivers.on_watermark_advanced,
                                            dispatch_uid="developer_api.watermark_advanced")
+        signals.message_taken_down.connect(receivers.on_message_taken_down,
+                                           dispatch_uid="developer_api.message_taken_down")

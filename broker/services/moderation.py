@@ -10,6 +10,7 @@ so a device that was offline replaces what it shows as well.
 
 from django.db import transaction
 
+from broker import signals
 from broker.errors import NotFound
 from broker.services.media import release_media
 from broker.services.send import append_message
@@ -30,6 +31,9 @@ def take_down(*, message_id: int) -> Message | None:
             return None
         media_id = message.media_id
         Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None)
+        message.kind, message.text, message.media = Message.Kind.REMOVED, "", None
+        # Others holding copies of it drop them too (developer_api: the apps' webhook events).
+        signals.message_taken_down.send(sender=Message, message=message)
         notice = append_message(
             conversation_id=message.conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=NOTICE_TEXT,
             event={"action": "message_removed", "seq": message.seq},

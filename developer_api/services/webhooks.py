@@ -292,6 +292,30 @@ def message_received(*, app: DeveloperApp, message: Message, sender: User) -> No
            payload={"message": body})
 
 
+TAKEN_DOWN = "The message was taken down by a moderator: not sent."
+# What an event of a message taken down keeps of it: who wrote it and when, not what.
+KEPT_OF_A_REMOVED_MESSAGE = ("id", "from", "from_user_id", "from_name", "created_at")
+
+
+def message_taken_down(*, conversation_id: int, seq: int) -> None:
+    """A moderator took down the user's message at `seq`: its events keep nothing of what it said
+    (an operator's resend, or the retry of one being posted now, sends `"type": "removed"`), and
+    those not delivered yet are not sent (failed, saying why); the lane moves on. An app that had
+    it already is not told."""
+    deliveries = WebhookDelivery.objects.select_for_update().filter(
+        conversation_id=conversation_id, seq=seq, event=WebhookDelivery.Event.MESSAGE)
+    for delivery in deliveries:
+        payload = json.loads(delivery.body)
+        message = payload["message"]
+        payload["message"] = {**{k: message[k] for k in KEPT_OF_A_REMOVED_MESSAGE if k in message}, "type": "removed"}
+        delivery.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        fields = ["body"]
+        if delivery.status == WebhookDelivery.Status.PENDING:
+            delivery.status, delivery.last_error = WebhookDelivery.Status.FAILED, TAKEN_DOWN
+            fields += ["status", "last_error"]
+        delivery.save(update_fields=fields)
+
+
 def status_changed(*, outbound: OutboundMessage, status: str) -> None:
     """One of the app's messages is now delivered, read or failed."""
     status_body = {

@@ -540,3 +540,50 @@ def test_a_failed_attempt_queues_its_retry_for_later(receiver):
     delivery.refresh_from_db()
     retry = DBTaskResult.objects.order_by("-enqueued_at").first()
     assert DBTaskResult.objects.count() == 2 and retry.run_after == delivery.next_attempt_at
+
+
+def test_a_message_taken_down_before_the_app_had_it_is_never_posted(receiver, django_capture_on_commit_callbacks):
+    """A moderator takes down what a user wrote to an app while its event waits (the app's webhook
+    was failing, or the worker is behind): the app is not sent it, and the event log keeps none of it."""
+    from broker.services import moderation
+
+    app = with_webhook(receiver)
+    user = UserFactory()
+    spam = user_writes(app, user, "buy cheap watches", django_capture_on_commit_callbacks)
+    after = user_writes(app, user, "where is my order?", django_capture_on_commit_callbacks)
+
+    moderation.take_down(message_id=spam.pk)
+    webhooks.deliver_due()
+
+    assert [event["message"]["id"] for event in receiver.events()] == [f"in_{after.pk}"]
+    taken = WebhookDelivery.objects.get(seq=spam.seq)
+    assert taken.status == "failed" and "taken down" in taken.last_error
+    assert "cheap watches" not in taken.body
+    # Resent by an operator, it says only that the message is gone.
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.resend(delivery=taken, actor=UserFactory(is_staff=True))
+    webhooks.deliver_due()
+    resent = receiver.events()[-1]["message"]
+    assert resent == {"id": f"in_{spam.pk}", "from": user.phone_number, "from_user_id": user.pk,
+                      "from_name": user.display_name, "type": "removed", "created_at": resent["created_at"]}
+
+
+def test_an_event_the_app_had_is_not_resent_with_what_was_taken_down(receiver, django_capture_on_commit_callbacks,
+                                                                    admin_user):
+    from broker.services import moderation
+
+    app = with_webhook(receiver)
+    spam = user_writes(app, UserFactory(), "buy cheap watches", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+    delivery = WebhookDelivery.objects.get()
+
+    moderation.take_down(message_id=spam.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.resend(delivery=delivery, actor=admin_user)
+    webhooks.deliver_due()
+
+    first, again = receiver.events()
+    assert first["message"]["text"] == {"body": "buy cheap watches"}  # before the take-down
+    assert again["message"]["type"] == "removed" and "text" not in again["message"]
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and "cheap watches" not in delivery.body
