@@ -33,7 +33,8 @@ def find_user(*, user_id: object) -> User:
 
 def find_person(*, seeker: User, phone_number: object = None, user_id: object = None) -> User:
     """The active user `seeker` names by exactly one of a phone number or an id, to add as a contact
-    or to chat with. Numbers nobody uses are limited per seeker (ratelimit.check_lookup_allowed);
+    or to chat with. Lookups by number are limited per seeker, those of numbers nobody uses more
+    tightly (ratelimit.check_lookup_allowed);
     an id names only someone the seeker already knows, or an app's account."""
     if (phone_number is None) == (user_id is None):
         raise InvalidInput("Give exactly one of phone_number or user_id.", field="phone_number")
