@@ -4,6 +4,7 @@ import sys
 
 import django
 
+from messenger import log_filters
 from messenger.env import env_float, env_str, refuse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
@@ -12,6 +13,8 @@ django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application() doe
 from messenger.http_handler import OneHopASGIHandler  # noqa: E402  (needs Django set up first)
 
 django_asgi_app = OneHopASGIHandler()
+
+log_filters.install()  # no websocket's ?token= in uvicorn's log
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 

@@ -19,6 +19,8 @@ import time
 import pytest
 
 from tests.live_server import (
+    HOST,
+    UVICORN,
     LiveDatabase,
     ServerProcess,
     WsClient,
@@ -261,3 +263,31 @@ async def test_two_processes_keep_seq_gapless_under_concurrent_senders(servers):
         assert conversation(p2, accounts[0][1], conv)["last_seq"] == total
     finally:
         await close_all(clients)
+
+
+class ProductionUvicorn(ServerProcess):
+    """uvicorn with the flags of docs/deployment.md's systemd unit: no `--log-level`, so INFO is logged."""
+
+    def command(self) -> list[str]:
+        return [str(UVICORN), "--host", HOST, "--port", str(self.port), "--proxy-headers", "--forwarded-allow-ips",
+                HOST, "--no-access-log", "--lifespan", "off", "--ws-max-size", "1048576", "messenger.asgi:application"]
+
+
+async def test_websocket_tokens_stay_out_of_the_server_log(live_db):
+    server = ProductionUvicorn(live_db)
+    try:
+        await asyncio.to_thread(server.start)
+        _, token = await asyncio.to_thread(register, server, "Logged")
+        client = await WsClient.connect(server, token)
+        await client.send(type="typing", conversation=0)
+        await client.receive()  # the socket was accepted (and logged) by now
+        await client.close()
+        refused = await WsClient.connect(server, "not-a-token-but-secret")  # refused sockets are logged too
+        await refused.receive()
+        await refused.close()
+        await asyncio.sleep(0.2)
+        log = server.log_path.read_text()
+        assert "WebSocket /ws/v1/?token=[hidden]" in log, log  # the connection is still logged
+        assert token not in log and "not-a-token-but-secret" not in log, log
+    finally:
+        server.kill()
