@@ -1,10 +1,11 @@
 """What the broker announces to other apps (developer_api's webhooks subscribe here).
 
-`message_stored` and `watermark_advanced` are sent after the write commits, from the thread that committed it: for a device's sends
-and receipts on PostgreSQL that is the event loop's (storage/async_sql.py), where Django refuses
-database work. Those paths leave conversations with a developer app's account among the members to
-the database threads, so a receiver may work in the database when `context.business_member_ids`
-is not empty, and must not otherwise (developer_api's receivers do nothing then).
+`message_stored` and `watermark_advanced` are sent after the write commits, from the thread that
+committed it: for a device's sends and receipts on PostgreSQL that is the event loop's
+(storage/async_sql.py), where Django refuses database work. Those paths leave conversations with a
+developer app's account among the members to the database threads, so a receiver may work in the
+database when `context.business_member_ids` is not empty, and must not otherwise (developer_api's
+receivers do nothing then).
 """
 
 from django.dispatch import Signal

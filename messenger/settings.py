@@ -331,8 +331,9 @@ MESSENGER = {
     "REGISTER_RATE_PER_IP": env_int("MESSENGER_REGISTER_RATE_PER_IP", 20, minimum=1),
     "REGISTER_RATE_PER_PHONE": env_int("MESSENGER_REGISTER_RATE_PER_PHONE", 5, minimum=1),
     # Looking people up by phone number (contacts, direct chats): numbers nobody uses, per user
-    # and window (broker/ratelimit.py says why they have a limit of their own). Typing numbers by hand, a person
-    # rarely gets 50 wrong in an hour; a script trying numbers gets 50 an hour, 1,200 a day.
+    # and window (broker/ratelimit.py says why they have a limit of their own). Typing numbers by
+    # hand, a person rarely gets 50 wrong in an hour; a script trying numbers gets 50 an hour,
+    # 1,200 a day.
     "LOOKUP_WINDOW": env_int("MESSENGER_LOOKUP_WINDOW", 3600, minimum=1),
     "LOOKUP_MISSES_PER_USER": env_int("MESSENGER_LOOKUP_MISSES_PER_USER", 50, minimum=1),
     # And every lookup, found or not: someone holding a list of numbers people use (a leaked one)
