@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from broker.errors import NotFound
 from broker.services import accounts, moderation
 from developer_api.models import (
     ApiKey,
@@ -445,7 +446,11 @@ class MessageAdmin(StorageMessageAdmin):
         taken = 0
         for message in queryset.filter(kind=Message.Kind.TEXT):
             with transaction.atomic():  # no entry for a message that was not taken down
-                if moderation.take_down(message_id=message.pk) is not None:
+                try:
+                    notice = moderation.take_down(message_id=message.pk)
+                except NotFound:  # deleted meanwhile, with its conversation: nothing left to take down
+                    continue
+                if notice is not None:
                     audit.record(actor=request.user, action="message_taken_down", target=message,
                                  detail={"conversation": message.conversation_id, "seq": message.seq,
                                          "sender": message.sender_id})

@@ -8,13 +8,18 @@ notice naming the seq, which reaches them as any message does (live, by catch-up
 so a device that was offline replaces what it shows as well.
 """
 
-from django.db import transaction
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from broker import signals
 from broker.errors import NotFound
 from broker.services.media import release_media
 from broker.services.send import append_message
 from storage.models import Message
+
+logger = logging.getLogger(__name__)
 
 NOTICE_TEXT = "A message was removed by a moderator."
 
@@ -39,5 +44,17 @@ def take_down(*, message_id: int) -> Message | None:
             event={"action": "message_removed", "seq": message.seq},
         )
         if media_id is not None:
-            release_media(media_id)  # and its file once committed, unless a forward carries it
+            transaction.on_commit(lambda: _release_media_of_taken_down(media_id))
     return notice
+
+
+def _release_media_of_taken_down(media_id: int) -> None:
+    """The media (and its file) goes unless another message, a forward, carries it. Apart from the
+    take-down, so that a forward of it committing meanwhile cannot undo the take-down (a 500 for
+    the operator); the media is then the forward's. Should the release fail otherwise,
+    `manage.py clean_media` collects what no message carries."""
+    try:
+        with transaction.atomic():
+            release_media(media_id)
+    except (IntegrityError, ProtectedError):
+        logger.warning("media %s of a message taken down is carried by a message sent meanwhile; kept", media_id)

@@ -284,3 +284,24 @@ def test_a_moderator_who_may_change_groups_cannot_give_their_own_group_every_per
     operator.post(reverse("admin:auth_group_change", args=[moderators.pk]),
                   {"name": "moderators", "permissions": everything})
     assert moderators.permissions.count() == len(everything)
+
+
+def test_a_message_gone_before_the_action_reaches_it_is_skipped(operator, monkeypatch):
+    from broker.services import moderation
+    from storage.models import Conversation
+    from tests.factories import direct_conversation, sent_message
+
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    doomed, kept = direct_conversation(alice, bob), direct_conversation(alice, carol)
+    first, second = sent_message(alice, doomed, "spam"), sent_message(alice, kept, "spam too")
+    take_down = moderation.take_down
+
+    def another_operator_deleted_the_chat_meanwhile(*, message_id):
+        Conversation.objects.filter(pk=doomed.pk).delete()
+        return take_down(message_id=message_id)
+
+    monkeypatch.setattr(moderation, "take_down", another_operator_deleted_the_chat_meanwhile)
+    page = post_action(operator, "storage_message", "take_down", [first.pk, second.pk])
+
+    assert page.status_code == 302  # was a 500 on the vanished message
+    assert list(AuditLog.objects.values_list("target_id", flat=True)) == [str(second.pk)]

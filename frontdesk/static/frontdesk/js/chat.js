@@ -167,7 +167,7 @@ function upsertConversation(p) {
   let c = state.conversations.get(p.id);
   if (!c) {
     c = {
-      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(),
+      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Set(),
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
       loaded: false, hasMoreBefore: true, left: false, draft: "", staged: null, members: [],
@@ -231,8 +231,10 @@ async function refreshConversation(id) {
 /** Keep a message (deduplicated by seq); true if it is new to this page. */
 function addMessage(c, m) {
   const existing = c.msgs.get(m.seq);
-  // Taken down is for good: a copy of it from before, arriving late, does not bring it back.
-  if (existing && existing.kind === "removed") m = { ...m, kind: "removed", text: "", media: null };
+  // Taken down is for good: a copy from before (a history page asked for before the notice came,
+  // a late live event) does not bring it back.
+  if (m.kind === "removed") c.removed.add(m.seq);
+  else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null };
   c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
   if (m.sender === me.id) {
     if (m.client_id && c.pending.has(m.client_id)) {
@@ -255,8 +257,9 @@ function addMessage(c, m) {
 
 /** A moderator took the message at `seq` down: it keeps its place, its text and media go. */
 function takeDown(c, seq) {
+  c.removed.add(seq);
   const held = c.msgs.get(seq);
-  if (!held) return; // not loaded here: history brings it removed
+  if (!held) return; // not loaded here yet: it comes removed, or addMessage removes it
   c.msgs.set(seq, { ...held, kind: "removed", text: "", media: null });
   if (c.last_message && c.last_message.seq === seq) c.last_message = c.msgs.get(seq);
 }
