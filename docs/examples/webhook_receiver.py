@@ -30,7 +30,12 @@ def handle_event(event: dict) -> None:
     """Your app's logic. Events may arrive twice (a resend): deduplicate by message or status id."""
     if event["event"] == "message":
         message = event["message"]
-        print(f"{message['from_name']} ({message['from']}) wrote: {message['text']['body']}")
+        if message["type"] == "text":
+            what = message["text"]["body"]
+        else:  # image, video, audio or document: download it with GET /developer/v1/media/{id}
+            media = message[message["type"]]
+            what = f"{message['type']} {media['id']} ({media['mime_type']}) {media.get('caption', '')}".rstrip()
+        print(f"{message['from_name']} ({message['from']}) wrote: {what}")
     elif event["event"] == "status":
         status = event["status"]
         print(f"message {status['id']} to {status['recipient']} is now {status['status']}")

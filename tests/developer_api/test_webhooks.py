@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from broker.services import media as broker_media
 from broker.services import people, receipts
+from broker.services.send import send_message as user_sends
 from developer_api.models import DeveloperApp, WebhookAttempt, WebhookDelivery
 from developer_api.services import apps, spam, webhooks
 from storage.models import Membership
+from tests import media_samples as samples
 from tests.developer_api.helpers import app_client, make_app, opted_in_user, text
 from tests.factories import UserFactory, direct_conversation, sent_message
 
@@ -475,11 +478,16 @@ def test_backoff_doubles_up_to_an_hour():
 
 
 # --- the documented example receiver -------------------------------------------------------------
-def test_the_example_receiver_in_the_docs_verifies_our_signatures(settings, django_capture_on_commit_callbacks):
-    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+def load_example():
     spec = importlib.util.spec_from_file_location("webhook_receiver", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
+    return example
+
+
+def test_the_example_receiver_in_the_docs_verifies_our_signatures(settings, django_capture_on_commit_callbacks):
+    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+    example = load_example()
     app = make_app()
     heard = []
     server = example.make_server("127.0.0.1", 0, secret=app.webhook_secret, verify_token="s3cret",
@@ -503,6 +511,40 @@ def test_the_example_receiver_in_the_docs_verifies_our_signatures(settings, djan
         thread.join(timeout=5)
     assert [e["message"]["text"]["body"] for e in heard] == ["hello example"]
     assert forged == app.webhook_secret
+
+
+
+def test_the_example_receivers_own_handler_accepts_media_messages_too(
+        settings, tmp_path, capsys, django_capture_on_commit_callbacks):
+    # A receiver that failed on a photo would never accept it, and hold up the conversation's
+    # later events behind it (in order), so the example must handle every message type.
+    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    example = load_example()
+    app = make_app()
+    server = example.make_server("127.0.0.1", 0, secret=app.webhook_secret, verify_token="s3cret")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        webhooks.set_webhook(app=app, url=f"http://127.0.0.1:{server.server_address[1]}/webhook", verify_token="s3cret")
+        user = UserFactory(display_name="Ada")
+        conversation = direct_conversation(user, app.bot)
+        photo = broker_media.upload(uploader=user, file=samples.uploaded(samples.image_bytes()))
+        voice = broker_media.upload(uploader=user, file=samples.uploaded(samples.OGG_OPUS), kind="voice")
+        for client_id, media, caption in (("p", photo, "The broken part"), ("v", voice, ""), ("t", None, "thanks")):
+            with django_capture_on_commit_callbacks(execute=True):
+                user_sends(sender=user, conversation_id=conversation.pk, client_id=client_id,
+                           media_id=media.pk if media else None, text=caption)
+        assert webhooks.deliver_due() == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert set(WebhookAttempt.objects.values_list("status_code", flat=True)) == {200}
+    assert WebhookDelivery.objects.filter(status="delivered").count() == 3
+    printed = capsys.readouterr().out
+    assert f"image {photo.pk} (image/jpeg) The broken part" in printed
+    assert f"audio {voice.pk} (audio/ogg)" in printed and "wrote: thanks" in printed
 
 
 # --- the task worker ---------------------------------------------------------------------------
