@@ -4,6 +4,7 @@ from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
@@ -19,6 +20,7 @@ app_docs = csp_update({"style-src": [SELF, UNSAFE_INLINE]})(
 )
 
 
+@csrf_exempt  # apps send no CSRF token (their API views are exempt too): a POST gets this 404, not a CSRF page
 def app_api_not_found(request, rest=""):
     """Apps parse JSON: an unknown URL under /developer/v1/ answers in the API's error shape."""
     return JsonResponse({"error": {"code": "not_found", "message": f"Nothing at {request.path}."}}, status=404)

@@ -10,7 +10,7 @@ from drf_spectacular.validation import validate_schema
 
 from developer_api.schema import APP_API_PREFIX
 from tests.developer_api.app_schema import AppClient, app_api_document
-from tests.developer_api.helpers import app_client
+from tests.developer_api.helpers import app_client, make_key
 from tests.openapi import openapi_document, route_template
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +74,18 @@ def test_unknown_app_api_urls_answer_json_404():
 
     for url in ("/developer/v1/nothing", "/developer/v1/messages/a/b"):
         response = client.get(url)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", url
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_app_api_urls_answer_json_404_to_every_method_not_a_csrf_page(method):
+    # As over HTTP, where Django's CSRF check applies to any view not exempt from it: an app's POST
+    # to a mistyped URL (a trailing slash) gets the API's 404, not an HTML "CSRF verification failed".
+    app, _ = app_client()
+    client = AppClient(make_key(app)[1], enforce_csrf_checks=True)
+
+    for url in ("/developer/v1/messages/", "/developer/v1/nothing"):
+        response = getattr(client, method)(url, {"to": "+12125550123"})
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", url
 
 
