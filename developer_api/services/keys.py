@@ -44,9 +44,10 @@ def create_key(*, app: DeveloperApp, scopes: object, name: object = "",
         raise InvalidInput("expires_at must be in the future.", field="expires_at")
     limit = settings.DEVELOPER_API["MAX_KEYS_PER_APP"]
     with transaction.atomic():
-        usable = ApiKey.objects.filter(app=app, revoked_at__isnull=True)
+        # Keys in use: revoked and expired ones (which work no more) leave room for new ones.
+        usable = ApiKey.objects.filter(app=app, revoked_at__isnull=True).exclude(expires_at__lte=timezone.now())
         if usable.count() >= limit:
-            raise Forbidden(f"This app has {limit} keys already; revoke one first.", field="scopes")
+            raise Forbidden(f"This app has {limit} keys in use already; revoke one first.")
         raw = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey.objects.create(app=app, name=name, prefix=raw[: len(KEY_PREFIX) + VISIBLE_CHARS],
                                     key_hash=hash_key(raw), scopes=scopes, expires_at=expires_at)

@@ -126,6 +126,25 @@ def test_an_app_has_several_keys_each_with_its_scopes():
     assert AppClient(reader_raw).get("/developer/v1/app").json()["key"]["scopes"] == ["messages:read"]
 
 
+def test_an_app_has_a_limited_number_of_keys_in_use(developer_settings):
+    # Revoked and expired keys work no more, so they leave room for new ones.
+    developer_settings(MAX_KEYS_PER_APP=3)
+    owner, client = api_user()
+    app = make_app(owner)
+    revoked, _ = make_key(app)
+    keys.revoke_key(key=revoked)
+    expired, _ = make_key(app, expires_at=timezone.now() + timedelta(days=1))
+    ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    for n in range(3):
+        assert client.post(f"{APPS}/{app.pk}/keys", {"scopes": ALL_SCOPES}).status_code == 201, n
+
+    response = client.post(f"{APPS}/{app.pk}/keys", {"scopes": ALL_SCOPES})
+
+    assert response.status_code == 403
+    assert response.json()["error"] == {"code": "forbidden",
+                                        "message": "This app has 3 keys in use already; revoke one first."}
+
+
 def test_unknown_scopes_are_refused():
     owner, client = api_user()
     app = make_app(owner)
