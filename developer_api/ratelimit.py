@@ -21,6 +21,8 @@ from django.core.cache import cache
 
 from broker.errors import RateLimited
 
+TOO_MANY = "Too many requests"
+
 
 def _ttl(milliseconds: int) -> int:
     return max(1, math.ceil(milliseconds / 1000)) + 1
@@ -42,9 +44,11 @@ def _give_back(key: str, interval: int) -> None:
         pass
 
 
-def take_token(*, bucket: str, capacity: int, period: float, now: float | None = None) -> None:
+def take_token(*, bucket: str, capacity: int, period: float, now: float | None = None,
+               refusal: str = TOO_MANY) -> None:
     """Take one token from `bucket` (`capacity` tokens refilled evenly over `period` seconds),
-    or raise RateLimited with the seconds until one is back."""
+    or raise RateLimited with the seconds until one is back, its message starting with `refusal`
+    (which bucket it was, for whoever reads it)."""
     now_ms = int((time.time() if now is None else now) * 1000)
     interval = _interval_ms(capacity, period)
     burst = interval * capacity
@@ -67,20 +71,21 @@ def take_token(*, bucket: str, capacity: int, period: float, now: float | None =
     if tat - now_ms > burst:
         _give_back(key, interval)  # a refused request takes no token
         raise RateLimited(
-            f"Too many requests: at most {capacity} every {period:g} seconds.",
+            f"{refusal}: at most {capacity} every {period:g} seconds.",
             retry_after=max(1, math.ceil((tat - now_ms - burst) / 1000)),
         )
     cache.touch(key, timeout=_ttl(tat - now_ms))
 
 
-def take_tokens(*limits: tuple[str, int, float], now: float | None = None) -> None:
-    """Take one token from each of the (bucket, capacity, period) `limits`, or from none: when one
-    refuses, the tokens already taken for this request are given back before RateLimited is raised
-    (else a key's refused requests would use up the app's bucket that its other keys share)."""
+def take_tokens(*limits: tuple, now: float | None = None) -> None:
+    """Take one token from each of the (bucket, capacity, period[, refusal]) `limits`, or from none:
+    when one refuses, the tokens already taken for this request are given back before RateLimited
+    is raised (else a key's refused requests would use up the app's bucket that its other keys share)."""
     taken = []
     try:
-        for bucket, capacity, period in limits:
-            take_token(bucket=bucket, capacity=capacity, period=period, now=now)
+        for bucket, capacity, period, *refusal in limits:
+            take_token(bucket=bucket, capacity=capacity, period=period, now=now,
+                       refusal=refusal[0] if refusal else TOO_MANY)
             taken.append((bucket, capacity, period))
     except RateLimited:
         for bucket, capacity, period in taken:

@@ -196,7 +196,9 @@ class AppApiView(APIView):
         key = request.auth
         limits = apps.tier_limits(key.app)
         # The key's bucket first: it is the one that usually refuses, and then the app's is untouched.
-        take_tokens((f"key:{key.pk}", *limits["KEY_RATE"]), (f"app:{key.app_id}", *limits["APP_RATE"]))
+        # Each refusal says which bucket refused: a key's own rate, or the app's (all its keys).
+        take_tokens((f"key:{key.pk}", *limits["KEY_RATE"], "Too many requests with this API key"),
+                    (f"app:{key.app_id}", *limits["APP_RATE"], "Too many requests from this app (all its keys)"))
 
 
 APP_ERRORS = {code: OpenApiResponse(s.ErrorSchema) for code in (400, 401, 403, 404, 429, 503)}

@@ -92,6 +92,7 @@ def test_each_key_has_its_own_bucket(developer_settings):
     assert answers == [200, 200, 429] and other.status_code == 200
     refused = first.get("/developer/v1/app")
     assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.json()["error"]["message"] == "Too many requests with this API key: at most 2 every 3600 seconds."
     assert int(refused["Retry-After"]) == refused.json()["error"]["retry_after"] > 0
 
 
@@ -103,6 +104,8 @@ def test_the_app_bucket_holds_all_its_keys_together(developer_settings):
     answers = [client.get("/developer/v1/app").status_code for client in clients]
 
     assert answers == [200, 200, 200, 429]
+    assert clients[3].get("/developer/v1/app").json()["error"]["message"] == (
+        "Too many requests from this app (all its keys): at most 3 every 3600 seconds.")
     _, other_app = app_client()
     assert other_app.get("/developer/v1/app").status_code == 200
 
