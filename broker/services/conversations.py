@@ -60,7 +60,7 @@ def _people_known_to(actor: User, user_ids: object, *, field: str) -> list[User]
     """The people `actor` names to put in a group: none may be a stranger to them
     (people.strangers_to), as for starting a direct chat by id. Else anyone's id would do:
     strangers put in a group, and their phone numbers in the answer, for whoever counts ids up. A
-    stranger is "not found", as an id nobody has."""
+    stranger is "not found", as an id nobody has. Nor may any be an app's account (invalid)."""
     if not isinstance(user_ids, list):
         raise InvalidInput(f"{field} must be a list of user ids.", field=field)
     ids = list(dict.fromkeys(parse_id(uid, field=field) for uid in user_ids))
@@ -70,6 +70,12 @@ def _people_known_to(actor: User, user_ids: object, *, field: str) -> list[User]
         if uid not in users or uid in strangers:
             raise NotFound(f"User {uid} is none of your contacts or the people in your conversations; "
                            "add them as a contact by phone number first.", field=field)
+    for uid in ids:
+        # An app hears only what is written to it in a direct chat: in a group it would read nothing
+        # and acknowledge nothing, and no message there would ever show delivered.
+        if users[uid].is_business:
+            raise InvalidInput(f"{users[uid].display_name} is an app's account: apps take part in direct chats "
+                               "only.", field=field)
     return [users[uid] for uid in ids]
 
 

@@ -185,14 +185,31 @@ def test_the_author_of_a_membership_change_does_not_see_its_notice_as_unread():
 
 def known_in_every_way(alice):
     """One person Alice knows in each way a group takes: (how, user)."""
-    from tests.developer_api.helpers import make_app
-
     contact, chat_peer, fellow, other_admin = UserFactory.create_batch(4)
     saved_contacts(alice, contact)
     direct_conversation(alice, chat_peer)
     group_conversation(other_admin, alice, fellow)  # someone else's group: Alice is in it, not its admin
-    bot = make_app().bot  # an app's account, found by id by design (is_business)
-    return [("contact", contact), ("direct chat", chat_peer), ("group", fellow), ("app", bot)]
+    return [("contact", contact), ("direct chat", chat_peer), ("group", fellow)]
+
+
+def test_an_apps_account_is_in_no_group_however_well_known():
+    """An app hears only its direct chats: in a group it would acknowledge nothing, and no message
+    there would ever show delivered."""
+    from tests.developer_api.helpers import make_app
+
+    alice, bob = UserFactory.create_batch(2)
+    bot = make_app().bot
+    direct_conversation(alice, bot)  # known to Alice: she chats with it
+    group = group_conversation(alice, bob)
+
+    with pytest.raises(InvalidInput) as creating:
+        conversations.create_group(creator=alice, title="With a bot", member_ids=[bob.pk, bot.pk])
+    with pytest.raises(InvalidInput) as adding:
+        conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[bot.pk])
+
+    assert (creating.value.field, adding.value.field) == ("member_ids", "user_ids")
+    assert not Conversation.objects.filter(title="With a bot").exists()
+    assert bot.pk not in roles(group)
 
 
 def test_a_group_is_made_of_people_its_creator_knows_and_of_nobody_else():

@@ -1,6 +1,6 @@
 """A developer app's account in the browser: its messages (text and a photo sent through the
 developer API) arrive like anyone's, and its name carries a "business" badge in the chat list, the
-conversation header and the contact info, where a person's does not."""
+conversation header and the contact info, where a person's does not; and no new group offers it."""
 
 import json
 import urllib.request
@@ -73,4 +73,10 @@ def test_an_apps_account_shows_a_business_badge_and_its_photo(people, server, sh
     expect(alice.page.locator("#conversation-badge")).to_be_hidden()
     expect(alice.page.locator(".chat-item", has_text="Bob Person").locator(".business-badge")).to_have_count(0)
     expect(item.locator(".business-badge")).to_have_count(1)
+
+    # A new group offers the person, not the app: apps chat one to one only.
+    alice.page.get_by_role("button", name="New group").click()
+    side = alice.page.locator("#side-drawer")
+    expect(side.get_by_role("checkbox", name="Bob Person")).to_be_visible()
+    expect(side.get_by_role("checkbox", name="Corner Shop")).to_have_count(0)
     assert csp_violations(alice) == [] and alice.console_errors == []

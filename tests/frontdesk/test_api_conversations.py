@@ -206,14 +206,31 @@ def test_a_group_with_a_member_who_does_not_exist_is_refused_and_not_created():
 
 def known_people(me, client) -> list[User]:
     """One person `me` knows in each way a group takes: a contact saved by phone number, the peer
-    of a direct chat, someone in another group with them, an app's account."""
-    from tests.developer_api.helpers import make_app
-
+    of a direct chat, someone in another group with them."""
     contact, chat_peer, fellow = UserFactory(), UserFactory(), UserFactory()
     assert client.post("/api/v1/contacts", {"phone_number": contact.phone_number}).status_code == 201
     assert client.post(CONVERSATIONS, {"kind": "direct", "phone_number": chat_peer.phone_number}).status_code == 201
     group_conversation(UserFactory(), me, fellow)
-    return [contact, chat_peer, fellow, make_app().bot]
+    return [contact, chat_peer, fellow]
+
+
+def test_an_apps_account_is_400_on_member_ids_and_user_ids_and_nothing_is_made():
+    from tests.developer_api.helpers import make_app
+
+    me, client = api_user()
+    friend, bot = UserFactory(), make_app().bot
+    saved_contacts(me, friend)
+    assert client.post("/api/v1/contacts", {"user_id": bot.pk}).status_code == 201  # an app one knows
+    group = group_conversation(me, friend)
+
+    created = client.post(CONVERSATIONS, {"kind": "group", "title": "Shop", "member_ids": [friend.pk, bot.pk]})
+    added = client.post(members_url(group.pk), {"user_ids": [bot.pk]})
+
+    assert (created.status_code, created.json()["error"]["field"]) == (400, "member_ids")
+    assert (added.status_code, added.json()["error"]["field"]) == (400, "user_ids")
+    assert "direct chats only" in added.json()["error"]["message"]
+    assert not Conversation.objects.filter(title="Shop").exists()
+    assert not group.memberships.filter(user=bot).exists()
 
 
 def refusal_without_the_id(response, user_id: int) -> dict:
@@ -221,7 +238,7 @@ def refusal_without_the_id(response, user_id: int) -> dict:
     return {**error, "message": error["message"].replace(str(user_id), "N")}
 
 
-def test_a_group_takes_contacts_chat_peers_fellow_members_and_apps_accounts_not_strangers():
+def test_a_group_takes_contacts_chat_peers_and_fellow_members_not_strangers():
     me, client = api_user()
     people = known_people(me, client)
     with_a_stranger = [u.pk for u in people] + [UserFactory().pk]
@@ -412,7 +429,7 @@ def test_an_admin_adds_members_and_history_records_it():
     assert "Dana" in added["text"]
 
 
-def test_an_admin_adds_contacts_chat_peers_fellow_members_and_apps_accounts_not_strangers():
+def test_an_admin_adds_contacts_chat_peers_and_fellow_members_not_strangers():
     admin, client = api_user()
     group = group_conversation(admin, UserFactory())
     people = known_people(admin, client)

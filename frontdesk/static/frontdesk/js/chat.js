@@ -1384,6 +1384,7 @@ function knownPeople(exclude = new Set()) {
   }
   people.delete(me.id);
   for (const id of exclude) people.delete(id);
+  for (const [id, user] of people) if (user.is_business) people.delete(id); // apps chat one to one only
   return [...people.values()].sort((a, b) => nameOf(a.id).localeCompare(nameOf(b.id)));
 }
 
