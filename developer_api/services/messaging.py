@@ -46,7 +46,8 @@ def _clean_media_ref(message_type: str, media: object) -> tuple[object, str]:
     against the app's media."""
     if not isinstance(media, dict) or media.get("id") is None:
         raise InvalidInput(
-            f"A {message_type} message needs {message_type}: {{\"id\": <media id>}}; upload the file with "
+            f"{'An' if message_type[0] in 'aeiou' else 'A'} {message_type} message needs {message_type}: "
+            f"{{\"id\": <media id>}}; upload the file with "
             "POST /developer/v1/media first.", field=f"{message_type}.id",
         )
     caption = media.get("caption")

@@ -311,6 +311,17 @@ def test_malformed_media_messages_name_the_field(message, field):
     assert response.status_code == 400 and response.json()["error"]["field"] == field
 
 
+def test_a_media_message_without_its_media_says_what_it_needs_in_plain_english():
+    app, client = app_client()
+    user = opted_in_user(app)
+
+    image = client.post(MESSAGES, {"to": user.phone_number, "type": "image"}).json()["error"]["message"]
+    video = client.post(MESSAGES, {"to": user.phone_number, "type": "video"}).json()["error"]["message"]
+
+    assert image.startswith('An image message needs image: {"id": <media id>}')
+    assert video.startswith('A video message needs video: {"id": <media id>}')
+
+
 @pytest.mark.parametrize("message_type", ["sticker", "location", "reaction", "voice"])
 def test_other_types_are_unsupported(message_type):
     app, client = app_client()
