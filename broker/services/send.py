@@ -226,7 +226,10 @@ def _move_watermarks(*, membership_id: int, seq: int) -> None:
 
 def _clean_client_id(value: object) -> str:
     limit = settings.MESSENGER["MAX_CLIENT_ID_LENGTH"]
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):  # given, but not as a string (a number, say)
+        raise InvalidInput(f"client_id must be a string, not {type(value).__name__}: a unique string the client "
+                           "picks for each message.", field="client_id")
+    if value is None or not value.strip():
         raise InvalidInput("client_id is required: a unique string the client picks for each message.", field="client_id")
     if len(value) > limit:
         raise InvalidInput(f"client_id is longer than {limit} characters.", field="client_id")

@@ -153,6 +153,22 @@ def test_invalid_input_is_refused_naming_the_field(field, values):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("client_id", [7, 1.5, True, ["c1"], {"id": "c1"}])
+def test_a_client_id_that_is_not_a_string_is_refused_as_such_not_as_missing(client_id):
+    # A client that sent one (a number, over the websocket) would otherwise look for the bug in
+    # the wrong place: "client_id is required".
+    alice, bob = UserFactory(), UserFactory()
+    conversation = direct_conversation(alice, bob)
+
+    with pytest.raises(InvalidInput) as refused:
+        send_message(sender=alice, conversation_id=conversation.pk, client_id=client_id, text="hello")
+
+    assert refused.value.field == "client_id"
+    assert "must be a string" in refused.value.message and "required" not in refused.value.message
+    assert seqs(conversation) == []
+
+
+@pytest.mark.django_db
 def test_the_longest_allowed_text_and_client_id_are_accepted():
     alice, bob = UserFactory(), UserFactory()
     conversation = direct_conversation(alice, bob)
