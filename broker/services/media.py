@@ -108,7 +108,8 @@ def _check_kind(kind: str, mime: str) -> None:
     allowed = {Kind.IMAGE: IMAGE_TYPES.keys(), Kind.VIDEO: VIDEO_TYPES | {"audio/webm"}, Kind.VOICE: VOICE_TYPES}
     if kind in allowed and mime not in allowed[kind]:
         raise InvalidInput(
-            f"The file's content is {mime}, not a {kind} file ({ACCEPTED[kind]}).", field="file"
+            f"The file's content is {mime}, not {'an' if kind == Kind.IMAGE else 'a'} {kind} file ({ACCEPTED[kind]}).",
+            field="file"
         )
 
 
