@@ -164,7 +164,7 @@ def test_a_client_id_that_is_not_a_string_is_refused_as_such_not_as_missing(clie
         send_message(sender=alice, conversation_id=conversation.pk, client_id=client_id, text="hello")
 
     assert refused.value.field == "client_id"
-    assert "must be a string" in refused.value.message and "required" not in refused.value.message
+    assert "must be a string, not a" in refused.value.message and "required" not in refused.value.message
     assert seqs(conversation) == []
 
 
