@@ -85,9 +85,9 @@ def add_contact(*, owner: User, phone_number: object = None, user_id: object = N
 
 
 def remove_contact(*, owner: User, contact_id: object) -> None:
-    deleted, _ = Contact.objects.filter(owner=owner, pk=parse_id(contact_id, field="id")).delete()
+    deleted, _ = Contact.objects.filter(owner=owner, pk=parse_id(contact_id, field="contact")).delete()
     if not deleted:
-        raise NotFound("You have no such contact.", field="id")
+        raise NotFound("You have no such contact.", field="contact")
 
 
 def block_user(*, blocker: User, user_id: object) -> Block:

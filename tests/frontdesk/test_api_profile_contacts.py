@@ -209,6 +209,7 @@ def test_nobody_can_delete_someone_elses_contact():
     response = stranger_client.delete(f"{CONTACTS}/{contact_id}")
 
     assert response.status_code == 404
+    assert response.json()["error"]["field"] == "contact"  # the resource, as conversations and media name theirs
     assert Contact.objects.filter(pk=contact_id).exists()
 
 
