@@ -11,6 +11,7 @@ message (broker/services/send.py), something no cache-based library can do.
 """
 
 import hashlib
+import ipaddress
 import math
 import time
 from datetime import datetime, timedelta
@@ -77,6 +78,22 @@ def _subject(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def _address_subject(client_ip: str) -> str:
+    """What a per-address limit counts: an IPv4 address, or an IPv6 address's /64. A host (a home
+    line, a cloud server) is given a whole /64 and may use any address in it, so counting each
+    IPv6 address alone would let it try without limit. An IPv4-mapped IPv6 address is its IPv4
+    address (a dual-stack socket reports IPv4 clients so)."""
+    try:
+        address = ipaddress.ip_address(client_ip.strip().split("%")[0])
+    except ValueError:
+        return _subject(client_ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.version == 6:
+        return _subject(str(ipaddress.IPv6Network((address, 64), strict=False)))
+    return _subject(str(address))
+
+
 def _refuse(what: str, retry_after: int):
     raise RateLimited(f"Too many {what}; try again in {retry_after} seconds.", retry_after=retry_after)
 
@@ -87,7 +104,7 @@ def check_login_allowed(*, phone_number: str | None, client_ip: str | None) -> N
     limits = settings.MESSENGER
     window = limits["LOGIN_WINDOW"]
     if client_ip:
-        key, _, retry_after = _window(f"ratelimit:login-ip:{_subject(client_ip)}", window)
+        key, _, retry_after = _window(f"ratelimit:login-ip:{_address_subject(client_ip)}", window)
         if _incr(key, window) > limits["LOGIN_RATE_PER_IP"]:
             _refuse("login attempts from your address", retry_after)
     if phone_number:
@@ -109,7 +126,7 @@ def check_register_allowed(*, phone_number: str | None, client_ip: str | None) -
     limits = settings.MESSENGER
     window = limits["REGISTER_WINDOW"]
     if client_ip:
-        key, _, retry_after = _window(f"ratelimit:register-ip:{_subject(client_ip)}", window)
+        key, _, retry_after = _window(f"ratelimit:register-ip:{_address_subject(client_ip)}", window)
         if _incr(key, window) > limits["REGISTER_RATE_PER_IP"]:
             _refuse("registrations from your address", retry_after)
     if phone_number:

@@ -86,6 +86,27 @@ def test_registration_is_limited_per_address_and_per_phone_number(limits):
     assert probes == [409, 429, 429]
 
 
+def test_an_ipv6_network_counts_as_one_address(limits):
+    """A host is given a whole /64 of IPv6 addresses: were each address counted alone, it would
+    register or try logins without limit by changing the last 64 bits."""
+    network = "2001:db8:1:2"
+    statuses = [api_register(f"+1212557{n:04d}", ip=f"{network}::{n + 1:x}").status_code for n in range(4)]
+    assert statuses == [201, 201, 201, 429]
+    assert api_register("+12125570010", ip=f"{network}:ffff:ffff:ffff:ffff").status_code == 429
+    assert api_register("+12125570011", ip="2001:db8:1:3::1").status_code == 201  # another network
+
+    users = [UserFactory() for _ in range(7)]
+    answers = [api_login(u.phone_number, PASSWORD, ip=f"2001:db8:9:9:{n:x}::1").status_code
+               for n, u in enumerate(users)]
+    assert answers == [200] * 6 + [429]
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(limits):
+    statuses = [api_register(f"+1212558{n:04d}", ip="10.0.6.1" if n % 2 else "::ffff:10.0.6.1").status_code
+                for n in range(4)]
+    assert statuses == [201, 201, 201, 429]
+
+
 def test_the_browser_forms_are_throttled_too(limits):
     user = UserFactory()
     browser = Client(REMOTE_ADDR="10.0.5.1")
