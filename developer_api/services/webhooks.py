@@ -102,10 +102,33 @@ def _resolve(host: str, port: int) -> tuple[str | None, str | None]:
     addresses = [info[4][0].split("%")[0] for info in infos]
     if not options()["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"]:
         for address in addresses:
-            ip = ipaddress.ip_address(address)
-            if not ip.is_global or ip.is_multicast:
+            if not _public(ipaddress.ip_address(address)):
                 return None, f"The host {host!r} has a loopback, private or reserved address; callbacks must be public."
     return addresses[0], None
+
+
+# NAT64 prefixes (RFC 6052's well-known one and RFC 8215's local-use one): a NAT64 gateway turns
+# 64:ff9b::a.b.c.d into a.b.c.d, on the gateway's side, which is usually the server's own network.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d, deprecated (RFC 4291)
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a callback may reach `ip`. Python counts as global the IPv6 forms that carry an IPv4
+    address (NAT64, 6to4, IPv4-compatible) and the deprecated site-local prefix: the IPv4 address
+    inside is what they reach, and it must be public too."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if ip.version == 4:
+        return True
+    if ip.is_site_local:
+        return False
+    embedded = ip.ipv4_mapped or ip.sixtofour
+    if embedded is None and (ip in _NAT64[0] or ip in _IPV4_COMPATIBLE):
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _NAT64[1]:  # where the IPv4 address sits depends on the local prefix's length
+        return False
+    return embedded is None or _public(embedded)
 
 
 class _AttemptDeadline:

@@ -114,6 +114,22 @@ def test_callbacks_into_the_servers_own_network_are_refused(url):
     assert response.status_code == 400 and response.json()["error"]["field"] == "url"
 
 
+# IPv6 addresses that carry an IPv4 address a gateway or the host's own stack would reach: NAT64
+# (RFC 6052, and RFC 8215's local-use prefix), 6to4, IPv4-compatible; and the deprecated site-local
+# prefix, still routed inside some networks. Python counts them all global.
+@pytest.mark.parametrize("url", ["http://[64:ff9b::a9fe:a9fe]/latest/meta-data", "http://[64:ff9b::7f00:1]/hook",
+                                 "http://[64:ff9b:1::a00:1]/hook", "http://[2002:a00:1::1]/hook",
+                                 "http://[::a9fe:a9fe]/hook", "http://[fec0::1]/hook"])
+def test_ipv6_addresses_leading_into_the_servers_own_network_are_refused(url):
+    _, client = app_client()
+
+    response = client.put("/developer/v1/webhook", {"url": url, "verify_token": "x"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid" and response.json()["error"]["field"] == "url"
+    assert webhooks._request("GET", url)[2].startswith("The host")  # and checked again at each attempt
+
+
 MALFORMED_URLS = ["http://example.com:abc/hook", "http://example.com:99999/hook", "http://[::1/hook",
                   "http://[zz]/hook"]
 
