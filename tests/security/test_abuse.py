@@ -122,6 +122,42 @@ def test_the_browser_forms_are_throttled_too(limits):
     assert codes == [302, 302, 302, 429]
 
 
+def test_the_admin_login_is_throttled_as_the_others(limits):
+    """The admin's own login form checked passwords with no limit: staff accounts, the ones most
+    worth having, could be guessed at without end, and its wrong guesses locked nothing."""
+    staff = UserFactory(is_staff=True)
+    guesser = Client(REMOTE_ADDR="10.0.7.1")
+    for n in range(3):
+        page = guesser.post("/admin/login/", {"username": staff.phone_number, "password": f"guess {n}"})
+        assert page.status_code == 200 and "_auth_user_id" not in guesser.session
+
+    # The number is locked, for the right password too, here and on every other login.
+    refused = guesser.post("/admin/login/", {"username": staff.phone_number, "password": PASSWORD})
+    assert "_auth_user_id" not in guesser.session
+    assert "Too many wrong passwords" in refused.content.decode()
+    assert_rate_limited(api_login(staff.phone_number, PASSWORD, ip="10.0.7.2"))
+
+    # And per address: 6 attempts, whatever the numbers.
+    sprayer = Client(REMOTE_ADDR="10.0.7.3")
+    others = [UserFactory(is_staff=True) for _ in range(7)]
+    logged_in = []
+    for other in others:
+        sprayer.post("/admin/login/", {"username": other.phone_number, "password": PASSWORD})
+        logged_in.append("_auth_user_id" in sprayer.session)
+        sprayer.cookies.clear()
+    assert logged_in == [True] * 6 + [False]
+
+
+def test_the_admin_login_still_refuses_people_who_are_not_staff(limits):
+    person = UserFactory()
+    browser = Client(REMOTE_ADDR="10.0.7.4")
+
+    page = browser.post("/admin/login/", {"username": person.phone_number, "password": PASSWORD})
+
+    assert page.status_code == 200 and "_auth_user_id" not in browser.session
+    assert "for a staff account" in page.content.decode()
+
+
 # --- looking people up by phone number ---------------------------------------------------------------
 def test_looking_up_numbers_nobody_uses_is_limited_per_user(limits):
     _, prober = api_user()
