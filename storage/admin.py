@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.utils.text import smart_split
 
 from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
@@ -52,6 +54,13 @@ class UserAdmin(BoundedSearch, BaseUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and may_manage(request.user, obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        # Setting someone's password is logging in as them (an app's account included, which has
+        # none): staff who suspend people do not become them. Their own password they may set.
+        if not request.user.is_superuser and str(request.user.pk) != unquote(id):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
 
 def may_manage(operator: User, account: User | None) -> bool:

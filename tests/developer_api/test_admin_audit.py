@@ -305,3 +305,27 @@ def test_a_message_gone_before_the_action_reaches_it_is_skipped(operator, monkey
 
     assert page.status_code == 302  # was a 500 on the vanished message
     assert list(AuditLog.objects.values_list("target_id", flat=True)) == [str(second.pk)]
+
+
+def test_only_a_superuser_sets_someone_elses_password(operator):
+    """Setting a password is logging in as that person, or as an app's account: a moderator who
+    may change users (to suspend them) does not become them."""
+    from tests.developer_api.helpers import make_app
+
+    person, bot = UserFactory(), make_app().bot
+    moderator = UserFactory(is_staff=True)
+    client = moderator_client(moderator)
+    form = {"password1": "taken over 12345", "password2": "taken over 12345", "usable_password": "true"}
+    before = {user.pk: user.password for user in (person, bot)}
+
+    refused = [client.post(reverse("admin:auth_user_password_change", args=[user.pk]), form).status_code
+               for user in (person, bot)]
+    own = client.post(reverse("admin:auth_user_password_change", args=[moderator.pk]), form)
+    by_superuser = operator.post(reverse("admin:auth_user_password_change", args=[person.pk]), form)
+
+    assert refused == [403, 403]
+    assert own.status_code == by_superuser.status_code == 302
+    person.refresh_from_db(), bot.refresh_from_db(), moderator.refresh_from_db()
+    assert bot.password == before[bot.pk]
+    assert person.check_password("taken over 12345")  # the superuser's, not the moderator's
+    assert moderator.check_password("taken over 12345")
