@@ -190,6 +190,50 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
     return notice
 
 
+ROLES = {Membership.Role.ADMIN.value, Membership.Role.MEMBER.value}
+
+
+def set_role(*, actor: User, conversation_id: object, user_id: object, role: object) -> Message | None:
+    """An admin makes a member an admin, or dismisses an admin (themselves included) back to member;
+    each change is a system message. None when the member has that role already. A group keeps an
+    admin: its last one is not dismissed."""
+    target_id = parse_id(user_id, field="user_id")
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {sorted(ROLES)}.", field="role")
+    with transaction.atomic():
+        member = _admin_membership_locked(actor=actor, conversation_id=conversation_id)
+        if member.role != Membership.Role.ADMIN:
+            raise Forbidden("Only group admins can make or dismiss admins.", field="role")
+        conversation_id = member.conversation_id
+        target = Membership.objects.select_related("user").filter(user_id=target_id,
+                                                                  conversation_id=conversation_id).first()
+        if target is None:
+            raise NotFound(f"User {target_id} is not in this group.", field="user_id")
+        if target.role == role:
+            return None
+        admins = Membership.objects.filter(conversation_id=conversation_id, role=Membership.Role.ADMIN)
+        if role == Membership.Role.MEMBER and admins.count() == 1:
+            raise InvalidInput("A group needs an admin: make someone else admin first.", field="role")
+        Membership.objects.filter(pk=target.pk).update(role=role)
+        notice = _role_notice(conversation_id, user=target.user, role=role, by=actor)
+        author_has_seen(author=actor, conversation_id=conversation_id, seq=notice.seq)
+    return notice
+
+
+def _role_notice(conversation_id: int, *, user: User, role: str, by: User | None) -> Message:
+    name = user.display_name
+    if role == Membership.Role.ADMIN:
+        text = f"{by.display_name} made {name} an admin" if by else f"{name} is now an admin"
+    else:
+        text = f"{name} is no longer an admin" if by is None or by.pk == user.pk else \
+            f"{by.display_name} dismissed {name} as admin"
+    return append_message(
+        conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=text,
+        event={"action": "admin_added" if role == Membership.Role.ADMIN else "admin_removed",
+               "by": by.pk if by else None, "user": user.pk},
+    )
+
+
 def _members_changed(conversation_id: int) -> None:
     """Sends that read the members before this change, and are not stored yet, read them again
     (Conversation.members_version, broker.services.send)."""
@@ -197,8 +241,10 @@ def _members_changed(conversation_id: int) -> None:
 
 
 def _keep_an_admin(conversation_id: int) -> None:
+    """The last admin gone, the longest-standing member becomes admin, and everyone is told."""
     remaining = Membership.objects.filter(conversation_id=conversation_id).order_by("joined_at", "pk")
     if remaining.exists() and not remaining.filter(role=Membership.Role.ADMIN).exists():
-        oldest = remaining.first()
+        oldest = remaining.select_related("user").first()
         oldest.role = Membership.Role.ADMIN
         oldest.save(update_fields=["role"])
+        _role_notice(conversation_id, user=oldest.user, role=Membership.Role.ADMIN, by=None)

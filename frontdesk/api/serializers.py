@@ -50,6 +50,11 @@ class MemberRemoveRequest(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1)
 
 
+class MemberRoleRequest(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["admin", "member"], help_text="admin: make them an admin; member: dismiss "
+                                   "them as admin (yourself included, unless you are the last admin)")
+
+
 class MessageSendRequest(serializers.Serializer):
     client_id = serializers.CharField(max_length=64, trim_whitespace=False,
                                       help_text="Unique per message; a retry with the same id returns the same message.")

@@ -162,6 +162,13 @@ class MembersView(APIView):
 
 
 class MemberDetailView(APIView):
+    @extend_schema(tags=["conversations"], request=s.MemberRoleRequest, responses={200: s.ConversationSchema, **ERRORS},
+                   description="Admins make a member an admin or dismiss an admin; each change is a system message.")
+    def patch(self, request, conversation_id: int, user_id: int):
+        role = validated(s.MemberRoleRequest, request.data)["role"]
+        conversations.set_role(actor=request.user, conversation_id=conversation_id, user_id=user_id, role=role)
+        return ConversationsView._one(request, conversation_id)
+
     @extend_schema(tags=["conversations"], responses={204: None, **ERRORS}, operation_id="v1_conversations_member_destroy",
                    description="The same as DELETE members with {user_id} in the body.")
     def delete(self, request, conversation_id: int, user_id: int):

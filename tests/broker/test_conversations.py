@@ -164,9 +164,12 @@ def test_when_the_last_admin_leaves_the_longest_member_becomes_admin():
     alice, bob, carol = UserFactory.create_batch(3)
     group = group_conversation(alice, bob, carol)
 
-    conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=alice.pk)
+    left = conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=alice.pk)
 
     assert roles(group) == {bob.pk: "admin", carol.pk: "member"}
+    told = Message.objects.get(conversation=group, seq=left.seq + 1)  # everyone learns who leads now
+    assert (told.event, told.text) == ({"action": "admin_added", "by": None, "user": bob.pk},
+                                       f"{bob.display_name} is now an admin")
 
 
 def test_the_author_of_a_membership_change_does_not_see_its_notice_as_unread():
@@ -277,3 +280,56 @@ def test_someone_known_only_through_a_group_one_has_left_is_a_stranger_again():
 
     assert refused.value.field == "user_ids"
     assert set(roles(mine)) == {alice.pk}
+
+
+# --- admins ------------------------------------------------------------------------------------------
+def events_of(group) -> list[dict]:
+    return [m.event for m in Message.objects.filter(conversation=group, kind="system").order_by("seq")][1:]
+
+
+def test_an_admin_makes_a_member_admin_and_the_new_admin_may_dismiss_the_first():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+
+    made = conversations.set_role(actor=alice, conversation_id=group.pk, user_id=bob.pk, role="admin")
+    again = conversations.set_role(actor=alice, conversation_id=group.pk, user_id=bob.pk, role="admin")
+    dismissed = conversations.set_role(actor=bob, conversation_id=group.pk, user_id=alice.pk, role="member")
+
+    assert roles(group) == {alice.pk: "member", bob.pk: "admin", carol.pk: "member"}
+    assert again is None  # the role it had: nothing written
+    assert events_of(group) == [{"action": "admin_added", "by": alice.pk, "user": bob.pk},
+                                {"action": "admin_removed", "by": bob.pk, "user": alice.pk}]
+    assert (made.text, dismissed.text) == (f"{alice.display_name} made {bob.display_name} an admin",
+                                           f"{bob.display_name} dismissed {alice.display_name} as admin")
+    # Alice, a member now, makes nobody admin.
+    with pytest.raises(Forbidden):
+        conversations.set_role(actor=alice, conversation_id=group.pk, user_id=carol.pk, role="admin")
+
+
+def test_the_last_admin_is_not_dismissed_and_bad_requests_name_their_field():
+    alice, bob, outsider = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob)
+
+    with pytest.raises(InvalidInput) as last:
+        conversations.set_role(actor=alice, conversation_id=group.pk, user_id=alice.pk, role="member")
+    with pytest.raises(InvalidInput) as bad_role:
+        conversations.set_role(actor=alice, conversation_id=group.pk, user_id=bob.pk, role="owner")
+    with pytest.raises(NotFound) as not_in_it:
+        conversations.set_role(actor=alice, conversation_id=group.pk, user_id=outsider.pk, role="admin")
+    with pytest.raises(Forbidden) as member:
+        conversations.set_role(actor=bob, conversation_id=group.pk, user_id=bob.pk, role="admin")
+
+    assert (last.value.field, bad_role.value.field, not_in_it.value.field, member.value.field) == (
+        "role", "role", "user_id", "role")
+    assert roles(group) == {alice.pk: "admin", bob.pk: "member"} and events_of(group) == []
+
+
+def test_an_admin_steps_down_once_another_is_there():
+    alice, bob = UserFactory.create_batch(2)
+    group = group_conversation(alice, bob)
+    conversations.set_role(actor=alice, conversation_id=group.pk, user_id=bob.pk, role="admin")
+
+    notice = conversations.set_role(actor=alice, conversation_id=group.pk, user_id=alice.pk, role="member")
+
+    assert notice.text == f"{alice.display_name} is no longer an admin"
+    assert roles(group) == {alice.pk: "member", bob.pk: "admin"}

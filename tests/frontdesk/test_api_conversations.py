@@ -607,6 +607,39 @@ def test_when_the_last_admin_leaves_the_longest_standing_member_becomes_admin():
     admin_client.delete(f"{members_url(group.pk)}/{admin.pk}")
 
     assert first_client.get(detail(group.pk)).json()["role"] == "admin"
+    assert system_events(first_client, group.pk)[-1] == {"action": "admin_added", "by": None, "user": first.pk}
+
+
+def test_an_admin_makes_another_admin_who_then_manages_the_group():
+    admin, admin_client = api_user()
+    helper, helper_client = api_user()
+    group = group_conversation(admin, helper)
+
+    made = admin_client.patch(f"{members_url(group.pk)}/{helper.pk}", {"role": "admin"})
+    stepped_down = admin_client.patch(f"{members_url(group.pk)}/{admin.pk}", {"role": "member"})
+    removed = helper_client.delete(f"{members_url(group.pk)}/{admin.pk}")
+
+    assert made.status_code == 200
+    assert {m["user"]["id"]: m["role"] for m in made.json()["members"]} == {admin.pk: "admin", helper.pk: "admin"}
+    assert stepped_down.status_code == 200 and stepped_down.json()["role"] == "member"
+    assert removed.status_code == 204  # the new admin's to do now
+    assert [e["action"] for e in system_events(helper_client, group.pk)] == [
+        "group_created", "admin_added", "admin_removed", "member_removed"]
+
+
+def test_a_role_change_that_cannot_be_is_a_clear_4xx_naming_the_field():
+    admin, admin_client = api_user()
+    member, member_client = api_user()
+    group = group_conversation(admin, member)
+
+    last_admin = admin_client.patch(f"{members_url(group.pk)}/{admin.pk}", {"role": "member"})
+    not_admin = member_client.patch(f"{members_url(group.pk)}/{member.pk}", {"role": "admin"})
+    bad_role = admin_client.patch(f"{members_url(group.pk)}/{member.pk}", {"role": "owner"})
+    nobody = admin_client.patch(f"{members_url(group.pk)}/{UserFactory().pk}", {"role": "admin"})
+
+    assert [(r.status_code, r.json()["error"]["field"]) for r in (last_admin, not_admin, bad_role, nobody)] == [
+        (400, "role"), (403, "role"), (400, "role"), (404, "user_id")]
+    assert group.memberships.get(user=member).role == "member"
 
 
 def test_a_conversation_id_too_large_to_exist_is_refused_not_a_server_error():

@@ -183,3 +183,14 @@ async def test_a_message_sent_to_a_group_with_nobody_else_in_it_stays_sent_in_hi
 
     assert sent["status"] == "sent"
     assert (await db(history_statuses)(alice_token, group.pk))[sent["seq"]] == "sent"
+
+
+async def test_everyone_hears_live_who_is_made_admin(sockets):
+    (alice, alice_token), (bob, bob_token), (carol, carol_token) = await people(3)
+    group = await db(group_conversation)(alice, bob, carol)
+    a, b, c = await sockets(alice_token), await sockets(bob_token), await sockets(carol_token)
+
+    await db(conversations.set_role)(actor=alice, conversation_id=group.pk, user_id=bob.pk, role="admin")
+
+    for member in (a, b, c):
+        assert system_event(await member.receive_new(seq=2)) == {"action": "admin_added", "by": alice.pk, "user": bob.pk}
