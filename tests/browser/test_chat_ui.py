@@ -721,3 +721,30 @@ def test_a_message_a_moderator_takes_down_goes_from_every_screen_and_keeps_its_p
     expect(bubble(bob.page, "see you")).to_have_count(1)
     shows_it_removed(bob.page)
     assert alice.dialogs == [] and bob.dialogs == [] and csp_violations(olga) == []
+
+
+def test_an_admin_makes_another_admin_who_can_then_manage_the_group(people, server):
+    alice, bob = people("Alice Founder"), people("Bob Deputy")
+    carol = people("Carol Guest", register=False).register_by_api()
+    founder = alice.token()
+    ids = []
+    for person in (bob, carol):
+        server.api("POST", "contacts", {"phone_number": person.phone}, token=founder)
+        ids.append(server.api("GET", "me", token=person.token())["id"])
+    server.api("POST", "conversations", {"kind": "group", "title": "Choir", "member_ids": ids}, token=founder)
+    open_chat(alice, "Choir")
+    open_chat(bob, "Choir")
+    bob.page.get_by_role("button", name="Conversation info").click()
+    bob_info = bob.page.locator("#info-drawer")
+    expect(bob_info.get_by_role("button", name="Remove Carol Guest")).to_have_count(0)  # a member, not admin
+
+    alice.page.get_by_role("button", name="Conversation info").click()
+    alice.page.locator("#info-drawer").get_by_role("button", name="Make Bob Deputy group admin").click()
+
+    # Everyone is told, and Bob's own page gives him an admin's controls at once.
+    for page in (alice.page, bob.page):
+        expect(page.locator("#messages .msg-system", has_text="Alice Founder made Bob Deputy an admin")).to_be_visible()
+    bob_info.get_by_role("button", name="Remove Carol Guest").click()
+    expect(alice.page.locator("#messages .msg-system", has_text="Bob Deputy removed Carol Guest")).to_be_visible()
+    expect(alice.page.locator("#info-drawer").get_by_role("button", name="Dismiss Bob Deputy as group admin")).to_be_visible()
+    assert csp_violations(alice) == [] and csp_violations(bob) == []

@@ -28,7 +28,7 @@ const MAX_RESENDS = 5;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const PAGE = 50;
-const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left"]);
+const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left", "admin_added", "admin_removed"]);
 const REMOVED_TEXT = "This message was removed by a moderator";
 const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 
@@ -1631,7 +1631,17 @@ function buildInfo(c) {
         } catch (exc) { showError(error, exc); }
       } })
       : null;
-    members.append(h("div", { class: "person-item", role: "listitem" }, personRow(state.users.get(m.user.id) || m.user, { extra: badge, action: remove })));
+    const makeAdmin = m.role !== "admin";
+    const role = admin && m.user.id !== me.id
+      ? h("button", { type: "button", class: "button button-small", "aria-label": `${makeAdmin ? "Make" : "Dismiss"} ${nameOf(m.user.id)} ${makeAdmin ? "group admin" : "as group admin"}`, text: makeAdmin ? "Make admin" : "Dismiss as admin", dataset: { keep: `role-${m.user.id}` }, onclick: async () => {
+        try {
+          await api.patch(`conversations/${c.id}/members/${m.user.id}`, { role: makeAdmin ? "admin" : "member" });
+          await refreshConversation(c.id);
+        } catch (exc) { showError(error, exc); }
+      } })
+      : null;
+    const action = role ? h("span", { class: "person-actions" }, role, remove) : remove;
+    members.append(h("div", { class: "person-item", role: "listitem" }, personRow(state.users.get(m.user.id) || m.user, { extra: badge, action })));
   }
   const sections = [
     h("div", { class: "info-card" }, avatar(c.title, { id: c.id, group: true, size: "lg" }), h("h3", { text: c.title }),
