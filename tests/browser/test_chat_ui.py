@@ -748,3 +748,25 @@ def test_an_admin_makes_another_admin_who_can_then_manage_the_group(people, serv
     expect(alice.page.locator("#messages .msg-system", has_text="Bob Deputy removed Carol Guest")).to_be_visible()
     expect(alice.page.locator("#info-drawer").get_by_role("button", name="Dismiss Bob Deputy as group admin")).to_be_visible()
     assert csp_violations(alice) == [] and csp_violations(bob) == []
+
+
+def test_typing_shows_at_once_after_a_send_and_in_the_chat_switched_to(people):
+    alice, bob, carol = people("Alice Typist"), people("Bob Reader"), people("Carol Reader")
+    start_chat(alice, carol)
+    send(alice, "hi Carol")
+    start_chat(alice, bob)
+    open_chat(carol, "Alice Typist")
+
+    # A message, then at once the next: the message ended "typing…" on Bob's side; the next words
+    # start it again (they were held back for seconds behind the typing of the first).
+    send(alice, "first")
+    open_chat(bob, "Alice Typist")
+    expect(bubble(bob.page, "first")).to_have_count(1)
+    expect(bob.page.locator("#conversation-subtitle")).not_to_have_text("typing…")
+    composer(alice.page).press_sequentially("and", delay=20)
+    expect(bob.page.locator("#conversation-subtitle")).to_have_text("typing…")
+
+    # Straight over to Carol's chat: typing there is news to Carol, whatever was typed to Bob.
+    open_chat(alice, "Carol Reader")
+    composer(alice.page).press_sequentially("yo", delay=20)
+    expect(carol.page.locator("#conversation-subtitle")).to_have_text("typing…")

@@ -41,7 +41,6 @@ const state = {
   blocked: new Set(boot.blocked),
   openId: null,
   filter: "",
-  lastTypingSent: 0,
   unblockError: null, // {userId, message}: why the composer notice's Unblock failed
 };
 
@@ -171,6 +170,7 @@ function upsertConversation(p) {
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
       loaded: false, hasMoreBefore: true, left: false, draft: "", staged: null, members: [],
+      lastTypingSent: 0, // when this page last told the others in it that I am typing
     };
     state.conversations.set(p.id, c);
   }
@@ -386,6 +386,8 @@ function sendText(c, text, media = null) {
   const pending = { client_id: clientId, text, media, created_at: new Date().toISOString(), state: "pending", error: null, timer: null, resends: 0 };
   c.pending.set(clientId, pending);
   c.last_activity_at = pending.created_at;
+  // The message ends "typing…" on the other side: the next words typed here say so again at once.
+  c.lastTypingSent = 0;
   transmit(c, pending);
   renderMessages(c, { toBottom: true });
   renderChatList();
@@ -1225,8 +1227,10 @@ els.input.addEventListener("input", () => {
   autosize();
   const c = state.conversations.get(state.openId);
   const now = Date.now();
-  if (c && els.input.value.trim() && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
-    if (conn.send({ type: "typing", conversation: c.id })) state.lastTypingSent = now;
+  // Per conversation: typing in one chat says nothing about another, so it must not hold back the
+  // first "typing" of the chat switched to.
+  if (c && els.input.value.trim() && now - c.lastTypingSent > TYPING_SEND_EVERY_MS) {
+    if (conn.send({ type: "typing", conversation: c.id })) c.lastTypingSent = now;
   }
 });
 
