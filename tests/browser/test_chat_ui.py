@@ -770,3 +770,24 @@ def test_typing_shows_at_once_after_a_send_and_in_the_chat_switched_to(people):
     open_chat(alice, "Carol Reader")
     composer(alice.page).press_sequentially("yo", delay=20)
     expect(carol.page.locator("#conversation-subtitle")).to_have_text("typing…")
+
+
+def test_a_contact_saved_or_removed_under_a_name_renames_the_open_chat_at_once(people):
+    alice, bob = people("Alice Namer"), people("Bob Plain")
+    start_chat(alice, bob)
+    send(alice, "hello")
+    page = alice.page
+
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_label("Phone number").fill(bob.phone)
+    page.get_by_label("Name (optional, for your contacts)").fill("Bobby Saved")
+    page.get_by_role("button", name="Save contact").click()
+    expect(page.get_by_role("button", name="Remove contact Bobby Saved")).to_be_visible()
+    # The list and the chat still open behind the drawer both say the new name.
+    expect(page.locator(".chat-item .chat-item-title")).to_have_text(["Bobby Saved"])
+    expect(page.locator("#conversation-title")).to_have_text("Bobby Saved")
+    expect(page.locator("#messages .history-start")).to_have_text("This is the start of your chat with Bobby Saved.")
+
+    page.get_by_role("button", name="Remove contact Bobby Saved").click()
+    expect(page.locator("#conversation-title")).to_have_text("Bob Plain")
+    expect(page.locator(".chat-item .chat-item-title")).to_have_text(["Bob Plain"])

@@ -1305,6 +1305,15 @@ async function loadContacts() {
     for (const contact of state.contacts) rememberUser(contact.user);
   } catch (exc) {
     // Contacts only improve names; the page works without them.
+    return;
+  }
+  // A contact saved, renamed or removed changes names: the list, and the open chat's header and
+  // authors too. (Not the info panel: a picker there may be adding to itself; it refreshes itself.)
+  renderChatList();
+  const open = openChat();
+  if (open) {
+    renderHeader(open);
+    renderMessages(open);
   }
 }
 
