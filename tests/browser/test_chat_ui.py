@@ -791,3 +791,28 @@ def test_a_contact_saved_or_removed_under_a_name_renames_the_open_chat_at_once(p
     page.get_by_role("button", name="Remove contact Bobby Saved").click()
     expect(page.locator("#conversation-title")).to_have_text("Bob Plain")
     expect(page.locator(".chat-item .chat-item-title")).to_have_text(["Bob Plain"])
+
+
+def test_the_info_panel_of_a_group_i_left_does_not_list_me_as_a_member(people):
+    alice, bob, carol = people("Alice Host"), people("Bob Leaver"), people("Carol Stayer")
+    start_chat(alice, bob)
+    start_chat(alice, carol)
+    page = alice.page
+    page.get_by_role("button", name="New group").click()
+    page.get_by_label("Group name").fill("Book club")
+    page.get_by_role("checkbox", name="Bob Leaver").check()
+    page.get_by_role("checkbox", name="Carol Stayer").check()
+    page.get_by_role("button", name="Create group").click()
+    expect(page.locator("#conversation-title")).to_have_text("Book club")
+
+    open_chat(bob, "Book club")
+    bob.page.get_by_role("button", name="Conversation info").click()
+    members = bob.page.get_by_role("list", name="Members").get_by_role("listitem")
+    expect(members).to_have_count(3)
+    bob.page.get_by_role("button", name="Exit group").click()
+    expect(bob.page.locator("#conversation-subtitle")).to_have_text("You are no longer a participant")
+    # The panel, still open, lists those still in the group: not Bob, "(you)".
+    expect(members).to_have_count(2)
+    expect(members.filter(has_text="(you)")).to_have_count(0)
+    expect(bob.page.locator("#info-drawer")).to_contain_text("2 members")
+    expect(bob.page.get_by_role("button", name="Exit group")).to_have_count(0)

@@ -1633,7 +1633,9 @@ function buildInfo(c) {
   }
   const admin = c.role === "admin" && !c.left;
   const members = h("div", { class: "person-list", role: "list", "aria-label": "Members" });
-  const sorted = [...c.members].sort((a, b) => (b.user.id === me.id) - (a.user.id === me.id) || nameOf(a.user.id).localeCompare(nameOf(b.user.id)));
+  // Out of the group (left, removed), I am no member of it: the list is of those still in it, as I last knew them.
+  const current = c.left ? c.members.filter((m) => m.user.id !== me.id) : c.members;
+  const sorted = [...current].sort((a, b) => (b.user.id === me.id) - (a.user.id === me.id) || nameOf(a.user.id).localeCompare(nameOf(b.user.id)));
   for (const m of sorted) {
     const badge = m.role === "admin" ? h("span", { class: "role-badge", text: "Group admin" }) : null;
     const remove = admin && m.user.id !== me.id
@@ -1658,8 +1660,8 @@ function buildInfo(c) {
   }
   const sections = [
     h("div", { class: "info-card" }, avatar(c.title, { id: c.id, group: true, size: "lg" }), h("h3", { text: c.title }),
-      h("p", { class: "muted", text: `Group · ${c.members.length} member${c.members.length === 1 ? "" : "s"}` })),
-    h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: `${c.members.length} members` }), members),
+      h("p", { class: "muted", text: c.left ? "You are no longer a participant" : `Group · ${current.length} member${current.length === 1 ? "" : "s"}` })),
+    h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: `${current.length} member${current.length === 1 ? "" : "s"}` }), members),
   ];
   if (admin) {
     const present = new Set(c.members.map((m) => m.user.id));
