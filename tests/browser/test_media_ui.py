@@ -278,3 +278,23 @@ def test_an_attachment_stays_with_the_chat_it_was_chosen_in(people, server):
         history = server.api("GET", f"conversations/{conversation['id']}/messages", token=alice.token())["results"]
         sent = [(m["text"], m["media"]["kind"] if m["media"] else None) for m in history]
         assert sent == {"Carol Files": [("just a text for Carol", None)], "Bob Files": [("the plan", "document")]}[peer]
+
+
+def test_a_photo_bubble_is_as_wide_as_the_photo_in_it(people, server):
+    alice = people("Alice Wide")
+    bob = people("Bob Wide", register=False).register_by_api()
+    token = bob.token()
+    conversation = server.api("POST", "conversations", {"kind": "direct", "phone_number": alice.phone}, token=token)
+    for n, size in enumerate([(1600, 1200), (200, 150)]):
+        photo = upload(server, token, samples.image_bytes("PNG", size=size), "image")
+        server.api("POST", f"conversations/{conversation['id']}/messages",
+                   {"client_id": f"w{n}", "media_id": photo["id"], "text": f"photo {n}"}, token=token)
+    open_chat(alice, "Bob Wide")
+    for n, shown in enumerate([320, 200]):
+        row = bubble(alice.page, f"photo {n}")
+        image = row.locator("img")
+        expect(image).to_have_js_property("complete", True)
+        # A big photo shows 320 px wide, a small one at its own size; the bubble fits it (and its
+        # padding), with no blank strip beside it.
+        assert round(image.bounding_box()["width"]) == shown
+        assert row.locator(".bubble").bounding_box()["width"] <= shown + 24

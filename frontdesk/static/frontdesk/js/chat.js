@@ -825,8 +825,14 @@ const MEDIA_LABELS = { image: "Photo", video: "Video", voice: "Voice message", d
 function mediaElement(media) {
   const label = MEDIA_LABELS[media.kind] || "File";
   if (media.kind === "image") {
+    // Its size on screen, at most 320 px wide: the photo's own width as the <img> width would make
+    // the bubble that wide too (up to its limit), the photo in it shrunk by CSS to 320 px beside a
+    // blank strip. Only the shape is reserved, so the row does not jump when it loads.
+    const scale = media.width ? Math.min(1, 320 / media.width) : 1;
+    const width = media.width ? Math.round(media.width * scale) : undefined;
+    const height = media.width && media.height ? Math.round(media.height * scale) : undefined;
     return h("a", { class: "msg-media msg-image", href: media.url, target: "_blank", rel: "noopener", "aria-label": `${label}, open full size` },
-      h("img", { src: media.thumbnail_url || media.url, alt: label, width: media.width || undefined, height: media.height || undefined, loading: "lazy" }));
+      h("img", { src: media.thumbnail_url || media.url, alt: label, width, height, loading: "lazy" }));
   }
   if (media.kind === "video") return h("video", { class: "msg-media msg-video", src: media.url, controls: true, preload: "metadata", "aria-label": label });
   if (media.kind === "voice") return voicePlayer(media);
