@@ -816,3 +816,16 @@ def test_the_info_panel_of_a_group_i_left_does_not_list_me_as_a_member(people):
     expect(members.filter(has_text="(you)")).to_have_count(0)
     expect(bob.page.locator("#info-drawer")).to_contain_text("2 members")
     expect(bob.page.get_by_role("button", name="Exit group")).to_have_count(0)
+
+
+def test_a_new_display_name_shows_its_initials_in_the_profile_panel_at_once(people):
+    ann = people("Ann Oldname")
+    page = ann.page
+    page.get_by_role("button", name="Profile and settings").click()
+    card = page.locator("#side-drawer .profile-card .avatar")
+    expect(card).to_have_text("AO")
+    page.get_by_label("Display name").fill("Zoe Newname")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#side-drawer [role=status]")).to_have_text("Saved.")
+    expect(page.get_by_role("button", name="Profile and settings")).to_have_text("ZN")
+    expect(card).to_have_text("ZN")

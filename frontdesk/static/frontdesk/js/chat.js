@@ -1484,8 +1484,9 @@ function openProfile() {
     const about = field("About", { maxlength: 140, value: me.about || "", placeholder: "Hey there! I am using messenger." });
     const error = formError();
     const saved = h("p", { class: "form-ok", role: "status" });
+    const picture = avatar(me.display_name, { id: me.id, size: "lg" });
     const form = h("form", { class: "drawer-form", novalidate: true },
-      h("div", { class: "profile-card" }, avatar(me.display_name, { id: me.id, size: "lg" }),
+      h("div", { class: "profile-card" }, picture,
         h("p", { class: "profile-phone", text: me.phone_number })),
       name.el, about.el, error, saved,
       h("button", { type: "submit", class: "button button-primary", text: "Save" }));
@@ -1498,6 +1499,7 @@ function openProfile() {
         Object.assign(me, user);
         rememberUser(user);
         renderProfileButton();
+        avatar(me.display_name, { id: me.id, size: "lg", el: picture }); // the initials of the new name here too
         saved.textContent = "Saved.";
       } catch (exc) {
         showError(error, exc);
