@@ -829,3 +829,19 @@ def test_a_new_display_name_shows_its_initials_in_the_profile_panel_at_once(peop
     expect(page.locator("#side-drawer [role=status]")).to_have_text("Saved.")
     expect(page.get_by_role("button", name="Profile and settings")).to_have_text("ZN")
     expect(card).to_have_text("ZN")
+
+
+def test_a_chat_search_that_finds_nothing_says_so(people):
+    alice, bob = people("Alice Seeker"), people("Bob Found")
+    start_chat(alice, bob)
+    page = alice.page
+    search = page.get_by_label("Search chats")
+    search.fill("bob")
+    expect(page.locator(".chat-item")).to_have_count(1)
+    expect(page.get_by_text("No chats match your search.")).to_be_hidden()
+    search.fill("nobody like this")
+    expect(page.locator(".chat-item")).to_have_count(0)
+    expect(page.get_by_text("No chats match your search.")).to_be_visible()
+    search.fill("")
+    expect(page.locator(".chat-item")).to_have_count(1)
+    expect(page.get_by_text("No chats match your search.")).to_be_hidden()

@@ -49,6 +49,7 @@ const els = {
   banner: $("connection-banner"),
   chatList: $("chat-list"),
   chatListEmpty: $("chat-list-empty"),
+  chatListNoMatch: $("chat-list-no-match"),
   filter: $("chat-filter"),
   welcome: $("chat-welcome"),
   conversation: $("conversation"),
@@ -700,6 +701,8 @@ function renderChatList() {
     else cursor = cursor.nextSibling;
   }
   els.chatListEmpty.hidden = state.conversations.size > 0;
+  // A search that finds nothing says so: an empty list alone looks like chats were lost.
+  els.chatListNoMatch.hidden = !(filter && !wanted.length && state.conversations.size > 0);
   renderTitleCount();
 }
 
