@@ -845,3 +845,22 @@ def test_a_chat_search_that_finds_nothing_says_so(people):
     search.fill("")
     expect(page.locator(".chat-item")).to_have_count(1)
     expect(page.get_by_text("No chats match your search.")).to_be_hidden()
+
+
+def test_a_message_that_failed_stays_on_my_side_of_the_chat(people, server):
+    alice = people("Alice Lefty")
+    bob = people("Bob Wall", register=False).register_by_api()
+    start_chat(alice, bob)
+    send(alice, "hello there")
+    sent = bubble(alice.page, "hello there")
+    expect(sent).to_have_attribute("data-status", re.compile("sent|delivered"))
+    alice_id = server.api("GET", "me", token=alice.token())["id"]
+    server.api("POST", f"blocks/{alice_id}", token=bob.token())
+
+    send(alice, "still there?")
+    failed = bubble(alice.page, "still there?")
+    expect(failed).to_have_attribute("data-status", "failed")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    # Right-aligned like every message of mine, not pulled to the middle by its Retry line.
+    right = lambda row: row.locator(".bubble").bounding_box()["x"] + row.locator(".bubble").bounding_box()["width"]  # noqa: E731
+    assert abs(right(failed) - right(sent)) < 2

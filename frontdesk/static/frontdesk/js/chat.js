@@ -882,7 +882,7 @@ function messageElement(c, m, { own, first, status, pending }) {
   const bubble = h("div", { class: "bubble" }, author, ...content, meta);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (status === "failed" && pending) {
-    row.append(h("div", { class: "msg-failed" },
+    row.append(h("div", { class: "msg-failed-note" },
       h("span", { class: "msg-failed-reason", text: pending.error || "Not sent." }),
       h("button", { type: "button", class: "retry-button", onclick: () => retryFromButton(c, m.client_id) }, icon("retry", { size: 16 }), "Retry")));
   }
