@@ -864,3 +864,16 @@ def test_a_message_that_failed_stays_on_my_side_of_the_chat(people, server):
     # Right-aligned like every message of mine, not pulled to the middle by its Retry line.
     right = lambda row: row.locator(".bubble").bounding_box()["x"] + row.locator(".bubble").bounding_box()["width"]  # noqa: E731
     assert abs(right(failed) - right(sent)) < 2
+
+
+def test_new_chat_with_no_number_typed_asks_for_one_in_plain_words(people):
+    ann = people("Ann Hasty")
+    page = ann.page
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.get_by_role("alert")).to_have_text("Type a phone number first.")
+    expect(page.get_by_label("Phone number")).to_be_focused()
+    page.get_by_label("Name (optional, for your contacts)").fill("Someone")
+    page.get_by_role("button", name="Save contact").click()
+    expect(page.get_by_role("alert")).to_have_text("Type a phone number first.")
+    expect(page.get_by_role("alert")).not_to_contain_text("phone_number")

@@ -1343,9 +1343,17 @@ function openNewChat() {
       h("div", { class: "button-row" },
         h("button", { type: "submit", class: "button button-primary", text: "Start chat" }),
         h("button", { type: "button", class: "button", text: "Save contact", onclick: saveContact })));
+    // Nothing typed: say so in the page's words (the server's would name its field, "phone_number: …").
+    const phoneMissing = () => {
+      if (phone.input.value.trim()) return false;
+      showError(error, "Type a phone number first.");
+      phone.input.focus();
+      return true;
+    };
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
+      if (phoneMissing()) return;
       try {
         await startDirect({ phone_number: phone.input.value });
       } catch (exc) {
@@ -1354,6 +1362,7 @@ function openNewChat() {
     });
     async function saveContact() {
       error.hidden = true;
+      if (phoneMissing()) return;
       try {
         // A blank name field means "no name given": sent as "", it would clear the name of someone saved already.
         const named = name.input.value.trim() ? { name: name.input.value } : {};
