@@ -16,6 +16,7 @@ TYPING = "typing"
 PRESENCE = "presence"
 ERROR = "error"
 SESSION_REVOKED = "session.revoked"
+USER_UPDATED = "user.updated"
 
 
 def to_frame(event: dict) -> str:
@@ -30,6 +31,11 @@ def timestamp(value: datetime | None) -> str | None:
 def user_payload(user: User) -> dict:
     return {"id": user.pk, "phone_number": user.phone_number, "display_name": user.display_name, "about": user.about,
             "is_business": user.is_business}
+
+
+def user_updated(user: User) -> dict:
+    """`user` changed their display name or about (or an app its name or description)."""
+    return {"type": USER_UPDATED, "user": user_payload(user)}
 
 
 class Watermarks:

@@ -399,6 +399,8 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
         changed = [name for name in form.changed_data if name not in ("password", "password1", "password2")]
         audit.record(actor=request.user, action="user_changed" if change else "user_added", target=obj,
                      detail={"fields": changed})
+        if change and {"display_name", "about"} & set(form.changed_data):
+            accounts.announce_profile(obj)  # those who show the name see the new one
         if change and "is_active" in form.changed_data:
             # Unticking "active" is a suspension, as the action makes it (logged out everywhere).
             if obj.is_active:

@@ -245,6 +245,14 @@ def presence_audience_query(*, user_id: int) -> tuple[str, list]:
     )
 
 
+def profile_audience_ids(*, user_id: int) -> list[int]:
+    """Who shows this user's name and about: the people in a conversation with them, those who
+    saved them as a contact, and the user themselves (their other devices)."""
+    fellows = Membership.objects.filter(conversation__memberships__user_id=user_id).values_list("user_id", flat=True)
+    savers = Contact.objects.filter(contact_id=user_id).values_list("owner_id", flat=True)
+    return sorted({user_id, *fellows, *savers})
+
+
 def presence_audience_ids(*, user_id: int) -> list[int]:
     return [peer for (peer,) in sql.rows(*presence_audience_query(user_id=user_id))]
 

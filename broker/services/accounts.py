@@ -14,7 +14,7 @@ from django.utils import timezone
 from broker import events, ratelimit
 from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, InvalidInput
 from broker.phone import normalize_phone_number
-from broker.publish import device_group, publish_on_commit, session_group
+from broker.publish import device_group, publish_on_commit, session_group, user_group
 from broker.text import check_encodable, clean_text
 from storage import async_sql, selectors, sql
 from storage.models import Device, User
@@ -198,5 +198,13 @@ def update_profile(*, user: User, display_name: object = None, about: object = N
         user.about = _text_field(about, field="about", max_length=MAX_ABOUT)
         fields.append("about")
     if fields:
-        user.save(update_fields=fields)
+        with transaction.atomic():
+            user.save(update_fields=fields)
+            announce_profile(user)
     return user
+
+
+def announce_profile(user: User) -> None:
+    """Everyone who shows `user`'s name hears of its change, once committed (selectors.profile_audience_ids)."""
+    publish_on_commit([user_group(uid) for uid in selectors.profile_audience_ids(user_id=user.pk)],
+                      events.user_updated(user))

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from broker.services import accounts
 from broker.services.people import parse_id
 from developer_api.models import CommercialRequest, DeveloperApp, OptIn, SpamReport
 from developer_api.services import audit, webhooks
@@ -87,6 +88,7 @@ def update_app(*, app: DeveloperApp, name: object = None, description: object = 
             app.save(update_fields=fields)
             app.bot.display_name, app.bot.about = app.name, app.description[:140]
             app.bot.save(update_fields=["display_name", "about"])
+            accounts.announce_profile(app.bot)
     return app
 
 

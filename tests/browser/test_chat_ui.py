@@ -877,3 +877,17 @@ def test_new_chat_with_no_number_typed_asks_for_one_in_plain_words(people):
     page.get_by_role("button", name="Save contact").click()
     expect(page.get_by_role("alert")).to_have_text("Type a phone number first.")
     expect(page.get_by_role("alert")).not_to_contain_text("phone_number")
+
+
+def test_a_new_display_name_shows_on_the_other_side_without_a_reload(people):
+    alice, bob = people("Alice Oldname"), people("Bob Watcher")
+    start_chat(alice, bob)
+    send(alice, "hello")
+    open_chat(bob, "Alice Oldname")
+
+    alice.page.get_by_role("button", name="Profile and settings").click()
+    alice.page.get_by_label("Display name").fill("Alice Newname")
+    alice.page.get_by_role("button", name="Save").click()
+
+    expect(bob.page.locator("#conversation-title")).to_have_text("Alice Newname")
+    expect(bob.page.locator(".chat-item", has_text="Alice Newname")).to_be_visible()

@@ -144,3 +144,47 @@ async def test_blocking_hides_each_ones_presence_from_the_other_at_once_and_unbl
 
     assert await a.receive_type("presence") == {**hidden, "online": True}
     assert await b.receive_type("presence") == {**hidden, "user": alice.pk, "online": True}
+
+
+# --- names --------------------------------------------------------------------------------------
+async def test_a_new_name_reaches_whoever_shows_it_and_nobody_else(sockets):
+    from broker.services import accounts
+    from tests.factories import saved_contacts
+
+    (alice, alice_token), (bob, bob_token), (carol, carol_token), (dave, dave_token), (erin, erin_token) = \
+        await people(5)
+    await db(direct_conversation)(alice, bob)  # a chat
+    await db(group_conversation)(carol, alice)  # a group
+    await db(saved_contacts)(dave, alice)  # a saved contact, no conversation
+    a1, a2 = await sockets(alice_token), await sockets(await another_device(alice))
+    b, c, d, e = [await sockets(token) for token in (bob_token, carol_token, dave_token, erin_token)]
+
+    await db(accounts.update_profile)(user=alice, display_name="Alice Liddell", about="Down the rabbit hole")
+
+    for socket in (a1, a2, b, c, d):
+        updated = await socket.receive_type("user.updated")
+        assert updated["user"] == {**events.user_payload(alice), "display_name": "Alice Liddell",
+                                   "about": "Down the rabbit hole"}
+    assert all(event["type"] != "user.updated" for event in await e.drain())  # a stranger hears nothing
+
+
+async def test_an_app_renamed_by_its_owner_or_a_person_renamed_by_an_operator_is_seen_renamed(sockets, operator):
+    from django.urls import reverse
+
+    from developer_api.services import apps
+    from tests.developer_api.helpers import make_app
+
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    app = await db(make_app)()
+    await db(direct_conversation)(bob, app.bot)
+    await db(direct_conversation)(alice, bob)
+    b = await sockets(bob_token)
+
+    await db(apps.update_app)(app=app, name="Corner Shop & Deli")
+    renamed_app = await b.receive_type("user.updated")
+    await db(operator.post)(reverse("admin:storage_user_change", args=[alice.pk]), {
+        "phone_number": alice.phone_number, "display_name": "Alice (verified)", "about": "", "is_active": "on"})
+    renamed_person = await b.receive_type("user.updated")
+
+    assert (renamed_app["user"]["id"], renamed_app["user"]["display_name"]) == (app.bot_id, "Corner Shop & Deli")
+    assert (renamed_person["user"]["id"], renamed_person["user"]["display_name"]) == (alice.pk, "Alice (verified)")

@@ -547,6 +547,22 @@ function onPresence(ev) {
   if (open) renderHeader(open);
 }
 
+/** Someone's name or about changed (mine too, from another device): every place that shows it. */
+function onUserUpdated(user) {
+  if (user.id === me.id) {
+    Object.assign(me, user);
+    renderProfileButton();
+  }
+  rememberUser(user);
+  renderChatList();
+  const open = openChat();
+  if (open) {
+    renderHeader(open);
+    renderMessages(open);
+    refreshInfo(open);
+  }
+}
+
 function onError(ev) {
   if (ev.frame !== "message.send" || ev.ref === null || ev.ref === undefined) return;
   for (const c of state.conversations.values()) {
@@ -570,6 +586,7 @@ function onEvent(ev) {
     case "message.status": onStatus(ev); break;
     case "typing": onTyping(ev); break;
     case "presence": onPresence(ev); break;
+    case "user.updated": onUserUpdated(ev.user); break;
     case "error": onError(ev); break;
     case "session.revoked": leave("/login/"); break;
     default: break;
