@@ -98,6 +98,7 @@ def media_payload(media: Media) -> dict:
         "width": media.width,
         "height": media.height,
         "duration": media.duration,
+        "name": media.name,
         "url": f"/api/v1/media/{media.pk}",
         "thumbnail_url": f"/api/v1/media/{media.pk}/thumbnail" if media.thumbnail else None,
     }

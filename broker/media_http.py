@@ -25,6 +25,7 @@ from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 from broker.errors import InvalidInput, LengthRequired, NotFound
 from broker.services import media as media_service
@@ -168,6 +169,7 @@ def media_response(request, media: Media, *, thumbnail: bool = False):
     else:
         name, content_type, size, etag = media.file.name, media.mime_type, media.size, media.sha256
     inline = media.kind in (Media.Kind.IMAGE, Media.Kind.VIDEO, Media.Kind.VOICE) or thumbnail
-    disposition = "inline" if inline else f'attachment; filename="media-{media.pk}"'
+    # A document is saved under its own name (RFC 6266: an ASCII fallback and the UTF-8 name).
+    disposition = "inline" if inline else content_disposition_header(True, media.name or f"media-{media.pk}")
     return ranged_response(request, name=name, size=size, content_type=content_type, etag=etag,
                            disposition=disposition)

@@ -177,6 +177,7 @@ class AppMediaSchema(serializers.Serializer):
     sha256 = serializers.CharField()
     width = serializers.IntegerField(allow_null=True, help_text="images")
     height = serializers.IntegerField(allow_null=True, help_text="images")
+    filename = serializers.CharField(allow_blank=True, help_text="documents: the file's name as uploaded; \"\" otherwise")
     url = serializers.CharField(help_text="GET it (scope messages:read; Range supported)")
 
 
@@ -185,6 +186,7 @@ class MessageMediaSchema(serializers.Serializer):
     mime_type = serializers.CharField()
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
+    filename = serializers.CharField(required=False, help_text="documents: the file's name as uploaded, when it had one")
 
 
 class MessageStatusSchema(serializers.Serializer):

@@ -170,6 +170,9 @@ class Media(models.Model):
     height = models.IntegerField(null=True, blank=True)
     duration = models.FloatField(null=True, blank=True)
     thumbnail = models.FileField(max_length=255, blank=True)
+    # A document's file name as its uploader's device gave it (cleaned): what the recipients see and
+    # save it as. Photos, videos and voice messages keep none (a camera's names say nothing).
+    name = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self):

@@ -231,6 +231,24 @@ def _delete_quietly(name: str) -> None:
         logger.exception("Could not delete media blob %s", name)
 
 
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def document_name(raw: object) -> str:
+    """A document's file name fit to show and save: its last path part, without control or
+    direction-changing characters (which make "invoice\u202efdp.exe" read as "invoiceexe.pdf"),
+    unpaired surrogates or surrounding spaces, at most 255 characters (the extension kept). Empty
+    when nothing is left, and the document is then shown by its kind."""
+    if not isinstance(raw, str):
+        return ""
+    name = _UNSHOWABLE.sub("", raw.replace("\\", "/").rsplit("/", 1)[-1])
+    name = name.encode("utf-8", "replace").decode("utf-8").strip().strip(".")
+    if len(name) > 255:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[: 254 - len(extension)] + dot + extension if dot and len(extension) < 20 else name[:255]
+    return name
+
+
 def upload(*, uploader: User, file, kind: object = None) -> Media:
     """Validate an uploaded file (a Django UploadedFile, or any file object with `.size`) and store it."""
     if file is None:
@@ -278,6 +296,7 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
                 uploader=uploader, kind=kind, mime_type=mime, size=size, sha256=sha256, file=blob_name(sha256),
                 width=width, height=height, duration=None,
                 thumbnail=thumbnail_name(sha256) if thumbnail_bytes is not None else "",
+                name=document_name(getattr(file, "name", "")) if kind == Kind.DOCUMENT else "",
             )
             # The last other upload of these bytes may have been removed, and the blob with it,
             # since it was looked at; with the row in place no removal can take it any more.

@@ -80,6 +80,7 @@ def media_payload(media: Media) -> dict:
         "sha256": media.sha256,
         "width": media.width,
         "height": media.height,
+        "filename": media.name,
         "url": f"/developer/v1/media/{media.pk}",
     }
 
@@ -88,6 +89,8 @@ def media_object(media: Media, *, caption: str | None = None) -> dict:
     """The media of a message, as message statuses and webhook events carry it under its type:
     `{"type": "image", "image": {...}}`."""
     body = {"id": media.pk, "mime_type": media.mime_type, "sha256": media.sha256, "size": media.size}
+    if media.name:  # documents: the file's name as its sender's device gave it
+        body["filename"] = media.name
     if caption:
         body["caption"] = caption
     return body

@@ -103,6 +103,7 @@ class MediaSchema(serializers.Serializer):
     width = serializers.IntegerField(allow_null=True, help_text="images")
     height = serializers.IntegerField(allow_null=True, help_text="images")
     duration = serializers.FloatField(allow_null=True, help_text="seconds, when known")
+    name = serializers.CharField(allow_blank=True, help_text="documents: the file's name as uploaded; \"\" otherwise")
     url = serializers.CharField(help_text="GET it (with Range, to seek)")
     thumbnail_url = serializers.CharField(allow_null=True, help_text="images: a small JPEG")
 

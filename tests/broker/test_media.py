@@ -471,7 +471,31 @@ def test_the_message_payload_carries_the_media():
     payload = message_payload(Message.objects.get(pk=message.pk))
     assert payload["media"] == {
         "id": media.pk, "kind": "image", "mime_type": "image/jpeg", "size": media.size, "sha256": media.sha256,
-        "width": 10, "height": 20, "duration": None, "url": f"/api/v1/media/{media.pk}",
+        "width": 10, "height": 20, "duration": None, "name": "", "url": f"/api/v1/media/{media.pk}",
         "thumbnail_url": f"/api/v1/media/{media.pk}/thumbnail",
     }
     assert message_payload(sent_message(alice, conversation))["media"] is None
+
+
+@pytest.mark.parametrize("raw, name", [
+    ("report.pdf", "report.pdf"),
+    ("C:\\Users\\pat\\report.pdf", "report.pdf"),
+    ("../../etc/passwd", "passwd"),
+    ("invoice\u202efdp.exe", "invoicefdp.exe"),  # no right-to-left override to make it read .pdf
+    ("tab\tand\x00nul.txt", "tabandnul.txt"),
+    ("  .hidden  ", "hidden"),
+    ("x" * 300 + ".pdf", "x" * 251 + ".pdf"),
+    ("\ud800broken.txt", "?broken.txt"),
+    (None, ""),
+])
+def test_a_documents_name_is_cleaned_to_show_and_save(raw, name):
+    assert media_service.document_name(raw) == name
+
+
+def test_only_documents_keep_their_name(media_root):
+    alice = UserFactory()
+
+    photo = upload(alice, samples.image_bytes(), name="IMG_home.jpg", content_type="image/jpeg")
+    document = upload(alice, samples.PDF, kind="document", name="lease.pdf")
+
+    assert (photo.name, document.name) == ("", "lease.pdf")

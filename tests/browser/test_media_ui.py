@@ -273,6 +273,8 @@ def test_an_attachment_stays_with_the_chat_it_was_chosen_in(people, server):
     composer(page).press("Enter")
     expect(panel).to_be_hidden()
     expect(bubble(page, "the plan").locator(".msg-document")).to_be_visible()
+    expect(bubble(page, "the plan").locator(".msg-document")).to_have_text(re.compile(r"^plan\.txt \(\d+ KB\)$"))
+    expect(bubble(page, "the plan").locator(".msg-document")).to_have_attribute("download", "plan.txt")
     for conversation in server.api("GET", "conversations", token=alice.token()):
         peer = next(m["user"]["display_name"] for m in conversation["members"] if m["user"]["display_name"] != "Alice Attach")
         history = server.api("GET", f"conversations/{conversation['id']}/messages", token=alice.token())["results"]

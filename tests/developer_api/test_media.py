@@ -54,8 +54,8 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def users_upload(user, content: bytes, kind: str | None = None) -> Media:
-    return broker_media.upload(uploader=user, file=samples.uploaded(content), kind=kind)
+def users_upload(user, content: bytes, kind: str | None = None, name: str = "file.bin") -> Media:
+    return broker_media.upload(uploader=user, file=samples.uploaded(content, name), kind=kind)
 
 
 # --- uploading ---------------------------------------------------------------------------------
@@ -78,6 +78,7 @@ def test_an_app_uploads_media_as_its_account(content, kind, expected_kind, mime)
     media = response.json()
     assert (media["kind"], media["mime_type"]) == (expected_kind, mime)
     assert media["url"] == f"/developer/v1/media/{media['id']}" and media["size"] > 0
+    assert media["filename"] == ("not-what-it-says.exe" if expected_kind == "document" else "")
     assert Media.objects.get(pk=media["id"]).uploader_id == app.bot_id
 
 
@@ -411,15 +412,19 @@ def test_an_inbound_media_message_reaches_the_webhook_with_its_type_and_media(
     conversation = direct_conversation(user, app.bot)
     photo = users_upload(user, samples.image_bytes("PNG"))
     voice = users_upload(user, samples.OGG_OPUS, "voice")
+    document = users_upload(user, samples.PDF, "document", name="Order 1123.pdf")
 
     with django_capture_on_commit_callbacks(execute=True):
         first, _ = user_sends(sender=user, conversation_id=conversation.pk, client_id="p", media_id=photo.pk,
                               text="The broken part")
     with django_capture_on_commit_callbacks(execute=True):
         user_sends(sender=user, conversation_id=conversation.pk, client_id="v", media_id=voice.pk)
-    assert webhooks.deliver_due() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        user_sends(sender=user, conversation_id=conversation.pk, client_id="d", media_id=document.pk)
+    assert webhooks.deliver_due() == 3
 
-    image_event, voice_event = [event["message"] for event in receiver.events()]
+    image_event, voice_event, document_event = [event["message"] for event in receiver.events()]
+    assert document_event["document"]["filename"] == "Order 1123.pdf"  # the name the user's file had
     assert image_event == {
         "id": f"in_{first.pk}", "from": user.phone_number, "from_user_id": user.pk, "from_name": "Ada",
         "type": "image",
@@ -450,7 +455,7 @@ def test_an_app_downloads_only_its_own_and_received_media():
 
     assert mine.status_code == 200 and body(mine) == samples.MP4 and mine["Content-Type"] == "video/mp4"
     assert theirs.status_code == 200 and body(theirs) == samples.PDF
-    assert theirs["Content-Disposition"] == f'attachment; filename="media-{received.pk}"'
+    assert theirs["Content-Disposition"] == f'attachment; filename="file.bin"'
     for media_id in (others, not_sent, 10**9):
         refused = client.get(f"{MEDIA}/{media_id}")
         assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found", media_id

@@ -82,8 +82,31 @@ def test_each_kind_end_to_end(content, kind, expected_kind, mime):
         assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
         assert body(thumbnail)[:3] == b"\xff\xd8\xff"
     else:
+        # A document is saved under the name it was sent with (its content decided its type).
         assert download["Content-Disposition"] == ("inline" if expected_kind != "document"
-                                                   else f'attachment; filename="media-{media["id"]}"')
+                                                   else 'attachment; filename="not-what-it-says.exe"')
+    assert media["name"] == ("not-what-it-says.exe" if expected_kind == "document" else "")
+
+
+@pytest.mark.parametrize("sent_as, shown_as, saved_as", [
+    ("Contrat signé.pdf", "Contrat signé.pdf", "attachment; filename*=utf-8''Contrat%20sign%C3%A9.pdf"),
+    # Right-to-left override: "invoice\u202efdp.exe" would read as "invoiceexe.pdf".
+    ("invoice\u202efdp.exe", "invoicefdp.exe", 'attachment; filename="invoicefdp.exe"'),
+    ("..\\..\\boot.ini", "boot.ini", 'attachment; filename="boot.ini"'),
+    ("...", "", None),
+])
+def test_a_document_keeps_a_name_fit_to_show_and_save(sent_as, shown_as, saved_as):
+    alice, alice_client = api_user()
+    bob, bob_client = api_user()
+    conversation = direct_conversation(alice, bob)
+
+    media = upload(alice_client, samples.PDF, "document", name=sent_as).json()
+    send(alice_client, conversation.pk, media["id"])
+
+    shown = bob_client.get(f"/api/v1/conversations/{conversation.pk}/messages").json()["results"][-1]["media"]
+    assert media["name"] == shown["name"] == shown_as
+    expected = saved_as or f'attachment; filename="media-{media["id"]}"'
+    assert bob_client.get(media["url"])["Content-Disposition"] == expected
 
 
 def test_a_retried_media_message_returns_the_same_message():

@@ -659,7 +659,7 @@ function previewOf(c) {
   const last = pendings.length ? pendings[pendings.length - 1] : null;
   if (last) {
     return [last.state === "failed" ? icon("alert", { size: 16, label: "Not sent" }) : icon("clock", { size: 14, label: "Sending" }),
-      h("span", { class: "preview-text", text: last.media ? `${MEDIA_LABELS[last.media.kind] || "File"}${last.text ? `: ${last.text}` : ""}` : last.text })];
+      h("span", { class: "preview-text", text: last.media ? `${mediaLabel(last.media)}${last.text ? `: ${last.text}` : ""}` : last.text })];
   }
   const m = c.last_message;
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
@@ -668,7 +668,7 @@ function previewOf(c) {
   const parts = [];
   if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
   else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
-  const caption = m.media ? `${MEDIA_LABELS[m.media.kind] || "File"}${m.text ? `: ${m.text}` : ""}` : m.text;
+  const caption = m.media ? `${mediaLabel(m.media)}${m.text ? `: ${m.text}` : ""}` : m.text;
   parts.push(h("span", { class: "preview-text", text: caption }));
   return parts;
 }
@@ -841,6 +841,11 @@ function statusIcon(status) {
 
 const MEDIA_LABELS = { image: "Photo", video: "Video", voice: "Voice message", document: "Document" };
 
+/** What a message's media is called in a preview: a document by its name, the rest by their kind. */
+function mediaLabel(media) {
+  return media.name || MEDIA_LABELS[media.kind] || "File";
+}
+
 /** A message's photo (thumbnail, opening full size), video, voice message or document. */
 function mediaElement(media) {
   const label = MEDIA_LABELS[media.kind] || "File";
@@ -856,7 +861,7 @@ function mediaElement(media) {
   }
   if (media.kind === "video") return h("video", { class: "msg-media msg-video", src: media.url, controls: true, preload: "metadata", "aria-label": label });
   if (media.kind === "voice") return voicePlayer(media);
-  return h("a", { class: "msg-media msg-document", href: media.url, download: "" }, `${label} (${Math.max(1, Math.round(media.size / 1024))} KB)`);
+  return h("a", { class: "msg-media msg-document", href: media.url, download: media.name || "" }, `${media.name || label} (${Math.max(1, Math.round(media.size / 1024))} KB)`);
 }
 
 // A message of mine whose status moves on (pending, then sent, delivered, read) keeps its row:
