@@ -455,7 +455,7 @@ def test_an_app_downloads_only_its_own_and_received_media():
 
     assert mine.status_code == 200 and body(mine) == samples.MP4 and mine["Content-Type"] == "video/mp4"
     assert theirs.status_code == 200 and body(theirs) == samples.PDF
-    assert theirs["Content-Disposition"] == f'attachment; filename="file.bin"'
+    assert theirs["Content-Disposition"] == 'attachment; filename="file.bin"'
     for media_id in (others, not_sent, 10**9):
         refused = client.get(f"{MEDIA}/{media_id}")
         assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found", media_id
