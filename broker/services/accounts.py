@@ -9,12 +9,14 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from broker import events, ratelimit
-from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, InvalidInput
+from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, InvalidInput, NotFound
 from broker.phone import normalize_phone_number
 from broker.publish import device_group, publish_on_commit, session_group, user_group
+from broker.services.people import parse_id
 from broker.text import check_encodable, clean_text
 from storage import async_sql, selectors, sql
 from storage.models import Device, User
@@ -156,6 +158,47 @@ def logout(*, device: Device) -> None:
     with transaction.atomic():
         Device.objects.filter(pk=device.pk).delete()
         publish_on_commit([device_group(device.pk)], events.session_revoked())
+
+
+def devices(*, user: User) -> list[Device]:
+    """The user's logged-in devices, the most recently used first."""
+    return list(Device.objects.filter(user=user).order_by(F("last_used_at").desc(nulls_last=True), "-created_at", "-pk"))
+
+
+def log_out_device(*, user: User, device_id: object) -> None:
+    """The user logs one of their devices out (a lost phone, say), from any other: as `logout`."""
+    device = Device.objects.filter(user=user, pk=parse_id(device_id, field="device")).first()
+    if device is None:
+        raise NotFound("You have no such device.", field="device")
+    logout(device=device)
+
+
+def change_password(*, user: User, current_password: object, new_password: object,
+                    keep_device_id: int | None = None, client_ip: str | None = None) -> int:
+    """Set a new password, given the current one (checked and throttled as a login is), and log out
+    every other device: someone who learnt the old password, or holds a lost phone, is out. The
+    device making the change (`keep_device_id`) stays; browser sessions other than the caller's
+    end through their session hash (the caller keeps theirs). The number of devices logged out."""
+    try:
+        check_password(phone_number=user.phone_number, password=current_password, client_ip=client_ip)
+    except AuthenticationFailed:
+        raise InvalidInput("The current password is wrong.", field="current_password") from None
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message.replace("password", "current_password"), field="current_password") from None
+    try:
+        new_password = _password(new_password)
+        validate_password(new_password, user=user)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message.replace("password", "new_password"), field="new_password") from None
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="new_password") from exc
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        others = list(Device.objects.filter(user=user).exclude(pk=keep_device_id))
+        for device in others:
+            logout(device=device)
+    return len(others)
 
 
 def device_is_valid(device_id: int) -> bool:

@@ -23,6 +23,23 @@ class ProfileUpdateRequest(serializers.Serializer):
     about = serializers.CharField(max_length=140, required=False, allow_blank=True)
 
 
+class PasswordChangeRequest(serializers.Serializer):
+    current_password = serializers.CharField(trim_whitespace=False, max_length=4096)
+    new_password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+
+class PasswordChangeResponse(serializers.Serializer):
+    devices_logged_out = serializers.IntegerField(help_text="Your other devices, now logged out.")
+
+
+class DeviceSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(allow_blank=True, help_text="as given at login (device_name)")
+    created_at = serializers.DateTimeField(help_text="when it logged in")
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    current = serializers.BooleanField(help_text="the device making this request")
+
+
 class ContactRequest(serializers.Serializer):
     phone_number = serializers.CharField(max_length=32, required=False)
     user_id = serializers.IntegerField(min_value=1, required=False)

@@ -3,6 +3,7 @@ and returns JSON. Errors are raised as broker errors and shaped by `api.errors`.
 
 from django.conf import settings
 from django.contrib.auth import logout as session_logout
+from django.contrib.auth import update_session_auth_hash
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -74,6 +75,37 @@ class MeView(APIView):
         data = validated(s.ProfileUpdateRequest, request.data)
         user = accounts.update_profile(user=request.user, **data)
         return Response(events.user_payload(user))
+
+
+class PasswordView(APIView):
+    @extend_schema(tags=["profile"], request=s.PasswordChangeRequest, responses={200: s.PasswordChangeResponse, **ERRORS},
+                   description="A new password, given the current one; every other device is logged out.")
+    def post(self, request):
+        data = validated(s.PasswordChangeRequest, request.data)
+        logged_out = accounts.change_password(
+            user=request.user, **data, keep_device_id=request.auth.pk if request.auth is not None else None,
+            client_ip=request.META.get("REMOTE_ADDR"),
+        )
+        if request.auth is None:  # a browser session: it stays logged in, its others end
+            update_session_auth_hash(request, request.user)
+        return Response({"devices_logged_out": logged_out})
+
+
+class DevicesView(APIView):
+    @extend_schema(tags=["profile"], responses={200: s.DeviceSchema(many=True), **ERRORS})
+    def get(self, request):
+        current = request.auth.pk if request.auth is not None else None
+        return Response([{"id": d.pk, "name": d.name, "created_at": events.timestamp(d.created_at),
+                          "last_used_at": events.timestamp(d.last_used_at), "current": d.pk == current}
+                         for d in accounts.devices(user=request.user)])
+
+
+class DeviceDetailView(APIView):
+    @extend_schema(tags=["profile"], responses={204: None, **ERRORS},
+                   description="Log one of your devices out: its token stops working, its websockets are closed.")
+    def delete(self, request, device_id: int):
+        accounts.log_out_device(user=request.user, device_id=device_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ContactsView(APIView):

@@ -891,3 +891,40 @@ def test_a_new_display_name_shows_on_the_other_side_without_a_reload(people):
 
     expect(bob.page.locator("#conversation-title")).to_have_text("Alice Newname")
     expect(bob.page.locator(".chat-item", has_text="Alice Newname")).to_be_visible()
+
+
+def test_a_lost_phone_is_logged_out_from_the_browser_and_a_new_password_keeps_the_page(people, server):
+    import urllib.error
+
+    alice, bob = people("Alice Careful"), people("Bob Friend")
+    phone_token = server.api("POST", "auth/login", {"phone_number": alice.phone, "password": PASSWORD,
+                                                    "device_name": "Pixel 9"})["token"]
+    tablet_token = server.api("POST", "auth/login", {"phone_number": alice.phone, "password": PASSWORD,
+                                                     "device_name": "Tablet"})["token"]
+    page = alice.page
+    page.get_by_role("button", name="Profile and settings").click()
+    devices = page.get_by_role("list", name="Devices")
+    expect(devices.get_by_role("listitem")).to_have_count(2)
+
+    devices.get_by_role("button", name="Log out Pixel 9").click()
+    expect(devices.get_by_role("listitem")).to_have_count(1)
+    with pytest.raises(urllib.error.HTTPError):  # the lost phone's token no longer works
+        server.api("GET", "me", token=phone_token)
+
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("alert")).to_contain_text("The current password is wrong.")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status").filter(has_text="Password changed. 1 device logged out.")).to_be_visible()
+    expect(devices.get_by_text("No phones or apps are logged in.")).to_be_visible()
+    with pytest.raises(urllib.error.HTTPError):
+        server.api("GET", "me", token=tablet_token)
+
+    # This page is still logged in and chatting.
+    page.get_by_role("button", name="Back").click()
+    start_chat(alice, bob)
+    send(alice, "changed my password")
+    expect(bubble(page, "changed my password")).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    expect(bob.page.locator(".chat-item", has_text="Alice Careful")).to_contain_text("changed my password")

@@ -3,7 +3,7 @@
 import pytest
 
 from storage.models import Block, Contact, Message
-from tests.factories import UserFactory, api_user, direct_conversation, group_conversation
+from tests.factories import UserFactory, api_user, direct_conversation, group_conversation, user_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -307,3 +307,74 @@ def test_a_block_does_not_silence_a_shared_group():
     # Blocks are between two people; a group is everyone's, as in other messengers.
     assert response.status_code == 201
     assert Message.objects.filter(sender=pest, conversation=group).count() == 1
+
+
+# --- Password and devices ---------------------------------------------------------------------
+PASSWORD_URL = "/api/v1/me/password"
+DEVICES = "/api/v1/me/devices"
+NEW = "a brand new passphrase"
+
+
+def test_a_new_password_logs_out_every_other_device_and_keeps_this_one():
+    from broker.services import accounts
+    from tests.factories import PASSWORD
+    from tests.openapi import SchemaCheckedClient
+
+    user, token = user_with_token()
+    _, stolen_phone = accounts.login(phone_number=user.phone_number, password=PASSWORD, device_name="lost phone")
+    me, thief = SchemaCheckedClient(token), SchemaCheckedClient(stolen_phone)
+
+    wrong = me.post(PASSWORD_URL, {"current_password": "not it at all", "new_password": NEW})
+    weak = me.post(PASSWORD_URL, {"current_password": PASSWORD, "new_password": "1234"})
+    changed = me.post(PASSWORD_URL, {"current_password": PASSWORD, "new_password": NEW})
+
+    assert [(r.status_code, r.json()["error"]["field"]) for r in (wrong, weak)] == [
+        (400, "current_password"), (400, "new_password")]
+    assert changed.status_code == 200 and changed.json() == {"devices_logged_out": 1}
+    assert thief.get(ME).status_code == 401  # the lost phone is out
+    assert me.get(ME).status_code == 200  # this device stays
+    login = SchemaCheckedClient()
+    assert login.post("/api/v1/auth/login", {"phone_number": user.phone_number, "password": PASSWORD}).status_code == 401
+    assert login.post("/api/v1/auth/login", {"phone_number": user.phone_number, "password": NEW}).status_code == 200
+
+
+def test_a_browser_changing_its_password_stays_logged_in_and_its_devices_are_out():
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+    from tests.openapi import SchemaCheckedClient
+
+    user, token = user_with_token()
+    browser, elsewhere = Client(), Client()
+    browser.force_login(user)
+    elsewhere.force_login(user)  # another browser, logged in with the old password
+
+    changed = browser.post(PASSWORD_URL, {"current_password": PASSWORD, "new_password": NEW},
+                           content_type="application/json")
+
+    assert changed.status_code == 200 and changed.json() == {"devices_logged_out": 1}
+    assert browser.get(ME).status_code == 200
+    assert elsewhere.get(ME).status_code == 401  # its session ended with the old password
+    assert SchemaCheckedClient(token).get(ME).status_code == 401
+
+
+def test_a_user_sees_their_devices_and_logs_one_out_from_another():
+    from broker.services import accounts
+    from tests.factories import PASSWORD
+    from tests.openapi import SchemaCheckedClient
+
+    user, token = user_with_token()
+    _, tablet = accounts.login(phone_number=user.phone_number, password=PASSWORD, device_name="tablet")
+    _, other_people = api_user()
+    me = SchemaCheckedClient(token)
+
+    listed = me.get(DEVICES).json()
+    tablet_id = next(d["id"] for d in listed if d["name"] == "tablet")
+    refused = other_people.delete(f"{DEVICES}/{tablet_id}")  # not theirs
+    logged_out = me.delete(f"{DEVICES}/{tablet_id}")
+
+    assert sorted((d["name"], d["current"]) for d in listed) == [("tablet", False), ("test", True)]
+    assert (refused.status_code, refused.json()["error"]["field"]) == (404, "device")
+    assert logged_out.status_code == 204
+    assert SchemaCheckedClient(tablet).get(ME).status_code == 401
+    assert [d["name"] for d in me.get(DEVICES).json()] == ["test"]

@@ -122,6 +122,25 @@ async def test_logging_out_a_device_closes_its_socket_but_not_the_other_devices(
     await assert_refused(await sockets(alice_token))
 
 
+async def test_a_new_password_closes_the_other_devices_sockets_at_once_and_keeps_this_ones(sockets):
+    from storage.models import Device
+    from tests.factories import PASSWORD
+
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    conversation = await db(direct_conversation)(alice, bob)
+    lost_phone, laptop = await sockets(alice_token), await sockets(await another_device(alice))
+    b = await sockets(bob_token)
+    laptop_device = await db(lambda: Device.objects.filter(user=alice).latest("pk").pk)()
+
+    await db(accounts.change_password)(user=alice, current_password=PASSWORD, new_password="a brand new passphrase",
+                                       keep_device_id=laptop_device)
+
+    assert await lost_phone.receive_type("session.revoked") == {"type": "session.revoked"}
+    assert await lost_phone.receive_close() == 4001
+    message = await laptop.send_message(conversation.pk, "changed it, all good")
+    assert (await b.receive_type("message.new"))["message"] == message
+
+
 async def test_a_revocation_closes_a_socket_whose_frame_is_still_being_handled(sockets, settings, monkeypatch):
     """The revocation does not wait behind a slow frame, and the frame's late answer is not
     written to the closed socket (nor does it fail the connection's handling)."""

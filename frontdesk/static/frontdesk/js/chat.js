@@ -1543,8 +1543,74 @@ function openProfile() {
     clear(logout.querySelector("button")).append("Log out");
     logout.querySelector("button").className = "button button-danger";
     logout.querySelector("button").removeAttribute("aria-label");
-    append(body, [form, h("div", { class: "drawer-section" }, logout)]);
+    append(body, [form, passwordForm(), devicesSection(), h("div", { class: "drawer-section" }, logout)]);
   });
+}
+
+/** A new password, given the current one; the server logs out every device (this page stays). */
+function passwordForm() {
+  const current = field("Current password", { type: "password", autocomplete: "current-password", required: true });
+  const fresh = field("New password", { type: "password", autocomplete: "new-password", required: true, minlength: 8 });
+  const error = formError();
+  const done = h("p", { class: "form-ok", role: "status" });
+  const form = h("form", { class: "drawer-section drawer-form", novalidate: true },
+    h("h3", { class: "section-title", text: "Password" }), current.el, fresh.el, error, done,
+    h("button", { type: "submit", class: "button", text: "Change password" }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    done.textContent = "";
+    if (!current.input.value || !fresh.input.value) return showError(error, "Type your current password and a new one.");
+    // The server gives this page's session a new key: its socket, on the old one, is replaced, and
+    // the old one's end (session.revoked) is not a logout.
+    renewingSession = true;
+    try {
+      const { devices_logged_out: count } = await api.post("me/password", { current_password: current.input.value, new_password: fresh.input.value });
+      conn.renew();
+      current.input.value = fresh.input.value = "";
+      done.textContent = count ? `Password changed. ${count} device${count === 1 ? "" : "s"} logged out.` : "Password changed.";
+      refreshDevices();
+    } catch (exc) {
+      showError(error, exc);
+      if (conn.state === "stopped") leave("/login/"); // ended meanwhile for another reason
+    } finally {
+      renewingSession = false;
+    }
+  });
+  return form;
+}
+
+let refreshDevices = () => {};
+
+/** The phones and apps logged in to this account (by token), each of which can be logged out from here. */
+function devicesSection() {
+  const list = h("div", { class: "person-list", role: "list", "aria-label": "Devices" });
+  const error = formError();
+  refreshDevices = async () => {
+    try {
+      const devices = await api.get("me/devices");
+      clear(list);
+      if (!devices.length) list.append(h("p", { class: "muted small", text: "No phones or apps are logged in." }));
+      for (const device of devices) {
+        const name = device.name || "Unnamed device";
+        const used = device.last_used_at || device.created_at;
+        const out = h("button", { type: "button", class: "button button-small", "aria-label": `Log out ${name}`, text: "Log out", onclick: async () => {
+          try {
+            await api.delete(`me/devices/${device.id}`);
+            refreshDevices();
+          } catch (exc) { showError(error, exc); }
+        } });
+        list.append(h("div", { class: "person-item", role: "listitem" },
+          h("div", { class: "person-row" }, h("span", { class: "person-text" },
+            h("span", { class: "person-name", text: name }),
+            h("span", { class: "person-sub", text: `Last active: ${fmt.dayLabel(used)}, ${fmt.clock(used)}` })), out)));
+      }
+    } catch (exc) {
+      showError(error, exc);
+    }
+  };
+  refreshDevices();
+  return h("div", { class: "drawer-section" }, h("h3", { class: "section-title", text: "Devices" }), list, error);
 }
 
 function closeInfo() {
@@ -1777,7 +1843,9 @@ conn.addEventListener("event", (event) => onEvent(event.detail));
 // Logging out (here or elsewhere) ends the session's sockets too (session.revoked, then close 4001):
 // the first way out wins, so the logout form's own redirect is not overtaken by the socket's.
 let leaving = false;
+let renewingSession = false;
 function leave(url) {
+  if (renewingSession) return; // the old socket of a session given a new key (passwordForm)
   if (!leaving) {
     leaving = true;
     location.assign(url);

@@ -78,6 +78,17 @@ export class Connection extends EventTarget {
     return true;
   }
 
+  /** A new socket in place of this one, for a session whose cookie changed (a new password cycles
+   * the session's key): the old socket, bound to the ended session, is dropped unheard. */
+  renew() {
+    const old = this.socket;
+    this.socket = null; // what the old one still says or does is ignored (socket !== this.socket)
+    if (old) old.close();
+    this.state = "idle";
+    this.attempts = 0;
+    this.start();
+  }
+
   stop() {
     this.setState("stopped");
     clearTimeout(this.timer);
