@@ -826,7 +826,8 @@ def test_a_new_display_name_shows_its_initials_in_the_profile_panel_at_once(peop
     expect(card).to_have_text("AO")
     page.get_by_label("Display name").fill("Zoe Newname")
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator("#side-drawer [role=status]")).to_have_text("Saved.")
+    profile = page.locator("#side-drawer form", has=page.get_by_label("Display name"))
+    expect(profile.get_by_role("status")).to_have_text("Saved.")
     expect(page.get_by_role("button", name="Profile and settings")).to_have_text("ZN")
     expect(card).to_have_text("ZN")
 
