@@ -289,7 +289,7 @@ class MediaUploadView(AppApiView):
         data = validated(s.MediaUploadRequest, request.data)
         upload = data["file"]
         try:
-            media = app_media.upload(app=request.auth.app, file=upload, kind=data.get("kind"))
+            media = app_media.upload(app=request.auth.app, file=upload, kind=data.get("kind"), key=request.auth)
         finally:
             upload.close()  # a temporary file goes now, whatever happened
         return Response(app_media.media_payload(media), status=status.HTTP_201_CREATED)
@@ -331,7 +331,7 @@ class AppWebhookView(AppApiView):
                                "hub.verify_token=...&hub.challenge=... with 200 and the challenge.")
     def put(self, request):
         data = validated(s.WebhookSetRequest, request.data)
-        return Response(webhooks.webhook_payload(webhooks.set_webhook(app=request.auth.app, **data)))
+        return Response(webhooks.webhook_payload(webhooks.set_webhook(app=request.auth.app, **data, key=request.auth)))
 
     @extend_schema(tags=["webhooks"], responses={204: None, **APP_ERRORS}, summary="Remove your webhook",
                    description="Scope webhooks:manage.")

@@ -15,7 +15,7 @@ is an image, and sending it as a document is refused (upload it with kind "docum
 photo as a file), so what the recipient sees always matches the type the app reports.
 """
 
-from broker.errors import InvalidInput, NotFound
+from broker.errors import BrokerError, InvalidInput, NotFound
 from broker.services import media as broker_media
 from broker.services.people import parse_id
 from developer_api.models import DeveloperApp
@@ -39,10 +39,23 @@ def _clean_kind(kind: object) -> str | None:
     return KIND_OF_TYPE[kind]
 
 
-def upload(*, app: DeveloperApp, file, kind: object = None) -> Media:
+def upload(*, app: DeveloperApp, file, kind: object = None, key=None) -> Media:
     """Store a file for the app (its bot account is the uploader), with the client API's checks and
-    limits: 400 on `file` for content not of the declared kind, 413 too_large over its limit."""
-    return broker_media.upload(uploader=app.bot, file=file, kind=_clean_kind(kind))
+    limits: 400 on `file` for content not of the declared kind, 413 too_large over its limit.
+
+    With the request's `key`, it is checked again once the file is stored: an upload can take
+    minutes, and a key revoked (or an app suspended) meanwhile leaves nothing behind."""
+    media = broker_media.upload(uploader=app.bot, file=file, kind=_clean_kind(kind))
+    if key is not None:
+        # Here, not at the top: keys imports apps, which imports webhooks, which imports this module.
+        from developer_api.services import keys
+
+        try:
+            keys.recheck(key)
+        except BrokerError:
+            broker_media.delete_media(media)
+            raise
+    return media
 
 
 def readable_media(*, app: DeveloperApp, media_id: object, field: str = "media_id") -> Media:

@@ -247,16 +247,23 @@ def verify_callback(*, url: str, verify_token: str) -> None:
         )
 
 
-def set_webhook(*, app: DeveloperApp, url: object, verify_token: object) -> DeveloperApp:
-    """Point the app's webhook at `url` once it passes the verify-token handshake."""
+def set_webhook(*, app: DeveloperApp, url: object, verify_token: object, key=None) -> DeveloperApp:
+    """Point the app's webhook at `url` once it passes the verify-token handshake. With the
+    request's `key`, it is checked again after the handshake (up to WEBHOOK_TIMEOUT seconds of
+    someone else's server): a key revoked meanwhile sets nothing."""
     url = check_url(url)
     if not isinstance(verify_token, str) or not verify_token or len(verify_token) > MAX_VERIFY_TOKEN:
         raise InvalidInput(f"verify_token must be a string of 1 to {MAX_VERIFY_TOKEN} characters.",
                            field="verify_token")
     verify_callback(url=url, verify_token=verify_token)
-    app.webhook_url = url
-    app.webhook_verified_at = timezone.now()
-    app.save(update_fields=["webhook_url", "webhook_verified_at"])
+    with transaction.atomic():
+        if key is not None:
+            from developer_api.services import keys  # keys imports apps, which imports this module
+
+            keys.recheck(key)
+        app.webhook_url = url
+        app.webhook_verified_at = timezone.now()
+        app.save(update_fields=["webhook_url", "webhook_verified_at"])
     return app
 
 

@@ -82,6 +82,24 @@ def test_an_app_uploads_media_as_its_account(content, kind, expected_kind, mime)
     assert Media.objects.get(pk=media["id"]).uploader_id == app.bot_id
 
 
+def test_a_key_revoked_while_its_upload_comes_in_leaves_nothing_stored(media_root, monkeypatch,
+                                                                     django_capture_on_commit_callbacks):
+    app, client = app_client(scopes=["media:write"])
+    store = broker_media.upload
+
+    def stored_as_the_owner_revokes_the_key(**kwargs):
+        media = store(**kwargs)  # minutes of a large file, say
+        keys.revoke_key(key=ApiKey.objects.get(app=app))
+        return media
+
+    monkeypatch.setattr(broker_media, "upload", stored_as_the_owner_revokes_the_key)
+    with django_capture_on_commit_callbacks(execute=True):  # the file goes once the deletion commits
+        response = upload(client, samples.PDF)
+
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+    assert not Media.objects.exists() and stored_files(media_root) == []
+
+
 def test_uploading_needs_the_media_write_scope(media_root):
     _, client = app_client(scopes=["messages:send", "messages:read", "webhooks:manage"])
 

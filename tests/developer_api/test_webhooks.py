@@ -61,6 +61,25 @@ def test_setting_a_webhook_passes_the_verify_token_handshake(receiver):
     assert client.get("/developer/v1/webhook").json() == body
 
 
+def test_a_key_revoked_during_the_handshake_sets_no_webhook(receiver, monkeypatch):
+    from developer_api.models import ApiKey
+    from developer_api.services import keys
+
+    app, client = app_client()
+    handshake = webhooks.verify_callback
+
+    def slow_receiver_meanwhile_the_owner_revokes_the_key(**kwargs):
+        handshake(**kwargs)  # up to WEBHOOK_TIMEOUT seconds of someone else's server
+        keys.revoke_key(key=ApiKey.objects.get(app=app))
+
+    monkeypatch.setattr(webhooks, "verify_callback", slow_receiver_meanwhile_the_owner_revokes_the_key)
+    response = client.put("/developer/v1/webhook", {"url": receiver.url, "verify_token": receiver.verify_token})
+
+    assert response.status_code == 401
+    app.refresh_from_db()
+    assert app.webhook_url == ""
+
+
 def test_a_callback_that_fails_the_handshake_is_not_set(receiver):
     app, client = app_client()
 
