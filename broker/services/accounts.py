@@ -34,10 +34,10 @@ def _text_field(value: object, *, field: str, max_length: int, required: bool = 
     return clean_text(value, field=field, max_length=max_length, required=required)
 
 
-def _password(value: object) -> str:
+def _password(value: object, field: str = "password") -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInput("password is required.", field="password")
-    check_encodable(value, field="password")  # a hasher cannot encode an unpaired surrogate
+        raise InvalidInput(f"{field} is required.", field=field)
+    check_encodable(value, field=field)  # a hasher cannot encode an unpaired surrogate
     return value
 
 
@@ -179,17 +179,14 @@ def change_password(*, user: User, current_password: object, new_password: objec
     every other device: someone who learnt the old password, or holds a lost phone, is out. The
     device making the change (`keep_device_id`) stays; browser sessions other than the caller's
     end through their session hash (the caller keeps theirs). The number of devices logged out."""
+    current_password = _password(current_password, field="current_password")
     try:
         check_password(phone_number=user.phone_number, password=current_password, client_ip=client_ip)
     except AuthenticationFailed:
         raise InvalidInput("The current password is wrong.", field="current_password") from None
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message.replace("password", "current_password"), field="current_password") from None
+    new_password = _password(new_password, field="new_password")
     try:
-        new_password = _password(new_password)
         validate_password(new_password, user=user)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message.replace("password", "new_password"), field="new_password") from None
     except ValidationError as exc:
         raise InvalidInput(" ".join(exc.messages), field="new_password") from exc
     with transaction.atomic():

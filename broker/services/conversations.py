@@ -224,9 +224,10 @@ def _role_notice(conversation_id: int, *, user: User, role: str, by: User | None
     name = user.display_name
     if role == Membership.Role.ADMIN:
         text = f"{by.display_name} made {name} an admin" if by else f"{name} is now an admin"
+    elif by is None or by.pk == user.pk:
+        text = f"{name} is no longer an admin"
     else:
-        text = f"{name} is no longer an admin" if by is None or by.pk == user.pk else \
-            f"{by.display_name} dismissed {name} as admin"
+        text = f"{by.display_name} dismissed {name} as admin"
     return append_message(
         conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=text,
         event={"action": "admin_added" if role == Membership.Role.ADMIN else "admin_removed",

@@ -53,6 +53,17 @@ def texts(page):
     return page.locator("#messages .msg:not(.msg-system) .msg-text").all_inner_texts()
 
 
+def group_by_api(server, creator, title, *members):
+    """A group `creator` makes over REST with `members`, saved as contacts first (a group is made of
+    people one knows)."""
+    token = creator.token()
+    ids = []
+    for person in members:
+        server.api("POST", "contacts", {"phone_number": person.phone}, token=token)
+        ids.append(server.api("GET", "me", token=person.token())["id"])
+    server.api("POST", "conversations", {"kind": "group", "title": title, "member_ids": ids}, token=token)
+
+
 def csp_violations(person):
     return [e for e in person.console_errors if "Content Security Policy" in e or "Refused to" in e]
 
@@ -490,12 +501,7 @@ def test_the_member_pickers_offer_only_people_a_group_may_take(people, server):
     bob = people("Bob Organiser", register=False).register_by_api()
     carol = people("Carol Fellow", register=False).register_by_api()
     alice = people("Alice Picker")
-    organiser = bob.token()
-    invited = []
-    for person in (alice, carol):
-        server.api("POST", "contacts", {"phone_number": person.phone}, token=organiser)
-        invited.append(server.api("GET", "me", token=person.token())["id"])
-    server.api("POST", "conversations", {"kind": "group", "title": "Book club", "member_ids": invited}, token=organiser)
+    group_by_api(server, bob, "Book club", alice, carol)
     page = alice.page
     open_chat(alice, "Book club")
 
@@ -726,12 +732,7 @@ def test_a_message_a_moderator_takes_down_goes_from_every_screen_and_keeps_its_p
 def test_an_admin_makes_another_admin_who_can_then_manage_the_group(people, server):
     alice, bob = people("Alice Founder"), people("Bob Deputy")
     carol = people("Carol Guest", register=False).register_by_api()
-    founder = alice.token()
-    ids = []
-    for person in (bob, carol):
-        server.api("POST", "contacts", {"phone_number": person.phone}, token=founder)
-        ids.append(server.api("GET", "me", token=person.token())["id"])
-    server.api("POST", "conversations", {"kind": "group", "title": "Choir", "member_ids": ids}, token=founder)
+    group_by_api(server, alice, "Choir", bob, carol)
     open_chat(alice, "Choir")
     open_chat(bob, "Choir")
     bob.page.get_by_role("button", name="Conversation info").click()

@@ -1543,12 +1543,13 @@ function openProfile() {
     clear(logout.querySelector("button")).append("Log out");
     logout.querySelector("button").className = "button button-danger";
     logout.querySelector("button").removeAttribute("aria-label");
-    append(body, [form, passwordForm(), devicesSection(), h("div", { class: "drawer-section" }, logout)]);
+    const devices = devicesSection();
+    append(body, [form, passwordForm(devices.refresh), devices.el, h("div", { class: "drawer-section" }, logout)]);
   });
 }
 
 /** A new password, given the current one; the server logs out every device (this page stays). */
-function passwordForm() {
+function passwordForm(refreshDevices) {
   const current = field("Current password", { type: "password", autocomplete: "current-password", required: true });
   const fresh = field("New password", { type: "password", autocomplete: "new-password", required: true, minlength: 8 });
   const error = formError();
@@ -1580,13 +1581,12 @@ function passwordForm() {
   return form;
 }
 
-let refreshDevices = () => {};
-
-/** The phones and apps logged in to this account (by token), each of which can be logged out from here. */
+/** The phones and apps logged in to this account (by token), each of which can be logged out from
+ * here: {el, refresh}. */
 function devicesSection() {
   const list = h("div", { class: "person-list", role: "list", "aria-label": "Devices" });
   const error = formError();
-  refreshDevices = async () => {
+  const refresh = async () => {
     try {
       const devices = await api.get("me/devices");
       clear(list);
@@ -1597,7 +1597,7 @@ function devicesSection() {
         const out = h("button", { type: "button", class: "button button-small", "aria-label": `Log out ${name}`, text: "Log out", onclick: async () => {
           try {
             await api.delete(`me/devices/${device.id}`);
-            refreshDevices();
+            refresh();
           } catch (exc) { showError(error, exc); }
         } });
         list.append(h("div", { class: "person-item", role: "listitem" },
@@ -1609,8 +1609,8 @@ function devicesSection() {
       showError(error, exc);
     }
   };
-  refreshDevices();
-  return h("div", { class: "drawer-section" }, h("h3", { class: "section-title", text: "Devices" }), list, error);
+  refresh();
+  return { el: h("div", { class: "drawer-section" }, h("h3", { class: "section-title", text: "Devices" }), list, error), refresh };
 }
 
 function closeInfo() {
