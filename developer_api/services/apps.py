@@ -11,6 +11,7 @@ from django.utils import timezone
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.services import accounts
 from broker.services.people import parse_id
+from broker.text import clean_text
 from developer_api.models import CommercialRequest, DeveloperApp, OptIn, SpamReport
 from developer_api.services import audit, webhooks
 from storage.models import User
@@ -18,21 +19,6 @@ from storage.models import User
 MAX_NAME = 64
 MAX_DESCRIPTION = 500
 MAX_USE_DESCRIPTION = 2000
-
-
-def clean_text(value: object, *, field: str, max_length: int, required: bool = False) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string.", field=field)
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{field} is required.", field=field)
-    if len(value) > max_length:
-        raise InvalidInput(f"{field} is longer than {max_length} characters.", field=field)
-    if "\x00" in value:
-        raise InvalidInput(f"{field} must not contain NUL characters.", field=field)
-    return value
 
 
 def bot_phone_number() -> str:

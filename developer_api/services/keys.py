@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.services.people import parse_id
+from broker.text import clean_text
 from developer_api.errors import AppSuspended, InsufficientScope, KeyNotValid
 from developer_api.models import ApiKey, DeveloperApp
 from developer_api.services import audit
-from developer_api.services.apps import clean_text
 from storage.models import User
 
 KEY_PREFIX = "mk_"

@@ -11,9 +11,10 @@ from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.publish import publish_on_commit, user_group
 from broker.services import people
 from broker.services.people import parse_id
+from broker.text import clean_text
 from developer_api.models import DeveloperApp, OutboundMessage, SpamReport
 from developer_api.services import audit, webhooks
-from developer_api.services.apps import clean_text, public_app, suspend_app
+from developer_api.services.apps import public_app, suspend_app
 from storage.models import Device, User
 
 MAX_REASON = 500

@@ -88,6 +88,19 @@ def test_an_app_name_is_required():
     assert response.status_code == 400 and response.json()["error"]["field"] == "name"
 
 
+def test_names_that_no_database_could_store_are_refused_by_field():
+    # JSON can spell an unpaired surrogate; the services refuse it whoever calls them, not only DRF.
+    owner, _ = api_user()
+    with pytest.raises(InvalidInput) as refused:
+        apps.create_app(owner=owner, name="Ride \ud800")
+    assert refused.value.field == "name"
+    app = apps.create_app(owner=owner, name="Ride Share")
+    with pytest.raises(InvalidInput) as refused:
+        keys.create_key(app=app, name="ci \udfff", scopes=ALL_SCOPES)
+    assert refused.value.field == "name"
+    assert app.keys.count() == 0
+
+
 def test_one_person_has_a_limited_number_of_apps(developer_settings):
     developer_settings(MAX_APPS_PER_USER=2)
     _, client = api_user()
