@@ -1,4 +1,5 @@
-"""Operators taking down what people sent.
+"""Taking down what people sent: operators, and senders deleting their own for everyone
+(broker.services.deletion).
 
 A message taken down keeps its place: its seq, sender and time stay and its text and media go
 (kind `removed`). Deleting the row instead would leave a gap in the conversation's seqs, and a
@@ -34,17 +35,24 @@ def take_down(*, message_id: int) -> Message | None:
             raise NotFound(f"There is no message {message_id}.", field="message")
         if message.kind != Message.Kind.TEXT:
             return None
-        media_id = message.media_id
-        Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None)
-        message.kind, message.text, message.media = Message.Kind.REMOVED, "", None
-        # Others holding copies of it drop them too (developer_api: the apps' webhook events).
-        signals.message_taken_down.send(sender=Message, message=message)
-        notice = append_message(
-            conversation_id=message.conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=NOTICE_TEXT,
-            event={"action": "message_removed", "seq": message.seq},
-        )
-        if media_id is not None:
-            transaction.on_commit(lambda: _release_media_of_taken_down(media_id))
+        return remove_message(message, notice_text=NOTICE_TEXT, notice_event={"action": "message_removed"})
+
+
+def remove_message(message: Message, *, notice_text: str, notice_event: dict, mark: dict | None = None) -> Message:
+    """Blank a person's message, locked by the caller's transaction, and append the notice that
+    tells the members (`notice_event` gains the seq). `mark` is kept as the removed message's
+    `event`: who removed it, for clients to say so."""
+    media_id = message.media_id
+    Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None, event=mark)
+    message.kind, message.text, message.media, message.event = Message.Kind.REMOVED, "", None, mark
+    # Others holding copies of it drop them too (developer_api: the apps' webhook events).
+    signals.message_taken_down.send(sender=Message, message=message)
+    notice = append_message(
+        conversation_id=message.conversation_id, sender=None, kind=Message.Kind.SYSTEM, text=notice_text,
+        event={**notice_event, "seq": message.seq},
+    )
+    if media_id is not None:
+        transaction.on_commit(lambda: _release_media_of_taken_down(media_id))
     return notice
 
 

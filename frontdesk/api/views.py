@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import accounts, conversations, people, receipts, send
+from broker.services import accounts, conversations, deletion, people, receipts, send
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -245,6 +245,16 @@ class MessagesView(APIView):
         if created:
             return Response(events.message_payload(message), status=status.HTTP_201_CREATED)
         return Response(events.message_payload(message, status=send.current_status(message)))
+
+
+class MessageDetailView(APIView):
+    @extend_schema(tags=["messages"], responses={204: None, **ERRORS}, operation_id="v1_conversations_message_destroy",
+                   description="Delete your own message for everyone, within MESSENGER_DELETE_FOR_EVERYONE_SECONDS "
+                               "(2 days) of sending it. It keeps its seq and becomes `removed`; the members are told "
+                               "by a system message `{action: message_deleted, seq, by}`. Again: 204, nothing changes.")
+    def delete(self, request, conversation_id: int, seq: int):
+        deletion.delete_for_everyone(user=request.user, conversation_id=conversation_id, seq=seq)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ReadView(APIView):

@@ -729,6 +729,47 @@ def test_a_message_a_moderator_takes_down_goes_from_every_screen_and_keeps_its_p
     assert alice.dialogs == [] and bob.dialogs == [] and csp_violations(olga) == []
 
 
+def test_deleting_a_message_for_everyone_after_confirming_it(people, server):
+    alice, bob = people("Alice Hasty"), people("Bob Reader")
+    start_chat(alice, bob)
+    for text in ("hi Bob", "the wrong photo caption", "see you"):
+        send(alice, text)
+    open_chat(bob, "Alice Hasty")
+    expect(bubble(bob.page, "see you")).to_have_count(1)
+    expect(bubble(bob.page, "hi Bob").get_by_role("button", name="Delete message for everyone")).to_have_count(0)
+
+    # Asked first: cancelling keeps it.
+    wrong = bubble(alice.page, "the wrong photo caption")
+    wrong.hover()
+    wrong.get_by_role("button", name="Delete message for everyone").click()
+    wrong.get_by_role("button", name="Cancel").click()
+    expect(wrong.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    expect(bubble(bob.page, "the wrong photo caption")).to_have_count(1)
+
+    wrong.hover()
+    wrong.get_by_role("button", name="Delete message for everyone").click()
+    expect(wrong.get_by_role("button", name="Delete", exact=True)).to_be_focused()
+    alice.page.keyboard.press("Enter")
+
+    # Both screens show it deleted in its place, at once, with no line for the notice; the list
+    # agrees; a reload too; and her own chat has nothing unread from it.
+    expected = {alice: "You deleted this message", bob: "This message was deleted"}
+    for person, shown in expected.items():
+        expect(person.page.locator("#messages .msg-removed")).to_have_text(shown)
+        assert texts(person.page) == ["hi Bob", shown, "see you"]
+        expect(person.page.locator("#messages .msg-system")).to_have_count(0)
+    send(alice, "sorry")
+    expect(bubble(bob.page, "sorry")).to_have_count(1)
+    bob.page.reload()
+    expect(bubble(bob.page, "sorry")).to_have_count(1)
+    assert texts(bob.page) == ["hi Bob", "This message was deleted", "see you", "sorry"]
+    alice.page.reload()
+    expect(alice.page.locator(".chat-item", has_text="Bob Reader")).to_be_visible()
+    expect(alice.page.locator(".chat-item .unread-badge")).to_have_count(0)
+    assert alice.dialogs == [] and bob.dialogs == []
+    assert alice.console_errors == [] and bob.console_errors == []
+
+
 def test_an_admin_makes_another_admin_who_can_then_manage_the_group(people, server):
     alice, bob = people("Alice Founder"), people("Bob Deputy")
     carol = people("Carol Guest", register=False).register_by_api()
@@ -930,3 +971,21 @@ def test_a_lost_phone_is_logged_out_from_the_browser_and_a_new_password_keeps_th
     send(alice, "changed my password")
     expect(bubble(page, "changed my password")).to_have_attribute("data-status", re.compile("sent|delivered|read"))
     expect(bob.page.locator(".chat-item", has_text="Alice Careful")).to_contain_text("changed my password")
+
+
+def test_a_message_too_old_to_delete_says_why_where_it_is(people, server):
+    alice, bob = people("Alice Late"), people("Bob Patient")
+    start_chat(alice, bob)
+    send(alice, "an old promise")
+    row = bubble(alice.page, "an old promise")
+    expect(row).to_have_attribute("data-status", re.compile("sent|delivered|read"))
+    server.manage("shell", "-c", "from datetime import timedelta; from django.utils import timezone; "
+                  "from storage.models import Message; Message.objects.filter(text='an old promise')"
+                  ".update(created_at=timezone.now() - timedelta(days=3))")
+
+    row.hover()
+    row.get_by_role("button", name="Delete message for everyone").click()
+    row.get_by_role("button", name="Delete", exact=True).click()
+
+    expect(row.get_by_role("alert")).to_have_text("A message can be deleted for everyone only within 48 hours of sending it.")
+    expect(row.locator(".msg-text")).to_have_text("an old promise")

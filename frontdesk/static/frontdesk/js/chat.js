@@ -30,6 +30,7 @@ const TYPING_SHOW_MS = 5000;
 const PAGE = 50;
 const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left", "admin_added", "admin_removed"]);
 const REMOVED_TEXT = "This message was removed by a moderator";
+const REMOVAL_NOTICES = new Set(["message_removed", "message_deleted"]);
 const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 
 const state = {
@@ -167,7 +168,7 @@ function upsertConversation(p) {
   let c = state.conversations.get(p.id);
   if (!c) {
     c = {
-      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Set(),
+      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Map(), deleteErrors: new Map(),
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
       loaded: false, hasMoreBefore: true, left: false, draft: "", staged: null, members: [],
@@ -234,8 +235,8 @@ function addMessage(c, m) {
   const existing = c.msgs.get(m.seq);
   // Taken down is for good: a copy from before (a history page asked for before the notice came,
   // a late live event) does not bring it back.
-  if (m.kind === "removed") c.removed.add(m.seq);
-  else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null };
+  if (m.kind === "removed") c.removed.set(m.seq, m.event);
+  else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null, event: c.removed.get(m.seq) };
   c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
   if (m.sender === me.id) {
     if (m.client_id && c.pending.has(m.client_id)) {
@@ -252,17 +253,61 @@ function addMessage(c, m) {
     if (time(m.created_at) > time(c.last_activity_at)) c.last_activity_at = m.created_at;
   }
   if (m.sender) c.typing.delete(m.sender);
-  if (m.kind === "system" && m.event && m.event.action === "message_removed") takeDown(c, m.event.seq);
+  if (isRemovalNotice(m)) {
+    takeDown(c, m.event);
+    // My own deletion's notice is seen by me, where I had seen all before it (as the server has it).
+    if (m.event.by === me.id) {
+      if (c.read_seq >= m.seq - 1) c.read_seq = Math.max(c.read_seq, m.seq);
+      if (c.delivered_seq >= m.seq - 1) c.delivered_seq = Math.max(c.delivered_seq, m.seq);
+    }
+  }
   return !existing;
 }
 
-/** A moderator took the message at `seq` down: it keeps its place, its text and media go. */
-function takeDown(c, seq) {
-  c.removed.add(seq);
-  const held = c.msgs.get(seq);
+function isRemovalNotice(m) {
+  return m.kind === "system" && m.event && REMOVAL_NOTICES.has(m.event.action);
+}
+
+/** A moderator took the message at `notice.seq` down, or its sender deleted it for everyone: it
+ * keeps its place, its text and media go. */
+function takeDown(c, notice) {
+  const mark = notice.action === "message_deleted" ? { action: notice.action, by: notice.by } : null;
+  c.removed.set(notice.seq, mark);
+  c.deleteErrors.delete(notice.seq);
+  if (c.confirmDelete === notice.seq) c.confirmDelete = null;
+  const held = c.msgs.get(notice.seq);
   if (!held) return; // not loaded here yet: it comes removed, or addMessage removes it
-  c.msgs.set(seq, { ...held, kind: "removed", text: "", media: null });
-  if (c.last_message && c.last_message.seq === seq) c.last_message = c.msgs.get(seq);
+  c.msgs.set(notice.seq, { ...held, kind: "removed", text: "", media: null, event: mark });
+  if (c.last_message && c.last_message.seq === notice.seq) c.last_message = c.msgs.get(notice.seq);
+}
+
+/** What shows in place of a removed message: who removed it, as its `event` says. */
+function removedText(m) {
+  if (!m.event || m.event.action !== "message_deleted") return REMOVED_TEXT;
+  return m.sender === me.id ? "You deleted this message" : "This message was deleted";
+}
+
+/** Ask, under my message at `seq`, whether to delete it for everyone (or stop asking: null). */
+function confirmDelete(c, seq, { focus = "confirm" } = {}) {
+  const asked = c.confirmDelete;
+  c.confirmDelete = seq;
+  c.deleteErrors.delete(seq ?? asked);
+  renderMessages(c);
+  const row = els.messagesInner.querySelector(`.msg[data-seq="${seq ?? asked}"]`);
+  const target = row && row.querySelector(focus === "confirm" && seq ? ".delete-confirm .button-danger" : ".msg-delete");
+  if (target) target.focus({ preventScroll: true });
+}
+
+/** Delete my message at `seq` for everyone; the notice that comes back over the socket (or at the
+ * next catch-up) shows it deleted on every device. */
+async function deleteForEveryone(c, seq) {
+  c.confirmDelete = null;
+  try {
+    await api.delete(`conversations/${c.id}/messages/${seq}`);
+  } catch (exc) {
+    c.deleteErrors.set(seq, exc.message || "The message could not be deleted.");
+  }
+  renderMessages(c);
 }
 
 function statusOf(c, m) {
@@ -663,8 +708,12 @@ function previewOf(c) {
   }
   const m = c.last_message;
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
+  if (isRemovalNotice(m) && m.event.action === "message_deleted") {
+    // Its notice is not shown: the chat shows the message deleted in its place, and so does the list.
+    return h("span", { class: "preview-text preview-system", text: removedText({ sender: m.event.by, event: m.event }) });
+  }
   if (m.kind === "system") return h("span", { class: "preview-text preview-system", text: m.text });
-  if (m.kind === "removed") return h("span", { class: "preview-text preview-system", text: REMOVED_TEXT });
+  if (m.kind === "removed") return h("span", { class: "preview-text preview-system", text: removedText(m) });
   const parts = [];
   if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
   else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
@@ -805,7 +854,9 @@ function messageItems(c) {
     const text = c.kind === "group" ? "This is the start of the group." : `This is the start of your chat with ${titleOf(c)}.`;
     items.push({ key: "start", sig: text, build: () => h("div", { class: "history-start" }, h("span", { text })) });
   }
-  const entries = [...c.msgs.values()].sort((a, b) => a.seq - b.seq)
+  // A deletion's notice is not shown: the message itself shows deleted in its place.
+  const entries = [...c.msgs.values()].filter((m) => !(isRemovalNotice(m) && m.event.action === "message_deleted"))
+    .sort((a, b) => a.seq - b.seq)
     .map((m) => ({ m, own: m.sender === me.id, pending: null }));
   for (const p of c.pending.values()) {
     entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, media: p.media, client_id: p.client_id, created_at: p.created_at }, own: true, pending: p });
@@ -823,9 +874,14 @@ function messageItems(c) {
     const first = !previous || previous.kind === "system" || previous.sender !== m.sender || fmt.dayKey(previous.created_at) !== day;
     const key = entry.own && m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
     const status = m.kind === "system" ? "" : entry.pending ? entry.pending.state : entry.own ? statusOf(c, m) : "in";
-    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}`;
+    // Whatever but the ticks that changes the row rebuilds it (canRetick compares the shape).
+    const removal = m.kind === "removed" ? removedText(m) : "";
+    const deleting = m.seq && (c.deleteErrors.has(m.seq) || c.confirmDelete === m.seq)
+      ? `${c.deleteErrors.get(m.seq) || ""}|${c.confirmDelete === m.seq}` : "";
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}`;
     items.push({
-      key, sig: `${status}|${m.seq}|${shape}`, shape, status, seq: m.seq, createdAt: m.created_at,
+      key, sig: `${status}|${m.seq}|${shape}`, shape, status,
+      seq: m.seq, createdAt: m.created_at, deleteButton: deletable(m, entry) ? () => deleteButton(c, m.seq) : null,
       build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
     });
     previous = m;
@@ -883,6 +939,17 @@ function retick(el, item) {
   time.dateTime = item.createdAt;
   time.textContent = fmt.clock(item.createdAt);
   time.nextElementSibling.replaceWith(statusIcon(item.status));
+  // Sent at last (it was pending), it can now be deleted for everyone.
+  if (item.deleteButton && !el.querySelector(".msg-delete")) el.querySelector(".bubble").append(item.deleteButton());
+}
+
+function deletable(m, { own, pending }) {
+  return Boolean(own && m.seq && m.kind === "text" && !pending);
+}
+
+function deleteButton(c, seq) {
+  return h("button", { type: "button", class: "msg-delete", title: "Delete for everyone", "aria-label": "Delete message for everyone",
+    onclick: () => confirmDelete(c, seq) }, icon("trash", { size: 16 }));
 }
 
 function messageElement(c, m, { own, first, status, pending }) {
@@ -899,10 +966,19 @@ function messageElement(c, m, { own, first, status, pending }) {
     h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
     own ? statusIcon(status) : null);
   const content = m.kind === "removed"
-    ? [h("span", { class: "msg-text msg-removed", text: REMOVED_TEXT })]
+    ? [h("span", { class: "msg-text msg-removed", text: removedText(m) })]
     : [m.media ? mediaElement(m.media) : null, m.text ? h("span", { class: "msg-text", text: m.text }) : null];
-  const bubble = h("div", { class: "bubble" }, author, ...content, meta);
+  const remove = deletable(m, { own, pending }) ? deleteButton(c, m.seq) : null;
+  const bubble = h("div", { class: "bubble" }, author, ...content, meta, remove);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
+  if (remove && c.confirmDelete === m.seq) {
+    row.append(h("div", { class: "delete-confirm", role: "group", "aria-label": "Delete this message for everyone?" },
+      h("span", { text: "Delete for everyone?" }),
+      h("button", { type: "button", class: "button button-small button-danger", text: "Delete", onclick: () => deleteForEveryone(c, m.seq) }),
+      h("button", { type: "button", class: "button button-small", text: "Cancel", onclick: () => confirmDelete(c, null, { focus: "trash" }) })));
+  }
+  const deleteError = m.seq ? c.deleteErrors.get(m.seq) : null;
+  if (deleteError) row.append(h("div", { class: "msg-failed-note", role: "alert" }, h("span", { class: "msg-failed-reason", text: deleteError })));
   if (status === "failed" && pending) {
     row.append(h("div", { class: "msg-failed-note" },
       h("span", { class: "msg-failed-reason", text: pending.error || "Not sent." }),

@@ -1,0 +1,67 @@
+"""A sender deleting their own message for everyone.
+
+It is the operators' take-down (broker.services.moderation) asked for by the sender: the message
+keeps its place and loses its text and media, and the members are told by a notice, so every
+device of every member shows it deleted, live or when it next connects. Only for a while after
+sending (`MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]`): past that, the others have long read it and
+a deletion would rewrite a settled conversation.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from broker.errors import Forbidden, NotFound
+from broker.services.moderation import remove_message
+from broker.services.people import parse_id
+from storage.models import Membership, Message, User
+
+
+def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> Message | None:
+    """Remove `user`'s message at `seq` for every member. The notice, or None if it was removed
+    already (deleting twice is no error)."""
+    conversation_id = parse_id(conversation_id, field="conversation")
+    seq = parse_id(seq, field="seq")
+    with transaction.atomic():
+        membership = (Membership.objects.filter(conversation_id=conversation_id, user=user)
+                      .only("pk", "joined_after_seq").first())
+        if membership is None:
+            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        message = (Message.objects.select_for_update()
+                   .filter(conversation_id=conversation_id, seq=seq, seq__gt=membership.joined_after_seq).first())
+        if message is None:
+            raise NotFound(f"There is no message {seq} in conversation {conversation_id}.", field="seq")
+        if message.sender_id != user.pk:
+            raise Forbidden("You can delete only messages you sent.", field="seq")
+        if message.kind == Message.Kind.REMOVED:
+            return None
+        window = settings.MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]
+        if timezone.now() - message.created_at > timedelta(seconds=window):
+            raise Forbidden(f"A message can be deleted for everyone only within {_duration(window)} of "
+                            f"sending it.", field="seq")
+        notice = remove_message(
+            message, notice_text=f"{user.display_name or 'Someone'} deleted a message",
+            notice_event={"action": "message_deleted", "by": user.pk},
+            mark={"action": "message_deleted", "by": user.pk},
+        )
+        _seen_by_its_author(membership.pk, notice)
+    return notice
+
+
+def _seen_by_its_author(membership_id: int, notice: Message) -> None:
+    """The deleter has seen their own notice: it must not count as unread for them on their other
+    devices, or after a reload. Only where they had seen everything before it, so that deleting
+    does not mark others' messages read that they never saw."""
+    own = Membership.objects.filter(pk=membership_id)
+    if not own.filter(read_seq=notice.seq - 1).update(read_seq=notice.seq, delivered_seq=notice.seq):
+        own.filter(delivered_seq=notice.seq - 1).update(delivered_seq=notice.seq)
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute" + ("s" if minutes != 1 else "")
