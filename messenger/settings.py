@@ -273,7 +273,7 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "ENUM_NAME_OVERRIDES": {
         "ConversationKind": ["direct", "group"],
-        "MessageKind": ["text", "system"],
+        "MessageKind": ["text", "system", "removed"],
         "MediaKind": ["image", "video", "voice", "document"],
         "MessageStatus": ["sent", "delivered", "read"],
         "MemberRole": ["admin", "member"],
