@@ -1,4 +1,4 @@
-"""A sender deleting their own message for everyone.
+"""A sender deleting their own message for everyone, or a group's admin deleting a member's.
 
 It is the operators' take-down (broker.services.moderation) asked for by the sender: the message
 keeps its place and loses its text and media, and the members are told by a notice, so every
@@ -16,25 +16,27 @@ from django.utils import timezone
 from broker.errors import Forbidden, NotFound
 from broker.services.moderation import remove_message
 from broker.services.people import parse_id
-from storage.models import Membership, Message, User
+from storage.models import Conversation, Membership, Message, User
 
 
 def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> Message | None:
-    """Remove `user`'s message at `seq` for every member. The notice, or None if it was removed
-    already (deleting twice is no error)."""
+    """Remove the message at `seq` for every member: `user`'s own, or anyone's in a group `user` is
+    an admin of. The notice, or None if it was removed already (deleting twice is no error)."""
     conversation_id = parse_id(conversation_id, field="conversation")
     seq = parse_id(seq, field="seq")
     with transaction.atomic():
         membership = (Membership.objects.filter(conversation_id=conversation_id, user=user)
-                      .only("pk", "joined_after_seq").first())
+                      .select_related("conversation").only("pk", "joined_after_seq", "role", "conversation__kind")
+                      .first())
         if membership is None:
             raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
         message = (Message.objects.select_for_update()
                    .filter(conversation_id=conversation_id, seq=seq, seq__gt=membership.joined_after_seq).first())
         if message is None:
             raise NotFound(f"There is no message {seq} in conversation {conversation_id}.", field="seq")
-        if message.sender_id != user.pk:
-            raise Forbidden("You can delete only messages you sent.", field="seq")
+        if message.sender_id != user.pk and not (_group_admin(membership) and message.sender_id is not None):
+            raise Forbidden("You can delete only messages you sent (and, as a group's admin, its members').",
+                            field="seq")
         if message.kind == Message.Kind.REMOVED:
             return None
         window = settings.MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]
@@ -42,12 +44,23 @@ def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> 
             raise Forbidden(f"A message can be deleted for everyone only within {_duration(window)} of "
                             f"sending it.", field="seq")
         notice = remove_message(
-            message, notice_text=f"{user.display_name or 'Someone'} deleted a message",
+            message, notice_text=_notice_text(user, message),
             notice_event={"action": "message_deleted", "by": user.pk},
             mark={"action": "message_deleted", "by": user.pk},
         )
         _seen_by_its_author(membership.pk, notice)
     return notice
+
+
+def _group_admin(membership: Membership) -> bool:
+    return membership.role == Membership.Role.ADMIN and membership.conversation.kind == Conversation.Kind.GROUP
+
+
+def _notice_text(user: User, message: Message) -> str:
+    name = user.display_name or "Someone"
+    if message.sender_id == user.pk:
+        return f"{name} deleted a message"
+    return f"{name} deleted a message as admin"
 
 
 def _seen_by_its_author(membership_id: int, notice: Message) -> None:

@@ -973,6 +973,27 @@ def test_a_lost_phone_is_logged_out_from_the_browser_and_a_new_password_keeps_th
     expect(bob.page.locator(".chat-item", has_text="Alice Careful")).to_contain_text("changed my password")
 
 
+def test_a_groups_admin_deletes_a_members_message(people, server):
+    alice, bob = people("Alice Keeper"), people("Bob Spammer")
+    group_by_api(server, alice, "Quiet Room", bob)
+    open_chat(alice, "Quiet Room")
+    open_chat(bob, "Quiet Room")
+    send(bob, "cheap watches here")
+    spam = bubble(alice.page, "cheap watches here")
+    expect(spam).to_have_count(1)
+    expect(bubble(bob.page, "cheap watches here").get_by_role("button", name="Delete message for everyone")).to_have_count(1)
+
+    spam.hover()
+    spam.get_by_role("button", name="Delete message for everyone").click()
+    spam.get_by_role("button", name="Delete", exact=True).click()
+
+    expect(alice.page.locator("#messages .msg-removed")).to_have_text("You deleted this message")
+    expect(bob.page.locator("#messages .msg-removed")).to_have_text("This message was deleted by admin Alice Keeper")
+    bob.page.reload()
+    expect(bob.page.locator(".chat-item", has_text="Quiet Room")).to_contain_text("This message was deleted by admin Alice Keeper")
+    assert alice.console_errors == [] and bob.console_errors == []
+
+
 def test_a_message_too_old_to_delete_says_why_where_it_is(people, server):
     alice, bob = people("Alice Late"), people("Bob Patient")
     start_chat(alice, bob)

@@ -180,3 +180,24 @@ def test_the_deleter_has_nothing_unread_from_it_but_misses_nothing_they_had_not_
     assert delete(alice_token, chat.pk, second.seq).status_code == 204
     assert unread(alice_token, chat.pk) == 2  # bob's reply stays unread, and so the notice after it
     assert reply.seq == second.seq + 1
+
+
+def test_a_groups_admin_deletes_a_members_message_and_is_named():
+    alice, alice_token = user_with_token(display_name="Alice Admin")
+    bob, bob_token = user_with_token()
+    carol, carol_token = user_with_token()
+    group = group_conversation(alice, bob, carol, title="Trip")
+    spam = sent_message(bob, group, "cheap watches")
+    alices = sent_message(alice, group, "please don't")
+
+    assert delete(alice_token, group.pk, spam.seq).status_code == 204
+    refused = delete(carol_token, group.pk, alices.seq)  # a member is no admin
+
+    deleted_as_admin = {"action": "message_deleted", "by": alice.pk}
+    assert history(carol_token, group.pk)[-3:] == [
+        (spam.seq, "removed", "", bob.pk, deleted_as_admin),
+        (alices.seq, "text", "please don't", alice.pk, None),
+        (alices.seq + 1, "system", "Alice Admin deleted a message as admin", None, {**deleted_as_admin, "seq": spam.seq}),
+    ]
+    assert (refused.status_code, refused.json()["error"]["field"]) == (403, "seq")
+    assert unread(bob_token, group.pk) > 0 and unread(alice_token, group.pk) == 0

@@ -284,7 +284,8 @@ function takeDown(c, notice) {
 /** What shows in place of a removed message: who removed it, as its `event` says. */
 function removedText(m) {
   if (!m.event || m.event.action !== "message_deleted") return REMOVED_TEXT;
-  return m.sender === me.id ? "You deleted this message" : "This message was deleted";
+  if (m.event.by === me.id) return "You deleted this message";
+  return m.event.by === m.sender ? "This message was deleted" : `This message was deleted by admin ${nameOf(m.event.by)}`;
 }
 
 /** Ask, under my message at `seq`, whether to delete it for everyone (or stop asking: null). */
@@ -710,7 +711,8 @@ function previewOf(c) {
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
   if (isRemovalNotice(m) && m.event.action === "message_deleted") {
     // Its notice is not shown: the chat shows the message deleted in its place, and so does the list.
-    return h("span", { class: "preview-text preview-system", text: removedText({ sender: m.event.by, event: m.event }) });
+    const deleted = c.msgs.get(m.event.seq) || { sender: m.event.by, event: m.event };
+    return h("span", { class: "preview-text preview-system", text: removedText(deleted) });
   }
   if (m.kind === "system") return h("span", { class: "preview-text preview-system", text: m.text });
   if (m.kind === "removed") return h("span", { class: "preview-text preview-system", text: removedText(m) });
@@ -878,10 +880,10 @@ function messageItems(c) {
     const removal = m.kind === "removed" ? removedText(m) : "";
     const deleting = m.seq && (c.deleteErrors.has(m.seq) || c.confirmDelete === m.seq)
       ? `${c.deleteErrors.get(m.seq) || ""}|${c.confirmDelete === m.seq}` : "";
-    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}`;
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status,
-      seq: m.seq, createdAt: m.created_at, deleteButton: deletable(m, entry) ? () => deleteButton(c, m.seq) : null,
+      seq: m.seq, createdAt: m.created_at, deleteButton: deletable(c, m, entry) ? () => deleteButton(c, m.seq) : null,
       build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
     });
     previous = m;
@@ -943,8 +945,10 @@ function retick(el, item) {
   if (item.deleteButton && !el.querySelector(".msg-delete")) el.querySelector(".bubble").append(item.deleteButton());
 }
 
-function deletable(m, { own, pending }) {
-  return Boolean(own && m.seq && m.kind === "text" && !pending);
+/** Mine, or anyone's in a group I am admin of (docs/protocol.md); the server has the last word on how old. */
+function deletable(c, m, { own, pending }) {
+  const groupAdmin = c.kind === "group" && c.role === "admin" && !c.left;
+  return Boolean(m.seq && m.kind === "text" && !pending && (own || (groupAdmin && m.sender)));
 }
 
 function deleteButton(c, seq) {
@@ -968,7 +972,7 @@ function messageElement(c, m, { own, first, status, pending }) {
   const content = m.kind === "removed"
     ? [h("span", { class: "msg-text msg-removed", text: removedText(m) })]
     : [m.media ? mediaElement(m.media) : null, m.text ? h("span", { class: "msg-text", text: m.text }) : null];
-  const remove = deletable(m, { own, pending }) ? deleteButton(c, m.seq) : null;
+  const remove = deletable(c, m, { own, pending }) ? deleteButton(c, m.seq) : null;
   const bubble = h("div", { class: "bubble" }, author, ...content, meta, remove);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (remove && c.confirmDelete === m.seq) {
