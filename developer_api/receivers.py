@@ -1,7 +1,8 @@
 """What the developer API does when the broker announces a change (broker.signals, sent after
 commit): a user's message to an app's bot opts them in and goes to the app's webhook; a user's
 watermark passing the app's messages becomes their delivered/read status events; a message taken
-down by a moderator goes from the apps' webhook events (sent inside the take-down's transaction).
+down by a moderator goes from the apps' webhook events, and apps that had it hear that it is gone
+(sent inside the take-down's transaction).
 
 Every message in the system passes through here, so the first question (is an app's bot in this
 direct conversation, other than the author?) is answered from the context the broker sends along
@@ -64,7 +65,7 @@ def on_message_stored(sender, message: Message, context=None, **kwargs) -> None:
 
 def on_message_taken_down(sender, message: Message, **kwargs) -> None:
     # In the take-down's transaction: should this fail, the message is not taken down either.
-    webhooks.message_taken_down(conversation_id=message.conversation_id, seq=message.seq)
+    webhooks.message_taken_down(message=message)
 
 
 def on_watermark_advanced(sender, conversation_id: int, user_id: int, seq: int, status: str, context=None,

@@ -192,7 +192,8 @@ class MessageMediaSchema(serializers.Serializer):
 class MessageStatusSchema(serializers.Serializer):
     id = serializers.CharField()
     to = serializers.CharField()
-    type = serializers.ChoiceField(choices=["text", *MEDIA_KINDS])
+    type = serializers.ChoiceField(choices=["text", *MEDIA_KINDS, "removed"],
+                                   help_text="removed: taken down by a moderator, its media no longer shown")
     status = serializers.ChoiceField(choices=["sent", "delivered", "read", "failed"])
     created_at = serializers.DateTimeField()
     image = MessageMediaSchema(required=False, help_text='type "image": its media (absent once deleted).')

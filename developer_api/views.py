@@ -251,7 +251,8 @@ class MessageDetailView(AppApiView):
     @extend_schema(tags=["messages"], responses={200: s.MessageStatusSchema, **APP_ERRORS},
                    parameters=[OpenApiParameter("message_id", str, OpenApiParameter.PATH, description="msg_...")],
                    summary="A message's status",
-                   description="Scope messages:read. A media message reports its media under its type.")
+                   description="Scope messages:read. A media message reports its media under its type; one a "
+                               "moderator took down reads type \"removed\", without its media.")
     def get(self, request, message_id: str):
         record = messaging.find_message(app=request.auth.app, message_id=message_id)
         return Response(messaging.message_payload(record))

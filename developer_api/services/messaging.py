@@ -19,7 +19,7 @@ from developer_api.services import keys, usage, webhooks
 from developer_api.services import media as app_media
 from developer_api.services.apps import has_opted_in
 from storage import selectors
-from storage.models import Conversation, Media
+from storage.models import Conversation, Media, Message
 
 MEDIA_TYPES = app_media.MEDIA_TYPES
 SUPPORTED_TYPES = ["text", *MEDIA_TYPES]
@@ -178,14 +178,17 @@ def status_of(record: OutboundMessage) -> str:
 
 
 def message_payload(record: OutboundMessage, *, status: str | None = None) -> dict:
+    """The message as the app reads it; one a moderator took down is `"type": "removed"`, without
+    its media (as the people in the conversation see it)."""
+    removed = record.message is not None and record.message.kind == Message.Kind.REMOVED
     payload = {
         "id": record.public_id,
         "to": record.to,
-        "type": record.message_type,
+        "type": "removed" if removed else record.message_type,
         "status": status or status_of(record),
         "created_at": events.timestamp(record.created_at),
     }
-    if record.message_type in MEDIA_TYPES and record.media is not None:  # null once the media is deleted
+    if not removed and record.message_type in MEDIA_TYPES and record.media is not None:  # null once deleted
         payload[record.message_type] = app_media.media_object(record.media)
     if record.failed:
         payload["error"] = {"code": record.error_code, "reason": record.error_reason}

@@ -1,4 +1,5 @@
-"""Webhooks: an app's callback URL hears of users' messages to it and of its messages' status.
+"""Webhooks: an app's callback URL hears of users' messages to it, of its messages' status, and of
+messages it had that a moderator took down.
 
 Each event is a `WebhookDelivery` row, written beside the change it announces (so none is lost to a
 crash), and posted by the task worker as JSON signed with `X-Hub-Signature-256: sha256=<HMAC-SHA256
@@ -38,7 +39,7 @@ from developer_api.models import (
     WebhookDelivery,
 )
 from developer_api.services import media as app_media
-from storage.models import Message, User
+from storage.models import Membership, Message, User
 
 logger = logging.getLogger(__name__)
 
@@ -327,23 +328,49 @@ TAKEN_DOWN = "The message was taken down by a moderator: not sent."
 KEPT_OF_A_REMOVED_MESSAGE = ("id", "from", "from_user_id", "from_name", "created_at")
 
 
-def message_taken_down(*, conversation_id: int, seq: int) -> None:
-    """A moderator took down the user's message at `seq`: its events keep nothing of what it said
-    (an operator's resend, or the retry of one being posted now, sends `"type": "removed"`), and
-    those not delivered yet are not sent (failed, saying why); the lane moves on. An app that had
-    it already is not told."""
+def message_taken_down(*, message: Message) -> None:
+    """A moderator took down `message` (already without its text and media). Its events keep
+    nothing of what it said (an operator's resend, or the retry of one being posted now, sends
+    `"type": "removed"`), and those not posted yet are not sent (failed, saying why); the lane moves
+    on. Each app whose account is in the conversation and that has, or may have, the message (its
+    own, or one whose event was posted or is being posted) is sent `message.removed`, in the same
+    lane: after the message's own event."""
+    now = timezone.now()
+    had_it: set[int] = set()
     deliveries = WebhookDelivery.objects.select_for_update().filter(
-        conversation_id=conversation_id, seq=seq, event=WebhookDelivery.Event.MESSAGE)
+        conversation_id=message.conversation_id, seq=message.seq, event=WebhookDelivery.Event.MESSAGE)
     for delivery in deliveries:
         payload = json.loads(delivery.body)
-        message = payload["message"]
-        payload["message"] = {**{k: message[k] for k in KEPT_OF_A_REMOVED_MESSAGE if k in message}, "type": "removed"}
+        kept = payload["message"]
+        payload["message"] = {**{k: kept[k] for k in KEPT_OF_A_REMOVED_MESSAGE if k in kept}, "type": "removed"}
         delivery.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         fields = ["body"]
-        if delivery.status == WebhookDelivery.Status.PENDING:
+        # Claimed and not yet recorded: a worker is posting it (or crashed after posting it).
+        posted = delivery.locked_until is not None
+        if delivery.status == WebhookDelivery.Status.DELIVERED or delivery.attempts or posted:
+            had_it.add(delivery.app_id)
+        # One being posted right now is left to its worker, and stays the head of its lane, so that
+        # the removal queued below cannot overtake it; should that attempt fail, its retry is the
+        # message without its content.
+        in_flight = posted and delivery.locked_until > now
+        if delivery.status == WebhookDelivery.Status.PENDING and not in_flight:
             delivery.status, delivery.last_error = WebhookDelivery.Status.FAILED, TAKEN_DOWN
             fields += ["status", "last_error"]
         delivery.save(update_fields=fields)
+    bots = Membership.objects.filter(conversation_id=message.conversation_id, user__is_business=True)
+    for app in DeveloperApp.objects.filter(bot_id__in=bots.values("user_id")):
+        if app.bot_id == message.sender_id:  # the app's own (sent through the API, so it has a record)
+            message_id = OutboundMessage.objects.filter(message=message).values_list("public_id", flat=True).first()
+        else:  # a user's: only if the app had it; else there is nothing to take back
+            message_id = f"in_{message.pk}" if app.pk in had_it else None
+        if message_id is None:
+            continue
+        person = (Membership.objects.filter(conversation_id=message.conversation_id)
+                  .exclude(user_id=app.bot_id).values_list("user_id", flat=True).first())
+        _queue(app=app, conversation_id=message.conversation_id, event=WebhookDelivery.Event.REMOVED, seq=message.seq,
+               payload={"removed": {"id": message_id, "conversation_id": message.conversation_id,
+                                    "seq": message.seq, "user_id": person,
+                                    "timestamp": events.timestamp(now)}})
 
 
 def status_changed(*, outbound: OutboundMessage, status: str) -> None:

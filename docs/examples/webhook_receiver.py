@@ -27,7 +27,8 @@ def signature_is_valid(raw_body: bytes, header: str | None, secret: str) -> bool
 
 
 def handle_event(event: dict) -> None:
-    """Your app's logic. Events may arrive twice (a resend): deduplicate by message or status id."""
+    """Your app's logic. Events may arrive twice (a resend): deduplicate by message or status id.
+    Other events may come in time: ignore those you do not know, and accept them (2xx)."""
     if event["event"] == "message":
         message = event["message"]
         if message["type"] == "text":
@@ -39,6 +40,10 @@ def handle_event(event: dict) -> None:
     elif event["event"] == "status":
         status = event["status"]
         print(f"message {status['id']} to {status['recipient']} is now {status['status']}")
+    elif event["event"] == "message.removed":
+        # A moderator took the message down: forget what it said, and do not act on it.
+        removed = event["removed"]
+        print(f"message {removed['id']} was removed by a moderator")
 
 
 def make_server(host: str, port: int, *, secret: str, verify_token: str,

@@ -421,6 +421,28 @@ def test_a_blocked_recipient_makes_a_failed_media_message_that_still_reports_its
     assert not Message.objects.exists()
 
 
+def test_an_apps_photo_taken_down_reads_as_removed_though_another_message_still_carries_it(
+        django_capture_on_commit_callbacks):
+    """The app sent one photo to two people; an operator takes one message down. Reading that
+    message says it is removed and shows no media; the other still shows its photo."""
+    from broker.services import moderation
+
+    app, client = app_client()
+    first, second = opted_in_user(app), opted_in_user(app)
+    media = upload(client, samples.image_bytes()).json()
+    taken = client.post(MESSAGES, media_message(first.phone_number, "image", media["id"], "50% off")).json()
+    kept = client.post(MESSAGES, media_message(second.phone_number, "image", media["id"], "Your receipt")).json()
+    taken_id, kept_id = taken["messages"][0]["id"], kept["messages"][0]["id"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        moderation.take_down(message_id=OutboundMessage.objects.get(public_id=taken_id).message_id)
+
+    removed = client.get(f"{MESSAGES}/{taken_id}").json()
+    assert removed == {"id": taken_id, "to": first.phone_number, "type": "removed", "status": "sent",
+                       "created_at": removed["created_at"]}
+    assert client.get(f"{MESSAGES}/{kept_id}").json()["image"]["id"] == media["id"]
+
+
 # --- inbound media and downloads ---------------------------------------------------------------
 def test_an_inbound_media_message_reaches_the_webhook_with_its_type_and_media(
         receiver, django_capture_on_commit_callbacks):

@@ -582,6 +582,29 @@ def test_the_example_receivers_own_handler_accepts_media_messages_too(
     assert f"audio {voice.pk} (audio/ogg)" in printed and "wrote: thanks" in printed
 
 
+def test_the_example_receiver_hears_of_a_message_taken_down(settings, capsys, django_capture_on_commit_callbacks):
+    from broker.services import moderation
+
+    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+    example = load_example()
+    app = make_app()
+    server = example.make_server("127.0.0.1", 0, secret=app.webhook_secret, verify_token="s3cret")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        webhooks.set_webhook(app=app, url=f"http://127.0.0.1:{server.server_address[1]}/webhook", verify_token="s3cret")
+        spam = user_writes(app, UserFactory(), "buy cheap watches", django_capture_on_commit_callbacks)
+        assert webhooks.deliver_due() == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            moderation.take_down(message_id=spam.pk)
+        assert webhooks.deliver_due() == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert f"message in_{spam.pk} was removed by a moderator" in capsys.readouterr().out
+
+
 # --- the task worker ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_the_task_worker_delivers_queued_events(receiver):
@@ -632,7 +655,8 @@ def test_a_message_taken_down_before_the_app_had_it_is_never_posted(receiver, dj
     moderation.take_down(message_id=spam.pk)
     webhooks.deliver_due()
 
-    assert [event["message"]["id"] for event in receiver.events()] == [f"in_{after.pk}"]
+    # Nor is it told of the removal of a message it never had.
+    assert [(event["event"], event["message"]["id"]) for event in receiver.events()] == [("message", f"in_{after.pk}")]
     taken = WebhookDelivery.objects.get(seq=spam.seq)
     assert taken.status == "failed" and "taken down" in taken.last_error
     assert "cheap watches" not in taken.body
@@ -659,8 +683,90 @@ def test_an_event_the_app_had_is_not_resent_with_what_was_taken_down(receiver, d
         webhooks.resend(delivery=delivery, actor=admin_user)
     webhooks.deliver_due()
 
-    first, again = receiver.events()
+    first, again, removal = receiver.events()
     assert first["message"]["text"] == {"body": "buy cheap watches"}  # before the take-down
     assert again["message"]["type"] == "removed" and "text" not in again["message"]
+    assert removal["event"] == "message.removed" and removal["removed"]["id"] == f"in_{spam.pk}"
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and "cheap watches" not in delivery.body
+
+
+def test_an_app_that_had_a_message_hears_it_was_taken_down(receiver, django_capture_on_commit_callbacks):
+    """The app was posted what a user wrote; an operator takes it down. The app is sent a signed
+    `message.removed` naming the message, without what it said; an app not in that conversation
+    hears nothing. Refused, it is retried as any event."""
+    from broker.services import moderation
+
+    app, bystander = with_webhook(receiver), with_webhook(receiver)
+    user = UserFactory()
+    spam = user_writes(app, user, "buy cheap watches", django_capture_on_commit_callbacks)
+    user_writes(bystander, UserFactory(), "hello", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due() == 2
+    receiver.responses = [503]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        moderation.take_down(message_id=spam.pk)
+    assert webhooks.deliver_due() == 0  # refused: retried later
+    later = timezone.now() + timedelta(seconds=11)
+    assert webhooks.deliver_due(now=later) == 1
+
+    refused, post = receiver.posts[2:]
+    assert refused["raw"] == post["raw"] and len(receiver.posts) == 4
+    assert valid_signature(post, app.webhook_secret)
+    assert post["headers"]["X-Messenger-Event"] == "message.removed"
+    assert post["json"] == {
+        "object": "messenger_app", "app_id": app.pk, "event": "message.removed",
+        "removed": {"id": f"in_{spam.pk}", "conversation_id": spam.conversation_id, "seq": spam.seq,
+                    "user_id": user.pk, "timestamp": post["json"]["removed"]["timestamp"]},
+    }
+    assert b"watches" not in post["raw"]
+
+
+def test_an_app_hears_when_its_own_message_is_taken_down(receiver, django_capture_on_commit_callbacks):
+    from broker.services import moderation
+    from developer_api.models import OutboundMessage
+
+    app, client = app_client()
+    with_webhook(receiver, app)
+    user = opted_in_user(app)
+    sent = client.post("/developer/v1/messages", text(user.phone_number, "50% off everything")).json()
+    [message_id] = [m["id"] for m in sent["messages"]]
+    message = OutboundMessage.objects.get(public_id=message_id).message
+
+    with django_capture_on_commit_callbacks(execute=True):
+        moderation.take_down(message_id=message.pk)
+    webhooks.deliver_due()
+
+    [removal] = receiver.events()
+    assert removal["event"] == "message.removed"
+    assert removal["removed"] == {"id": message_id, "conversation_id": message.conversation_id, "seq": message.seq,
+                                  "user_id": user.pk, "timestamp": removal["removed"]["timestamp"]}
+
+
+def test_a_message_taken_down_while_its_event_is_being_posted_is_followed_by_its_removal(
+        receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """The worker is posting the user's message (its content already read) when an operator takes
+    it down: the app may have it, so it hears of the removal, and only after the message's event,
+    even should a second worker look at the conversation meanwhile."""
+    from broker.services import moderation
+
+    app = with_webhook(receiver)
+    spam = user_writes(app, UserFactory(), "buy cheap watches", django_capture_on_commit_callbacks)
+    post = webhooks._request
+    meanwhile = []
+
+    def taken_down_while_posting(method, url, **kwargs):
+        if method == "POST" and not meanwhile:
+            meanwhile.append(moderation.take_down(message_id=spam.pk))
+            # Another worker, woken by the removal's event, tries the same conversation.
+            meanwhile.append(webhooks.deliver_lane(app_id=app.pk, conversation_id=spam.conversation_id))
+        return post(method, url, **kwargs)
+
+    monkeypatch.setattr(webhooks, "_request", taken_down_while_posting)
+    webhooks.deliver_due()
+
+    assert meanwhile[1] == 0  # the other worker posted nothing: the message's event was still being posted
+    message, removal = receiver.events()
+    assert message["message"]["text"] == {"body": "buy cheap watches"}  # read before the take-down
+    assert removal["event"] == "message.removed" and removal["removed"]["id"] == f"in_{spam.pk}"
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
