@@ -9,6 +9,17 @@ early as the client's error, `invalid`, naming the field.
 from broker.errors import InvalidInput
 
 
+def json_type(value: object) -> str:
+    """What a client sent, in JSON's words rather than Python's: for errors that say what a field
+    got instead of what it wants."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return {int: "a number", float: "a number", str: "a string", list: "an array", dict: "an object"}.get(
+        type(value), "another type")
+
+
 def check_encodable(value: str, *, field: str) -> None:
     """InvalidInput if `value` holds an unpaired surrogate (it cannot be written as UTF-8)."""
     try:

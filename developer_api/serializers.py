@@ -8,7 +8,7 @@ document one `ErrorSchema` and one `UserSchema`.
 from rest_framework import serializers
 
 from developer_api.models import ApiKey
-from frontdesk.api.serializers import ErrorSchema, UserSchema  # noqa: F401 (re-exported for the views)
+from frontdesk.api.serializers import ErrorSchema, StringField, UserSchema  # noqa: F401 (re-exported for the views)
 
 
 # --- Requests: owners -----------------------------------------------------------------------
@@ -70,8 +70,9 @@ class SendMessageRequest(serializers.Serializer):
     video = MediaRef(required=False, help_text='For type "video": media uploaded as a video.')
     audio = MediaRef(required=False, help_text='For type "audio": media uploaded as audio (no caption).')
     document = MediaRef(required=False, help_text='For type "document": media uploaded as a document.')
-    client_id = serializers.CharField(max_length=64, required=False, trim_whitespace=False,
-                                      help_text="Optional, unique per message: a retry returns the same message.")
+    client_id = StringField(max_length=64, required=False, trim_whitespace=False,
+                            help_text="Optional, a string unique per message (a number is refused): a retry returns "
+                                      "the same message.")
 
 
 class MediaUploadRequest(serializers.Serializer):

@@ -18,7 +18,7 @@ from broker.services.accounts import check_device
 from broker.services.media import usable_media
 from broker.services.people import parse_id
 from broker.services.receipts import announce_watermark
-from broker.text import check_encodable, clean_text
+from broker.text import check_encodable, clean_text, json_type
 from storage import async_sql, selectors, sql
 from storage.models import Conversation, Media, Membership, Message, User
 
@@ -224,17 +224,10 @@ def _move_watermarks(*, membership_id: int, seq: int) -> None:
     sql.execute(_statements(connection.vendor)["watermarks"], [seq, seq, seq, seq, membership_id])
 
 
-def _json_type(value: object) -> str:
-    """What a client sent, in JSON's words rather than Python's."""
-    if isinstance(value, bool):
-        return "a boolean"
-    return {int: "a number", float: "a number", list: "an array", dict: "an object"}.get(type(value), "another type")
-
-
 def _clean_client_id(value: object) -> str:
     limit = settings.MESSENGER["MAX_CLIENT_ID_LENGTH"]
     if value is not None and not isinstance(value, str):  # given, but not as a string (a number, say)
-        raise InvalidInput(f"client_id must be a string, not {_json_type(value)}: a unique string the client "
+        raise InvalidInput(f"client_id must be a string, not {json_type(value)}: a unique string the client "
                            "picks for each message.", field="client_id")
     if value is None or not value.strip():
         raise InvalidInput("client_id is required: a unique string the client picks for each message.", field="client_id")

@@ -3,6 +3,21 @@ for the OpenAPI schema; the tests validate real responses against it, so the two
 
 from rest_framework import serializers
 
+from broker.text import json_type
+
+
+class StringField(serializers.CharField):
+    """A CharField that takes only a JSON string. DRF's own turns a number into its digits, so that
+    `42` and `"42"` would name one thing; an identifier the client picks (a message's `client_id`)
+    is refused as a number, as the websocket refuses it."""
+
+    default_error_messages = {"not_a_string": "{field} must be a string, not {got}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", field=self.field_name, got=json_type(data))
+        return super().to_internal_value(data)
+
 
 # --- Requests -------------------------------------------------------------------------------
 class RegisterRequest(serializers.Serializer):
@@ -73,8 +88,9 @@ class MemberRoleRequest(serializers.Serializer):
 
 
 class MessageSendRequest(serializers.Serializer):
-    client_id = serializers.CharField(max_length=64, trim_whitespace=False,
-                                      help_text="Unique per message; a retry with the same id returns the same message.")
+    client_id = StringField(max_length=64, trim_whitespace=False,
+                            help_text="A string unique per message (a number is refused); a retry with the same id "
+                                      "returns the same message.")
     text = serializers.CharField(trim_whitespace=False, required=False, allow_blank=True,
                                  help_text="Required without media_id; with it, an optional caption.")
     media_id = serializers.IntegerField(min_value=1, required=False,

@@ -112,6 +112,22 @@ def test_a_repeated_client_id_returns_the_first_message():
     assert Message.objects.count() == 1 and OutboundMessage.objects.count() == 1
 
 
+@pytest.mark.parametrize("client_id, got", [(17, "a number"), (1.5, "a number"), (False, "a boolean")])
+def test_a_client_id_that_is_not_a_string_is_refused_naming_it(client_id, got):
+    # Taken as its digits, 17 would be "17": a retry sent as one and then the other would answer
+    # with the same message, or two apps' code paths would disagree on what was sent.
+    app, client = app_client()
+    user = opted_in_user(app)
+
+    response = client.post(MESSAGES, text(user.phone_number, client_id=client_id))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"], error["message"]) == (
+        "invalid", "client_id", f"client_id must be a string, not {got}.")
+    assert not Message.objects.exists() and not OutboundMessage.objects.exists()
+
+
 def test_a_message_goes_from_sent_to_delivered_to_read():
     app, client = app_client()
     user = opted_in_user(app)

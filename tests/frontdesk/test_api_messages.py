@@ -148,6 +148,22 @@ def test_a_message_without_client_id_is_refused(chat):
     assert Message.objects.count() == 0
 
 
+@pytest.mark.parametrize("client_id, got", [(42, "a number"), (4.2, "a number"), (True, "a boolean"),
+                                           (["c1"], "an array"), ({"id": "c1"}, "an object")])
+def test_a_client_id_that_is_not_a_string_is_refused_as_over_the_websocket(chat, client_id, got):
+    # Taken as its digits, 42 would be the same message as "42", and a client mixing the two (or
+    # moving a send between REST and the websocket, which refuses 42) would not get what it expects.
+    _, alice_client, _, _, conversation = chat
+
+    response = alice_client.post(messages_url(conversation.pk), {"client_id": client_id, "text": "hello"})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid", "client_id")
+    assert error["message"] == f"client_id must be a string, not {got}."
+    assert Message.objects.count() == 0
+
+
 def test_sending_faster_than_the_rate_limit_is_refused_with_retry_after(chat, settings):
     _, alice_client, _, _, conversation = chat
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 10}
