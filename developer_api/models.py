@@ -219,7 +219,7 @@ class WebhookDelivery(models.Model):
     class Event(models.TextChoices):
         MESSAGE = "message"
         STATUS = "status"
-        REMOVED = "message.removed", "Message removed"  # one the app had was taken down by a moderator
+        REMOVED = "message.removed", "Message removed"  # one the app had was taken down by a moderator, or deleted by its writer
 
     app = models.ForeignKey(DeveloperApp, on_delete=models.CASCADE, related_name="webhook_deliveries")
     conversation_id = models.BigIntegerField()

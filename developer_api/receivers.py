@@ -1,7 +1,7 @@
 """What the developer API does when the broker announces a change (broker.signals, sent after
 commit): a user's message to an app's bot opts them in and goes to the app's webhook; a user's
 watermark passing the app's messages becomes their delivered/read status events; a message taken
-down by a moderator goes from the apps' webhook events, and apps that had it hear that it is gone
+down by a moderator (or deleted by its sender) goes from the apps' webhook events, and apps that had it hear that it is gone
 (sent inside the take-down's transaction).
 
 Every message in the system passes through here, so the first question (is an app's bot in this

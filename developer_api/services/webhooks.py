@@ -1,5 +1,5 @@
 """Webhooks: an app's callback URL hears of users' messages to it, of its messages' status, and of
-messages it had that a moderator took down.
+messages it had that a moderator took down or their writer deleted for everyone.
 
 Each event is a `WebhookDelivery` row, written beside the change it announces (so none is lost to a
 crash), and posted by the task worker as JSON signed with `X-Hub-Signature-256: sha256=<HMAC-SHA256
@@ -323,13 +323,13 @@ def message_received(*, app: DeveloperApp, message: Message, sender: User) -> No
            payload={"message": body})
 
 
-TAKEN_DOWN = "The message was taken down by a moderator: not sent."
+TAKEN_DOWN = "The message was taken down by a moderator, or deleted by its sender: not sent."
 # What an event of a message taken down keeps of it: who wrote it and when, not what.
 KEPT_OF_A_REMOVED_MESSAGE = ("id", "from", "from_user_id", "from_name", "created_at")
 
 
 def message_taken_down(*, message: Message) -> None:
-    """A moderator took down `message` (already without its text and media). Its events keep
+    """A moderator took down `message`, or its sender deleted it (already without its text and media). Its events keep
     nothing of what it said (an operator's resend, or the retry of one being posted now, sends
     `"type": "removed"`), and those not posted yet are not sent (failed, saying why); the lane moves
     on. Each app whose account is in the conversation and that has, or may have, the message (its

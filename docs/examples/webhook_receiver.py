@@ -41,9 +41,9 @@ def handle_event(event: dict) -> None:
         status = event["status"]
         print(f"message {status['id']} to {status['recipient']} is now {status['status']}")
     elif event["event"] == "message.removed":
-        # A moderator took the message down: forget what it said, and do not act on it.
+        # A moderator took the message down, or its writer deleted it: forget what it said, and do not act on it.
         removed = event["removed"]
-        print(f"message {removed['id']} was removed by a moderator")
+        print(f"message {removed['id']} was removed")
 
 
 def make_server(host: str, port: int, *, secret: str, verify_token: str,

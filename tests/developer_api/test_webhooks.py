@@ -602,7 +602,7 @@ def test_the_example_receiver_hears_of_a_message_taken_down(settings, capsys, dj
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-    assert f"message in_{spam.pk} was removed by a moderator" in capsys.readouterr().out
+    assert f"message in_{spam.pk} was removed" in capsys.readouterr().out
 
 
 # --- the task worker ---------------------------------------------------------------------------
@@ -770,3 +770,22 @@ def test_a_message_taken_down_while_its_event_is_being_posted_is_followed_by_its
     assert message["message"]["text"] == {"body": "buy cheap watches"}  # read before the take-down
     assert removal["event"] == "message.removed" and removal["removed"]["id"] == f"in_{spam.pk}"
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_an_app_hears_when_a_user_deletes_for_everyone_what_they_wrote_to_it(
+        receiver, django_capture_on_commit_callbacks):
+    from broker.services import deletion
+
+    app = with_webhook(receiver)
+    user = UserFactory()
+    oops = user_writes(app, user, "my card number is 4111...", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due() == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deletion.delete_for_everyone(user=user, conversation_id=oops.conversation_id, seq=oops.seq)
+    webhooks.deliver_due()
+
+    _, removal = receiver.events()
+    assert removal["event"] == "message.removed"
+    assert removal["removed"]["id"] == f"in_{oops.pk}" and removal["removed"]["user_id"] == user.pk
+    assert "4111" not in json.dumps(removal)
