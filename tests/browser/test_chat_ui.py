@@ -744,6 +744,10 @@ def test_deleting_a_message_for_everyone_after_confirming_it(people, server):
     wrong.get_by_role("button", name="Delete message for everyone").click()
     wrong.get_by_role("button", name="Cancel").click()
     expect(wrong.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    wrong.get_by_role("button", name="Delete message for everyone").click()
+    alice.page.keyboard.press("Escape")  # so does Escape, and the chat stays open
+    expect(wrong.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    expect(wrong.get_by_role("button", name="Delete message for everyone")).to_be_focused()
     expect(bubble(bob.page, "the wrong photo caption")).to_have_count(1)
 
     wrong.hover()

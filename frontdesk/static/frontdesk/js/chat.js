@@ -1944,7 +1944,9 @@ document.addEventListener("visibilitychange", () => {
 
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  if (!els.sideDrawer.hidden) closeSide();
+  const open = openChat();
+  if (open && open.confirmDelete) confirmDelete(open, null, { focus: "trash" });
+  else if (!els.sideDrawer.hidden) closeSide();
   else if (!els.infoDrawer.hidden) closeInfo();
   else if (state.openId !== null && window.matchMedia("(max-width: 759px)").matches) closeConversation();
 });
