@@ -39,13 +39,18 @@ def session_group(session_key: str) -> str:
     return f"session.{hashlib.sha256(session_key.encode()).hexdigest()[:40]}"
 
 
-def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str | None = None) -> None:
+def publish_on_commit(groups: Iterable[str], event: dict, *, skip_channel: str | None = None,
+                      sessions_only: bool = False, skip_session: str | None = None) -> None:
     """Send `event` to every group once the current transaction commits (at once outside one).
 
     `skip_channel` names the connection that caused the event and has its own reply already.
+    `sessions_only` (for `session.revoked` to a user's group): only the sockets of browser
+    sessions take it, not those of devices, and not those of the session whose group is
+    `skip_session` (see `session_group`).
     """
     groups = list(groups)
-    after_commit(lambda: publish_now(groups, event, skip_channel=skip_channel))
+    after_commit(lambda: publish_now(groups, event, skip_channel=skip_channel,
+                                     sessions_only=sessions_only, skip_session=skip_session))
 
 
 def after_commit(func) -> None:
@@ -57,16 +62,22 @@ def after_commit(func) -> None:
         transaction.on_commit(func)
 
 
-def _payload(event: dict, skip_channel: str | None) -> dict:
+def _payload(event: dict, skip_channel: str | None, sessions_only: bool = False,
+             skip_session: str | None = None) -> dict:
     """What travels the channel layer: the event already as its websocket frame, serialized once for
     every connection it reaches (49 for a message in a group of 50), with its type beside it."""
-    return {"type": PUSH, "event_type": event["type"], "frame": to_frame(event), "skip_channel": skip_channel}
+    payload = {"type": PUSH, "event_type": event["type"], "frame": to_frame(event), "skip_channel": skip_channel}
+    if sessions_only:
+        payload["sessions_only"] = True
+        payload["skip_session"] = skip_session
+    return payload
 
 
-def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = None) -> None:
+def publish_now(groups: list[str], event: dict, *, skip_channel: str | None = None,
+                sessions_only: bool = False, skip_session: str | None = None) -> None:
     if not groups:
         return
-    payload = _payload(event, skip_channel)
+    payload = _payload(event, skip_channel, sessions_only, skip_session)
     loop = _server_event_loop()
     if loop is not None:
         # In a server's worker thread (database_sync_to_async), or on the loop's own thread: hand the

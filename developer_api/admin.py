@@ -414,12 +414,16 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
         with transaction.atomic():
             user = self.get_object(request, unquote(id))
             hash_before = user.password if user is not None else None
+            # An operator setting their own password keeps this session (Django gives it a new key).
+            own_session = request.session.session_key if user is not None and user.pk == request.user.pk else None
             response = super().user_change_password(request, id, form_url)
             if user is not None and request.method == "POST":
                 user.refresh_from_db(fields=["password"])
                 if user.password != hash_before:
                     audit.record(actor=request.user, action="user_password_changed", target=user,
                                  detail={"password_login": user.has_usable_password()})
+                    # The new hash ends the person's browser sessions: their open pages stop now.
+                    accounts.password_ended_sessions(user=user, keep_session_key=own_session)
         return response
 
 

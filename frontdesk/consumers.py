@@ -423,11 +423,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if payload.get("skip_channel") == self.channel_name:
             return
         if payload["event_type"] == events.SESSION_REVOKED:
-            await self._end_revoked()
+            if not payload.get("sessions_only") or self._a_session_other_than(payload["skip_session"]):
+                await self._end_revoked()
             return
         if self.revoked:
             return
         await self.send(text_data=payload["frame"])
+
+    def _a_session_other_than(self, skip_session: str | None) -> bool:
+        """This socket is a browser session's, and not one of `skip_session`'s (a session group):
+        whom a `sessions_only` revocation to the user's group is for (accounts.password_ended_sessions)."""
+        return self.session_key is not None and session_group(self.session_key) != skip_session
 
     def _push_now(self, payload) -> bool:
         """`push`, called by the layer where it has the event: in the publisher's task in process

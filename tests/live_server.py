@@ -30,8 +30,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from http.cookiejar import CookieJar
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse, urlunparse
+from urllib.parse import quote, unquote, urlencode, urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = Path(sys.executable).with_name("daphne")
@@ -396,6 +397,39 @@ def full_history(server: ServerProcess, token: str, conversation_id: int, *, max
     raise AssertionError(f"history of conversation {conversation_id} has more than {max_messages} messages")
 
 
+class Browser:
+    """A browser logged in to the pages with `user`'s phone number and password: a session of its
+    own (its cookies), sent to any server on 127.0.0.1 as a browser sends them behind one address."""
+
+    def __init__(self, server: ServerProcess, user: dict, password: str = PASSWORD):
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                  urllib.request.HTTPCookieProcessor(self.jar))
+        with self.opener.open(f"{server.url}/login/", timeout=10) as response:  # the CSRF cookie
+            response.read()
+        form = urlencode({"phone_number": user["phone_number"], "password": password,
+                          "csrfmiddlewaretoken": self.cookie("csrftoken")}).encode()
+        with self.opener.open(urllib.request.Request(f"{server.url}/login/", data=form, method="POST"),
+                              timeout=10) as response:
+            assert urlparse(response.url).path == "/", f"login failed: ended at {response.url}"
+        assert self.cookie("sessionid"), "no session cookie after logging in"
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.jar if c.name == name), None)
+
+    def post(self, url: str, body: dict) -> tuple[int, dict | None]:
+        """A JSON request of a page's script: the session cookie and the CSRF header."""
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json",
+            "X-CSRFToken": self.cookie("csrftoken")})
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        return status, (json.loads(raw) if raw else None)
+
+
 # --- websocket ------------------------------------------------------------------------------------
 def _connect_options() -> dict:
     from websockets.asyncio.client import connect
@@ -421,6 +455,36 @@ class WsClient:
 
         connection = await connect(f"{server.ws_url}/ws/v1/?token={token}", **_connect_options())
         return cls(connection, label)
+
+    @classmethod
+    async def connect_page(cls, server: ServerProcess, browser: Browser, label: str = "page") -> "WsClient":
+        """The websocket of a chat page open in `browser`: its session cookie, our origin."""
+        from websockets.asyncio.client import connect
+
+        connection = await connect(f"{server.ws_url}/ws/v1/", origin=server.url,
+                                   additional_headers={"Cookie": f"sessionid={browser.cookie('sessionid')}"},
+                                   **_connect_options())
+        return cls(connection, label)
+
+    async def ready(self, timeout: float = 5) -> None:
+        """Wait until the server has finished connecting this socket (its groups joined, its
+        catch-up sent): it answers a frame only after that, and an unknown one with an error."""
+        await self.send(type="test.ready?", ref="ready-probe")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            event = await self.receive(timeout=max(0.01, deadline - asyncio.get_running_loop().time()))
+            if event["type"] == "error" and event.get("ref") == "ready-probe":
+                return
+
+    async def closed_with(self, timeout: float = 5) -> int | None:
+        """The close code the server ends the connection with, once every event before it is read."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                await asyncio.wait_for(self.connection.recv(), timeout)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
 
     async def send(self, **frame) -> None:
         await self.connection.send(json.dumps(frame))

@@ -23,6 +23,8 @@ import time
 import pytest
 
 from tests.live_server import (
+    PASSWORD,
+    Browser,
     LiveDatabase,
     ServerProcess,
     WsClient,
@@ -273,5 +275,37 @@ async def test_two_processes_share_messages_receipts_typing_presence_and_survive
         stored_ids = [m["client_id"] for m in history]
         assert len(stored_ids) == len(set(stored_ids)), "a client_id was stored twice"
         assert len(history) == 2 + 2 * BURST + BURST
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+
+
+async def test_a_new_password_closes_the_other_browsers_page_on_the_other_process_at_once(processes):
+    """Alice sets a new password in her browser, whose page is served by p1; the page of another
+    browser in her account, served by p2, is told and closed at once, through Redis (not at its
+    next frame or the minute's check). Her own page on p1, and its session, stay."""
+    p1, p2 = await asyncio.gather(processes("uvicorn"), processes("daphne"))
+    alice, _ = register(p1, "Alice")
+    bob, bob_token = register(p2, "Bob")
+    direct = direct_conversation(p2, bob_token, alice)["id"]
+    mine, theirs = await asyncio.gather(asyncio.to_thread(Browser, p1, alice), asyncio.to_thread(Browser, p2, alice))
+    clients: list[WsClient] = []
+    try:
+        clients += [await WsClient.connect_page(p1, mine, "alice's page@p1"),
+                    await WsClient.connect_page(p2, theirs, "the other browser's page@p2"),
+                    await WsClient.connect(p2, bob_token, "bob@p2")]
+        my_page, their_page, b = clients
+        await asyncio.gather(*(client.ready() for client in clients))
+
+        status, body = await asyncio.to_thread(mine.post, f"{p1.url}/api/v1/me/password",
+                                               {"current_password": PASSWORD, "new_password": "a brand new passphrase"})
+
+        assert (status, body) == (200, {"devices_logged_out": 1})  # the device `register` logged in
+        await next_event(their_page, "session.revoked", timeout=5)
+        assert await their_page.closed_with(timeout=5) == 4001
+        await b.send(**send_frame(direct, "after", "only alice's own page hears this"))
+        assert (await next_message(my_page, "after"))["text"] == "only alice's own page hears this"
+        status, _ = await asyncio.to_thread(mine.post, f"{p1.url}/api/v1/me/password",
+                                            {"current_password": "a brand new passphrase", "new_password": "and again, newer"})
+        assert status == 200, "the session that set the password was logged out"
     finally:
         await asyncio.gather(*(client.close() for client in clients))

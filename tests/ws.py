@@ -209,11 +209,18 @@ async def another_device(user: User) -> str:
 def browser_login(user: User) -> tuple[list, str]:
     """Log `user` in as a browser does: the headers a page of ours opens its websocket with (the
     session cookie, our origin), and the session's key."""
+    _, headers, session_key = logged_in_browser(user)
+    return headers, session_key
+
+
+def logged_in_browser(user: User) -> tuple[HttpClient, list, str]:
+    """`browser_login`, with the browser too, to make the page's requests with its session cookie
+    (sync: call it in a thread)."""
     browser = HttpClient()
     browser.force_login(user)
     session_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
-    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()),
-            (b"origin", b"http://localhost:8000")], session_key
+    return browser, [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()),
+                     (b"origin", b"http://localhost:8000")], session_key
 
 
 SESSION_ENDINGS = ["logout", "expiry", "password change elsewhere", "deactivation", "tampering"]

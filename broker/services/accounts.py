@@ -174,11 +174,13 @@ def log_out_device(*, user: User, device_id: object) -> None:
 
 
 def change_password(*, user: User, current_password: object, new_password: object,
-                    keep_device_id: int | None = None, client_ip: str | None = None) -> int:
+                    keep_device_id: int | None = None, keep_session_key: str | None = None,
+                    client_ip: str | None = None) -> int:
     """Set a new password, given the current one (checked and throttled as a login is), and log out
     every other device: someone who learnt the old password, or holds a lost phone, is out. The
     device making the change (`keep_device_id`) stays; browser sessions other than the caller's
-    end through their session hash (the caller keeps theirs). The number of devices logged out."""
+    (`keep_session_key`, which the caller renews) end through their session hash, and their open
+    websockets are closed at once (`password_ended_sessions`). The number of devices logged out."""
     current_password = _password(current_password, field="current_password")
     try:
         check_password(phone_number=user.phone_number, password=current_password, client_ip=client_ip)
@@ -195,6 +197,7 @@ def change_password(*, user: User, current_password: object, new_password: objec
         others = list(Device.objects.filter(user=user).exclude(pk=keep_device_id))
         for device in others:
             logout(device=device)
+        password_ended_sessions(user=user, keep_session_key=keep_session_key)
     return len(others)
 
 
@@ -227,6 +230,17 @@ def session_ended(*, session_key: str | None) -> None:
     """A browser session was logged out: its open websockets are told and closed (as `logout`)."""
     if session_key:
         publish_on_commit([session_group(session_key)], events.session_revoked())
+
+
+def password_ended_sessions(*, user: User, keep_session_key: str | None = None) -> None:
+    """The user's password changed, which ends every browser session of theirs (each holds a hash
+    of the old one) but `keep_session_key`'s, the one that set it and is renewed: the open
+    websockets of those sessions are told and closed once committed (as `session_ended`), their
+    devices' are not. A session's group is named by its key, which only its own requests know, so
+    the event goes to the user's group, for the sockets of sessions only. Should it be lost, each
+    socket finds out at its next frame or periodic check (the stale hash is what counts)."""
+    publish_on_commit([user_group(user.pk)], events.session_revoked(), sessions_only=True,
+                      skip_session=session_group(keep_session_key) if keep_session_key else None)
 
 
 def update_profile(*, user: User, display_name: object = None, about: object = None) -> User:

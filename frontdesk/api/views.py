@@ -79,14 +79,17 @@ class MeView(APIView):
 
 class PasswordView(APIView):
     @extend_schema(tags=["profile"], request=s.PasswordChangeRequest, responses={200: s.PasswordChangeResponse, **ERRORS},
-                   description="A new password, given the current one; every other device is logged out.")
+                   description="A new password, given the current one; every other device is logged out and every "
+                               "other browser session ends (their websockets are closed).")
     def post(self, request):
         data = validated(s.PasswordChangeRequest, request.data)
+        by_device = request.auth is not None
         logged_out = accounts.change_password(
-            user=request.user, **data, keep_device_id=request.auth.pk if request.auth is not None else None,
+            user=request.user, **data, keep_device_id=request.auth.pk if by_device else None,
+            keep_session_key=None if by_device else request.session.session_key,
             client_ip=request.META.get("REMOTE_ADDR"),
         )
-        if request.auth is None:  # a browser session: it stays logged in, its others end
+        if not by_device:  # a browser session: it stays logged in (a new key), its others end
             update_session_auth_hash(request, request.user)
         return Response({"devices_logged_out": logged_out})
 

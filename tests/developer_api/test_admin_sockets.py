@@ -6,8 +6,8 @@ from django.test import Client
 from django.urls import reverse
 
 from storage.models import User
-from tests.factories import UserFactory
-from tests.ws import browser_login, db, people, sockets  # noqa: F401
+from tests.factories import UserFactory, direct_conversation
+from tests.ws import browser_login, db, logged_in_browser, people, sockets  # noqa: F401
 
 
 def operator_posts(url: str, data: dict) -> int:
@@ -71,3 +71,41 @@ async def test_deleting_a_device_in_the_admin_logs_it_out_at_once(sockets):
     assert await phone.receive_close() == 4001
     assert not await db(lambda: Device.objects.filter(pk=device.pk).exists())()
     assert await db(lambda: AuditLog.objects.filter(action="device_deleted", target_id=str(device.pk)).exists())()
+
+
+NEW_PASSWORD = {"usable_password": "true", "password1": "set by an operator 7", "password2": "set by an operator 7"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_operator_setting_a_password_closes_that_persons_browser_pages_at_once(sockets):
+    """The new hash ends the person's browser sessions: their open pages stop receiving now, not at
+    their next frame or within the minute of the periodic check."""
+    ((alice, _),) = await people(1)
+    headers, _ = await db(browser_login)(alice)
+    page = await sockets(headers=headers)
+
+    status = await db(operator_posts)(reverse("admin:auth_user_password_change", args=[alice.pk]), NEW_PASSWORD)
+
+    assert status == 302
+    assert await page.receive_type("session.revoked", timeout=10) == {"type": "session.revoked"}
+    assert await page.receive_close() == 4001
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_operator_setting_their_own_password_keeps_this_session_and_closes_their_others(sockets):
+    (bob, bob_token), = await people(1)
+    operator = await db(lambda: UserFactory(is_staff=True, is_superuser=True))()
+    chat = await db(direct_conversation)(operator, bob)
+    here, here_headers, _ = await db(logged_in_browser)(operator)
+    _, elsewhere_headers, _ = await db(logged_in_browser)(operator)
+    this_page, other_page = await sockets(headers=here_headers), await sockets(headers=elsewhere_headers)
+    b = await sockets(bob_token)
+
+    response = await db(lambda: here.post(reverse("admin:auth_user_password_change", args=[operator.pk]),
+                                          NEW_PASSWORD))()
+
+    assert response.status_code == 302
+    assert await other_page.receive_type("session.revoked", timeout=10) == {"type": "session.revoked"}
+    assert await other_page.receive_close() == 4001
+    message = await b.send_message(chat.pk, "the operator's own page still hears this")
+    assert "session.revoked" not in [event["type"] for event in await this_page.receive_until_new(message)]

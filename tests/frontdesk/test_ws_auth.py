@@ -5,16 +5,20 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import Client
 
 from broker import events
 from broker.publish import apublish, user_group
 from broker.services import accounts, presence
 from frontdesk import db as frontdesk_db
 from storage import selectors
-from tests.factories import direct_conversation
-from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, end_browser_session, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.factories import PASSWORD, direct_conversation
+from tests.ws import SESSION_ENDINGS, another_device, browser_login, db, end_browser_session, logged_in_browser, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD_URL = "/api/v1/me/password"
+NEW_PASSWORD = "a brand new passphrase"
 
 
 def logout_device(token: str) -> None:
@@ -124,7 +128,6 @@ async def test_logging_out_a_device_closes_its_socket_but_not_the_other_devices(
 
 async def test_a_new_password_closes_the_other_devices_sockets_at_once_and_keeps_this_ones(sockets):
     from storage.models import Device
-    from tests.factories import PASSWORD
 
     (alice, alice_token), (bob, bob_token) = await people(2)
     conversation = await db(direct_conversation)(alice, bob)
@@ -139,6 +142,47 @@ async def test_a_new_password_closes_the_other_devices_sockets_at_once_and_keeps
     assert await lost_phone.receive_close() == 4001
     message = await laptop.send_message(conversation.pk, "changed it, all good")
     assert (await b.receive_type("message.new"))["message"] == message
+
+
+async def test_a_new_password_set_in_a_browser_closes_the_other_browsers_pages_at_once(sockets):
+    """Someone else is in the account in another browser: the person sets a new password in theirs,
+    and the other browser's page stops receiving messages at once (not at its next frame or within
+    the minute of the periodic check). The page that set it stays connected (it then renews its
+    socket with the session's new key), as does nothing else of the user's but this page."""
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    mine, my_headers, _ = await db(logged_in_browser)(alice)
+    _, their_headers, _ = await db(logged_in_browser)(alice)
+    my_page, their_page, phone = await sockets(headers=my_headers), await sockets(headers=their_headers), \
+        await sockets(alice_token)
+    b = await sockets(bob_token)
+
+    response = await db(lambda: mine.post(PASSWORD_URL, {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+                                          content_type="application/json"))()
+
+    assert (response.status_code, response.json()) == (200, {"devices_logged_out": 1})
+    for socket in (their_page, phone):
+        assert await socket.receive_type("session.revoked") == {"type": "session.revoked"}
+        assert await socket.receive_close() == 4001
+    message = await b.send_message(chat.pk, "only the page that changed the password sees this")
+    assert "session.revoked" not in [event["type"] for event in await my_page.receive_until_new(message)]
+    assert my_page.is_open
+
+
+async def test_a_new_password_set_from_a_device_closes_every_browser_page_at_once_and_keeps_the_device(sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    page = await sockets(headers=(await db(browser_login)(alice))[0])
+    phone, b = await sockets(alice_token), await sockets(bob_token)
+
+    response = await db(lambda: Client(HTTP_AUTHORIZATION=f"Bearer {alice_token}").post(
+        PASSWORD_URL, {"current_password": PASSWORD, "new_password": NEW_PASSWORD}, content_type="application/json"))()
+
+    assert response.status_code == 200
+    assert await page.receive_type("session.revoked") == {"type": "session.revoked"}
+    assert await page.receive_close() == 4001
+    message = await phone.send_message(chat.pk, "changed it from my phone")
+    assert (await b.receive_new(message["seq"]))["message"] == message
 
 
 async def test_a_revocation_closes_a_socket_whose_frame_is_still_being_handled(sockets, settings, monkeypatch):
