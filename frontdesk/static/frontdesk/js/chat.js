@@ -12,12 +12,14 @@
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
 import { append, avatar, clear, h, hydrateIcons, icon, ticks } from "./dom.js";
+import { Drafts } from "./drafts.js";
 import * as fmt from "./format.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const me = boot.me;
 const api = new Api(boot.api);
 const conn = new Connection(boot.websocket);
+const drafts = new Drafts(me.id);
 
 const SEND_TIMEOUT_MS = 10000;
 // Refusals of a send that mean "not now" (protocol.md): too many messages for the moment, no
@@ -171,7 +173,7 @@ function upsertConversation(p) {
       id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Map(), deleteErrors: new Map(),
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
-      loaded: false, hasMoreBefore: true, left: false, draft: "", staged: null, members: [],
+      loaded: false, hasMoreBefore: true, left: false, draft: drafts.get(p.id), staged: null, members: [],
       lastTypingSent: 0, // when this page last told the others in it that I am typing
     };
     state.conversations.set(p.id, c);
@@ -701,6 +703,9 @@ function typingText(c) {
 function previewOf(c) {
   const typing = typingText(c);
   if (typing) return h("span", { class: "preview-typing", text: typing });
+  // A chat left with something typed in it says so, as WhatsApp does (the open one shows it in
+  // the composer).
+  if (!isOpen(c) && c.draft.trim()) return [h("span", { class: "preview-draft", text: "Draft: " }), h("span", { class: "preview-text", text: c.draft })];
   const pendings = [...c.pending.values()];
   const last = pendings.length ? pendings[pendings.length - 1] : null;
   if (last) {
@@ -1039,7 +1044,7 @@ async function openConversation(id, { focus = true } = {}) {
   const c = state.conversations.get(id);
   if (!c) return;
   const previous = openChat();
-  if (previous) previous.draft = els.input.value;
+  if (previous) setDraft(previous, els.input.value);
   // A recording would go on out of sight, the microphone live: switching chats cancels it.
   if (previous && previous !== c) stopRecording(previous, false);
   state.openId = id;
@@ -1073,7 +1078,7 @@ async function openConversation(id, { focus = true } = {}) {
 function closeConversation() {
   const c = openChat();
   if (c) {
-    c.draft = els.input.value;
+    setDraft(c, els.input.value);
     stopRecording(c, false);
   }
   state.openId = null;
@@ -1204,7 +1209,7 @@ async function sendStaged(c, caption) {
       els.input.value = "";
       autosize();
     }
-    c.draft = "";
+    setDraft(c, "");
   }
   renderStaged();
   try {
@@ -1231,8 +1236,10 @@ function giveCaptionBack(c, caption) {
     if (els.input.value) return;
     els.input.value = caption;
     autosize();
+    setDraft(c, caption);
   } else if (!c.draft) {
-    c.draft = caption;
+    setDraft(c, caption);
+    renderChatList();
   }
 }
 
@@ -1304,6 +1311,12 @@ els.recordButton.addEventListener("click", () => {
   else if (c.staged.error && !c.staged.file) unstage(c);
 });
 
+/** What is typed in c's composer and not sent, kept across reloads (drafts.js). */
+function setDraft(c, text) {
+  c.draft = text;
+  drafts.set(c.id, text);
+}
+
 function autosize() {
   els.input.style.height = "auto";
   els.input.style.height = `${Math.min(els.input.scrollHeight, 160)}px`;
@@ -1321,7 +1334,7 @@ els.composer.addEventListener("submit", (event) => {
   }
   if (!text.trim() || (staged && (staged.file || staged.recorder))) return;
   els.input.value = "";
-  c.draft = "";
+  setDraft(c, "");
   autosize();
   sendText(c, text);
   els.input.focus();
@@ -1337,6 +1350,7 @@ els.input.addEventListener("keydown", (event) => {
 els.input.addEventListener("input", () => {
   autosize();
   const c = state.conversations.get(state.openId);
+  if (c) setDraft(c, els.input.value); // kept as it is typed: a reload loses nothing
   const now = Date.now();
   // Per conversation: typing in one chat says nothing about another, so it must not hold back the
   // first "typing" of the chat switched to.
@@ -1932,8 +1946,18 @@ function leave(url) {
   }
 }
 document.addEventListener("submit", (event) => {
-  if (event.target.closest(".logout-form")) leaving = true;
+  if (event.target.closest(".logout-form")) {
+    leaving = true;
+    drafts.clear(); // nothing typed here outlives the logout
+  }
 }, true);
+// Another tab of this browser changed a draft (sent it, say) or logged out: this page's copies of
+// the chats not open here follow, so switching chats here cannot bring back a draft sent there.
+window.addEventListener("storage", (event) => {
+  if (event.key !== null && !drafts.owns(event.key)) return;
+  for (const c of state.conversations.values()) if (!isOpen(c)) c.draft = drafts.get(c.id);
+  renderChatList();
+});
 conn.addEventListener("unauthenticated", () => leave(`/login/?next=${encodeURIComponent(location.pathname)}`));
 
 document.addEventListener("visibilitychange", () => {

@@ -1,0 +1,102 @@
+"""Drafts: what is typed in a chat and not sent survives a reload of the page, shows in the chat
+list, goes once sent, stays the author's own on a shared browser and goes with the logout."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PASSWORD
+from tests.browser.test_chat_ui import _patience, bubble, composer, csp_violations, open_chat, send, start_chat  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def preview(page, title):
+    return page.locator(".chat-item", has_text=title).locator(".chat-item-preview")
+
+
+def reload(person):
+    person.page.reload()
+    person.wait_until_connected()
+
+
+def log_in_as(person, phone, server):
+    """Log in on `person`'s browser as whoever has `phone`."""
+    page = person.page
+    page.goto(server.url + "/login/")
+    page.get_by_label("Phone number").fill(phone)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(server.url + "/")
+    person.wait_until_connected()
+
+
+def test_a_draft_is_kept_across_reloads_shown_in_the_list_and_gone_once_sent(people):
+    alice, bob, carol = people("Alice Drafter"), people("Bob Draftee"), people("Carol Elsewhere")
+    start_chat(alice, bob)
+    send(alice, "hello Bob")
+    start_chat(alice, carol)
+    send(alice, "hello Carol")
+    page = alice.page
+
+    open_chat(alice, "Bob Draftee")
+    composer(page).fill("half a thought\nand its second line")
+    open_chat(alice, "Carol Elsewhere")
+    expect(preview(page, "Bob Draftee")).to_have_text("Draft: half a thought and its second line")
+    expect(preview(page, "Carol Elsewhere")).to_contain_text("hello Carol")
+
+    reload(alice)  # Carol's chat, open before, opens again; Bob's keeps its draft
+    expect(page.locator("#conversation-title")).to_have_text("Carol Elsewhere")
+    expect(preview(page, "Bob Draftee")).to_have_text("Draft: half a thought and its second line")
+    open_chat(alice, "Bob Draftee")
+    expect(composer(page)).to_have_value("half a thought\nand its second line")
+    # Typed and not left: reloading at once keeps it too.
+    composer(page).press("End")
+    composer(page).press_sequentially(", and more", delay=10)
+    reload(alice)
+    expect(composer(page)).to_have_value("half a thought\nand its second line, and more")
+
+    composer(page).press("Enter")
+    expect(bubble(page, "and more")).to_have_count(1)
+    expect(composer(page)).to_have_value("")
+    open_chat(alice, "Carol Elsewhere")
+    expect(preview(page, "Bob Draftee")).to_contain_text("and more")
+    expect(preview(page, "Bob Draftee")).not_to_contain_text("Draft:")
+    reload(alice)
+    expect(preview(page, "Bob Draftee")).not_to_contain_text("Draft:")
+    open_chat(alice, "Bob Draftee")
+    expect(composer(page)).to_have_value("")
+    expect(bob.page.locator(".chat-item", has_text="Alice Drafter")).to_contain_text("and more")
+    assert csp_violations(alice) == [] and alice.console_errors == []
+
+
+def test_a_draft_is_its_authors_alone_on_a_shared_browser_and_logging_out_removes_it(people, server):
+    alice, bob = people("Alice Sharer"), people("Bob Borrower")
+    start_chat(alice, bob)
+    send(alice, "hi Bob")
+    page = alice.page
+    composer(page).fill("not for Bob's eyes")
+
+    # Alice's session ends without a logout (her cookies cleared), and Bob logs in on her browser:
+    # the same conversation, another account, no draft.
+    alice.context.clear_cookies()
+    log_in_as(alice, bob.phone, server)
+    expect(preview(page, "Alice Sharer")).to_contain_text("hi Bob")
+    expect(preview(page, "Alice Sharer")).not_to_contain_text("Draft:")
+    open_chat(alice, "Alice Sharer")
+    expect(composer(page)).to_have_value("")
+
+    # Alice back on her browser: her draft waited for her.
+    alice.context.clear_cookies()
+    log_in_as(alice, alice.phone, server)
+    expect(preview(page, "Bob Borrower")).to_have_text("Draft: not for Bob's eyes")
+
+    # Logging out takes it away.
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login/$"))
+    log_in_as(alice, alice.phone, server)
+    expect(preview(page, "Bob Borrower")).to_contain_text("hi Bob")
+    expect(preview(page, "Bob Borrower")).not_to_contain_text("Draft:")
+    open_chat(alice, "Bob Borrower")
+    expect(composer(page)).to_have_value("")
