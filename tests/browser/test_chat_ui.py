@@ -1014,3 +1014,29 @@ def test_a_message_too_old_to_delete_says_why_where_it_is(people, server):
 
     expect(row.get_by_role("alert")).to_have_text("A message can be deleted for everyone only within 48 hours of sending it.")
     expect(row.locator(".msg-text")).to_have_text("an old promise")
+
+
+def test_a_new_password_sends_another_browser_in_the_account_to_the_login_page_at_once(people, server):
+    """Someone else is logged in to Alice's account in another browser: when she sets a new
+    password, that browser's page stops and goes to the login page at once (not at its next
+    action or within the minute), while hers stays and goes on chatting."""
+    alice, bob = people("Alice Locksmith"), people("Bob Witness")
+    intruder = people("Intruder", register=False)
+    intruder.phone = alice.phone
+    intruder.login()
+    start_chat(alice, bob)
+    send(alice, "hello Bob")
+    expect(intruder.page.locator(".chat-item", has_text="Bob Witness")).to_contain_text("hello Bob")
+
+    page = alice.page
+    page.get_by_role("button", name="Profile and settings").click()
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+
+    expect(page.get_by_role("status").filter(has_text="Password changed.")).to_be_visible()
+    expect(intruder.page).to_have_url(re.compile(r"/login/"), timeout=5_000)
+    page.get_by_role("button", name="Back").click()
+    send(alice, "only Bob and I read this")
+    expect(bob.page.locator(".chat-item", has_text="Alice Locksmith")).to_contain_text("only Bob and I read this")
+    expect(page).to_have_url(re.compile(r"/#chat-\d+$"))

@@ -100,3 +100,27 @@ def test_a_draft_is_its_authors_alone_on_a_shared_browser_and_logging_out_remove
     expect(preview(page, "Bob Borrower")).not_to_contain_text("Draft:")
     open_chat(alice, "Bob Borrower")
     expect(composer(page)).to_have_value("")
+
+
+def test_a_draft_sent_in_one_tab_is_not_kept_in_another(people):
+    """Two tabs of the same browser: the draft the first sends is no longer a draft in the second,
+    which would otherwise show it in its list and put it back in the composer there."""
+    alice, bob, carol = people("Alice Two Tabs"), people("Bob Tabbed"), people("Carol Tabbed")
+    start_chat(alice, bob)
+    send(alice, "hello Bob")
+    start_chat(alice, carol)
+    send(alice, "hello Carol")
+    first = alice.page
+    open_chat(alice, "Bob Tabbed")
+    composer(first).fill("written in the first tab")
+    second = alice.context.new_page()
+    second.goto(first.url.split("#")[0])
+    expect(preview(second, "Bob Tabbed")).to_have_text("Draft: written in the first tab")
+
+    composer(first).press("Enter")
+
+    expect(bubble(second, "written in the first tab")).to_have_count(0)  # no chat is open there
+    expect(preview(second, "Bob Tabbed")).to_contain_text("written in the first tab")
+    expect(preview(second, "Bob Tabbed")).not_to_contain_text("Draft:")
+    second.locator(".chat-item", has_text="Bob Tabbed").click()
+    expect(composer(second)).to_have_value("")
