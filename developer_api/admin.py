@@ -422,8 +422,8 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
                 if user.password != hash_before:
                     audit.record(actor=request.user, action="user_password_changed", target=user,
                                  detail={"password_login": user.has_usable_password()})
-                    # The new hash ends the person's browser sessions: their open pages stop now.
-                    accounts.password_ended_sessions(user=user, keep_session_key=own_session)
+                    # Whoever held the old password is out: devices logged out, other sessions' pages stop now.
+                    accounts.password_set_by_operator(user=user, keep_session_key=own_session)
         return response
 
 

@@ -243,6 +243,19 @@ def password_ended_sessions(*, user: User, keep_session_key: str | None = None) 
                       skip_session=session_group(keep_session_key) if keep_session_key else None)
 
 
+def password_set_by_operator(*, user: User, keep_session_key: str | None = None) -> int:
+    """An operator set `user`'s password (account recovery, a taken-over account): as when they set
+    it themselves, whoever held the old one is out: every device is logged out and every browser
+    session but `keep_session_key` (an operator setting their own, in this session) ends. The
+    number of devices logged out."""
+    with transaction.atomic():
+        devices_out = list(Device.objects.filter(user=user))
+        for device in devices_out:
+            logout(device=device)
+        password_ended_sessions(user=user, keep_session_key=keep_session_key)
+    return len(devices_out)
+
+
 def update_profile(*, user: User, display_name: object = None, about: object = None) -> User:
     fields = []
     if display_name is not None:

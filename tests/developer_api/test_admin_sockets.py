@@ -109,3 +109,21 @@ async def test_an_operator_setting_their_own_password_keeps_this_session_and_clo
     assert await other_page.receive_close() == 4001
     message = await b.send_message(chat.pk, "the operator's own page still hears this")
     assert "session.revoked" not in [event["type"] for event in await this_page.receive_until_new(message)]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_operator_setting_a_password_logs_that_persons_devices_out(sockets):
+    """An operator resets a taken-over account: the phone that held the old password is out too."""
+    from developer_api.models import AuditLog
+    from storage.models import Device
+
+    ((alice, alice_token),) = await people(1)
+    phone = await sockets(alice_token)
+
+    status = await db(operator_posts)(reverse("admin:auth_user_password_change", args=[alice.pk]), NEW_PASSWORD)
+
+    assert status == 302
+    assert await phone.receive_type("session.revoked", timeout=10) == {"type": "session.revoked"}
+    assert await phone.receive_close() == 4001
+    assert not await db(lambda: Device.objects.filter(user=alice).exists())()
+    assert await db(lambda: AuditLog.objects.filter(action="user_password_changed", target_id=str(alice.pk)).exists())()
