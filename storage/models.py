@@ -131,21 +131,41 @@ class Membership(models.Model):
 
 
 class Departure(models.Model):
-    """What a member who left or was removed had not yet received when they went: the messages
-    above `delivered_seq` up to `through_seq`, the notice of their going. Catch-up sends them as it
-    sends a member's backlog (the one way a device that was offline then learns of it), and the
-    row goes once an ack reaches `through_seq`. Their membership, and their view of the
-    conversation beyond this, ended with it."""
+    """A group a user left or was removed from, as they last saw it. It stays in their conversation
+    list, marked left, under the title it had then, with its history readable from
+    `joined_after_seq` up to `through_seq` (the notice of their going) and nothing after it, until
+    they delete it (or are added back, which starts a new membership and ends this).
+
+    Catch-up sends what they had not yet received of it, above `delivered_seq` up to `through_seq`,
+    as it sends a member's backlog (the one way a device that was offline then learns of it), until
+    an ack reaches `through_seq`; then only the partial index below holds nothing of it."""
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="departures")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="departures")
+    # Their membership's, when they went: where their history starts, and their watermarks, which
+    # receipts move on up to `through_seq` (read for the unread count, delivered for catch-up).
+    joined_after_seq = models.BigIntegerField(default=0)
     delivered_seq = models.BigIntegerField()
+    read_seq = models.BigIntegerField(default=0)
     through_seq = models.BigIntegerField()
+    # What they saw last: later renames, members and messages are not theirs to see.
+    title = models.CharField(max_length=100, blank=True)
+    left_at = models.DateTimeField(default=timezone.now)  # the notice's time: where the list sorts it
+    # The others in the group when they went, as [{"user", "role", "delivered_seq", "read_seq"}].
+    members = models.JSONField(default=list)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "conversation"], name="unique_departure"),
-            models.CheckConstraint(condition=Q(delivered_seq__lt=models.F("through_seq")), name="departure_not_delivered"),
+            models.CheckConstraint(
+                condition=Q(read_seq__lte=models.F("delivered_seq")) & Q(delivered_seq__lte=models.F("through_seq")),
+                name="departure_watermarks_in_order"),
+        ]
+        indexes = [
+            # Catch-up asks at every connect for the user's departures still to deliver: only those
+            # are in this index, so someone who has left many groups does not read them all.
+            models.Index(fields=["user"], condition=Q(delivered_seq__lt=models.F("through_seq")),
+                         name="departure_undelivered"),
         ]
 
 

@@ -82,6 +82,26 @@ def membership(*, user_id: int, conversation_id: int) -> Membership | None:
     )
 
 
+def has_left(*, user_id: int, conversation_id: int) -> bool:
+    """Whether the conversation is a group the user has left and keeps in their list (`Departure`)."""
+    return Departure.objects.filter(user_id=user_id, conversation_id=conversation_id).exists()
+
+
+def _former_members(departure: Departure, users: dict[int, User] | None = None) -> list[Membership]:
+    """The others in the group when the user went, as they saw them (`Departure.members`): unsaved
+    memberships, with their `user` when `users` has them (one gone altogether is left out)."""
+    members = []
+    for row in departure.members:
+        if users is not None and row["user"] not in users:
+            continue
+        member = Membership(conversation_id=departure.conversation_id, user_id=row["user"], role=row["role"],
+                            delivered_seq=row["delivered_seq"], read_seq=row["read_seq"])
+        if users is not None:
+            member.user = users[row["user"]]
+        members.append(member)
+    return members
+
+
 @dataclass(frozen=True)
 class ConversationContext:
     """What sending and receipts need to know about a conversation and one member of it."""
@@ -259,51 +279,98 @@ def presence_audience_ids(*, user_id: int) -> list[int]:
 
 @dataclass(frozen=True)
 class ConversationSummary:
-    membership: Membership
     conversation: Conversation
-    members: list[Membership]
+    membership: Membership | None  # the user's; None in a group they have left (`departure`)
+    members: list[Membership]  # of a group they have left: the others in it when they went
     last_message: Message | None
+    departure: Departure | None = None
+
+    @property
+    def left(self) -> bool:
+        return self.departure is not None
+
+    @property
+    def title(self) -> str:
+        return self.departure.title if self.departure else self.conversation.title
+
+    @property
+    def last_seq(self) -> int:
+        return self.departure.through_seq if self.departure else self.conversation.last_seq
+
+    @property
+    def last_activity_at(self) -> datetime:
+        return self.departure.left_at if self.departure else self.conversation.last_activity_at
+
+    @property
+    def role(self) -> str | None:
+        return None if self.departure else self.membership.role
+
+    @property
+    def delivered_seq(self) -> int:
+        return (self.departure or self.membership).delivered_seq
+
+    @property
+    def read_seq(self) -> int:
+        return (self.departure or self.membership).read_seq
 
     @property
     def unread_count(self) -> int:
         # Sending moves the sender's own read watermark to the new message, so everything above
         # read_seq was written by someone else (or is a system message): the count is exact.
-        return max(0, self.conversation.last_seq - self.membership.read_seq)
+        return max(0, self.last_seq - self.read_seq)
 
 
 def conversation_summaries(*, user: User, conversation_id: int | None = None) -> list[ConversationSummary]:
-    """The user's conversations, newest activity first, with members and last message, in 3 queries
-    (4 when a last message carries media)."""
+    """The user's conversations, newest activity first, with members and last message, in 4 queries
+    (5 when a last message carries media, 6 when the user has left groups): the groups they have
+    left among them, as they last saw them, sorted by the notice of their going."""
     own = Membership.objects.filter(user=user).select_related("conversation")
+    departures = Departure.objects.filter(user=user).select_related("conversation")
     if conversation_id is not None:
         own = own.filter(conversation_id=conversation_id)
-    own = list(own.order_by("-conversation__last_activity_at", "-conversation_id"))
-    if not own:
-        return []
+        departures = departures.filter(conversation_id=conversation_id)
+    own = list(own)
     ids = [m.conversation_id for m in own]
+    # Never both for one conversation (adding someone back ends their departure), nor shown twice.
+    member_of = set(ids)
+    departures = [d for d in departures if d.conversation_id not in member_of]
+    if not own and not departures:
+        return []
     members_by_conversation: dict[int, list[Membership]] = {cid: [] for cid in ids}
-    for member in Membership.objects.filter(conversation_id__in=ids).select_related("user").order_by("joined_at", "pk"):
-        members_by_conversation[member.conversation_id].append(member)
-    last_messages = {msg.conversation_id: msg for msg in _messages_at([
-        (m.conversation_id, m.conversation.last_seq) for m in own if m.conversation.last_seq > m.joined_after_seq])}
-    return [
-        ConversationSummary(
-            membership=m,
-            conversation=m.conversation,
-            members=members_by_conversation[m.conversation_id],
-            last_message=last_messages.get(m.conversation_id),
-        )
+    if ids:
+        for member in (Membership.objects.filter(conversation_id__in=ids).select_related("user")
+                       .order_by("joined_at", "pk")):
+            members_by_conversation[member.conversation_id].append(member)
+    if departures:
+        users = User.objects.in_bulk({row["user"] for d in departures for row in d.members})
+        for departure in departures:
+            members_by_conversation[departure.conversation_id] = _former_members(departure, users)
+    last_messages = {msg.conversation_id: msg for msg in _messages_at(
+        [(m.conversation_id, m.conversation.last_seq) for m in own if m.conversation.last_seq > m.joined_after_seq]
+        + [(d.conversation_id, d.through_seq) for d in departures])}
+    summaries = [
+        ConversationSummary(conversation=m.conversation, membership=m, members=members_by_conversation[m.conversation_id],
+                            last_message=last_messages.get(m.conversation_id))
         for m in own
+    ] + [
+        ConversationSummary(conversation=d.conversation, membership=None, departure=d,
+                            members=members_by_conversation[d.conversation_id],
+                            last_message=last_messages.get(d.conversation_id))
+        for d in departures
     ]
+    summaries.sort(key=lambda s: (s.last_activity_at, s.conversation.pk), reverse=True)
+    return summaries
 
 
 def history_page(
-    *, membership: Membership, before_seq: int | None = None, after_seq: int | None = None, limit: int = 50
+    *, membership: Membership, before_seq: int | None = None, after_seq: int | None = None, limit: int = 50,
+    through_seq: int | None = None,
 ) -> tuple[list[Message], bool]:
     """A page of messages the member may see, in seq order, and whether more lie beyond it.
 
     With `after_seq`, the page starts just after it (catching up forward); otherwise it ends just
-    before `before_seq` (or at the newest message) and the caller pages backwards.
+    before `before_seq` (or at the newest message, or at `through_seq`: the last a former member
+    may see) and the caller pages backwards.
 
     Hand-written (`raw`): building this query through the ORM took longer than running it on
     1,000,000 stored messages (docs/performance.md, change 44). A page's media, rare, come in a
@@ -314,6 +381,9 @@ def history_page(
     if before_seq is not None:
         where.append("seq < %s")
         params.append(before_seq)
+    if through_seq is not None:
+        where.append("seq <= %s")
+        params.append(through_seq)
     newest_first = after_seq is None
     page = list(Message.objects.raw(
         f"SELECT * FROM {sql.table(Message)} WHERE {' AND '.join(where)} "
@@ -362,7 +432,9 @@ def member_history_page(
     *, user_id: int, conversation_id: int, before_seq: int | None = None, after_seq: int | None = None,
     limit: int = 50,
 ) -> MemberHistoryPage | None:
-    """`history_page` for a user, with the conversation's members; None if they are not in it.
+    """`history_page` for a user, with the conversation's members; None if they are not in it and
+    it is no group they have left. Of a group they have left, the page ends at the notice of their
+    going, and its members are those it had then, as they saw them (their statuses stop there).
 
     The members come in one hand-written statement (storage/sql.py), the user's own row among
     them, with what a page needs of each (who, where their history starts, their watermarks);
@@ -373,21 +445,28 @@ def member_history_page(
     members = [Membership.from_db(DEFAULT_DB_ALIAS, fields, row) for row in rows]
     member = next((m for m in members if m.user_id == user_id), None)
     if member is None:
-        return None
+        departure = Departure.objects.filter(user_id=user_id, conversation_id=conversation_id).first()
+        if departure is None:
+            return None
+        former = Membership(conversation_id=conversation_id, user_id=user_id, joined_after_seq=departure.joined_after_seq)
+        messages, has_more = history_page(membership=former, before_seq=before_seq, after_seq=after_seq, limit=limit,
+                                          through_seq=departure.through_seq)
+        return MemberHistoryPage(messages=messages, has_more=has_more, members=_former_members(departure))
     messages, has_more = history_page(membership=member, before_seq=before_seq, after_seq=after_seq, limit=limit)
     return MemberHistoryPage(messages=messages, has_more=has_more, members=members)
 
 
 def behind_conversations_query(*, user_id: int) -> tuple[str, list]:
-    """The user's conversations with messages above their delivered watermark, and those they left
-    or were removed from before receiving everything up to it (`Departure`): a row (conversation
-    id, delivered seq, the last seq to send or null for all) each. Asked at every connect, and
-    usually answered "nothing": one statement."""
+    """The user's conversations with messages above their delivered watermark, and the groups they
+    left or were removed from before receiving everything up to the notice of it (`Departure`): a
+    row (conversation id, delivered seq, the last seq to send or null for all) each. Asked at every
+    connect, and usually answered "nothing": one statement. The groups left and fully received are
+    not read at all (the partial index departure_undelivered holds only the others)."""
     return (f"SELECT m.conversation_id, m.delivered_seq, NULL FROM {sql.table(Membership)} m "
             f"JOIN {sql.table(Conversation)} c ON c.id = m.conversation_id "
             "WHERE m.user_id = %s AND m.delivered_seq < c.last_seq "
             f"UNION ALL SELECT d.conversation_id, d.delivered_seq, d.through_seq FROM {sql.table(Departure)} d "
-            "WHERE d.user_id = %s ORDER BY 1, 2", [user_id, user_id])
+            "WHERE d.user_id = %s AND d.delivered_seq < d.through_seq ORDER BY 1, 2", [user_id, user_id])
 
 
 def has_undelivered_messages(*, user_id: int) -> bool:

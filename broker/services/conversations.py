@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.services.people import find_person, parse_id, strangers_to
+from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from broker.services.people import find_person, not_a_member, parse_id, strangers_to
 from broker.services.send import append_message, author_has_seen
 from broker.text import clean_text
 from storage import selectors
@@ -109,7 +109,7 @@ def _admin_membership(*, actor: User, conversation_id: object) -> Membership:
     conversation_id = parse_id(conversation_id, field="conversation")
     member = selectors.membership(user_id=actor.pk, conversation_id=conversation_id)
     if member is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        raise not_a_member(user_id=actor.pk, conversation_id=conversation_id)
     if member.conversation.kind != Conversation.Kind.GROUP:
         raise InvalidInput("Members can be changed only in a group.", field="conversation")
     return member
@@ -181,13 +181,35 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
         )
         target.delete()
         _members_changed(conversation_id)
-        # Their devices that are offline now learn of it at their next connect, with whatever came
-        # before it that they had not yet received (catch-up).
-        Departure.objects.update_or_create(user_id=target_id, conversation_id=conversation_id, defaults={
-            "delivered_seq": target.delivered_seq, "through_seq": notice.seq})
         author_has_seen(author=actor, conversation_id=conversation_id, seq=notice.seq)
+        # The group stays in their list as they last saw it, readable up to the notice; their devices
+        # that are offline now learn of it at their next connect, with whatever came before it that
+        # they had not yet received (catch-up).
+        others = Membership.objects.filter(conversation_id=conversation_id).order_by("joined_at", "pk")
+        Departure.objects.update_or_create(user_id=target_id, conversation_id=conversation_id, defaults={
+            "joined_after_seq": target.joined_after_seq, "delivered_seq": target.delivered_seq,
+            "read_seq": target.read_seq, "through_seq": notice.seq, "title": member.conversation.title,
+            "left_at": notice.created_at,
+            "members": [{"user": m.user_id, "role": m.role, "delivered_seq": m.delivered_seq, "read_seq": m.read_seq}
+                        for m in others],
+        })
         _keep_an_admin(conversation_id)
     return notice
+
+
+def delete_chat(*, user: User, conversation_id: object) -> None:
+    """Take a group the user has left (or was removed from) off their list: its history and what
+    catch-up had still to send of it go with it, for all their devices. A conversation they are in
+    is not deleted: a group is left first, and a direct chat stays."""
+    conversation_id = parse_id(conversation_id, field="conversation")
+    if Departure.objects.filter(user=user, conversation_id=conversation_id).delete()[0]:
+        return
+    member = selectors.membership(user_id=user.pk, conversation_id=conversation_id)
+    if member is None:
+        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+    if member.conversation.kind == Conversation.Kind.DIRECT:
+        raise InvalidInput("A direct conversation cannot be deleted.", field="conversation")
+    raise Conflict("You are in this group: leave it first, then delete it.", field="conversation")
 
 
 ROLES = {Membership.Role.ADMIN.value, Membership.Role.MEMBER.value}

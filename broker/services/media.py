@@ -28,7 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from broker.errors import InvalidInput, NotFound, TooLarge
 from broker.services.people import parse_id
-from storage.models import Media, Membership, Message, User
+from storage.models import Departure, Media, Membership, Message, User
 
 logger = logging.getLogger(__name__)
 
@@ -313,14 +313,17 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
 
 # --- Reading ----------------------------------------------------------------------------------
 def readable_media(*, user: User, media_id: object, field: str = "media") -> Media:
-    """The media if `user` uploaded it or is in a conversation where a message carries it; else 404
-    naming `field`, the request's name for the id."""
+    """The media if `user` uploaded it or can see a message carrying it: in a conversation they are
+    in, or in a group they have left, up to the notice of their going; else 404 naming `field`, the
+    request's name for the id."""
     media_id = parse_id(media_id, field=field)
     # History before a member joined is hidden from them, and so is its media.
     member = Membership.objects.filter(
         user=user, conversation_id=OuterRef("conversation_id"), joined_after_seq__lt=OuterRef("seq")
     )
-    in_conversation = Message.objects.filter(media_id=OuterRef("pk")).filter(Exists(member))
+    former = Departure.objects.filter(user=user, conversation_id=OuterRef("conversation_id"),
+                                      joined_after_seq__lt=OuterRef("seq"), through_seq__gte=OuterRef("seq"))
+    in_conversation = Message.objects.filter(media_id=OuterRef("pk")).filter(Exists(member) | Exists(former))
     media = Media.objects.filter(pk=media_id).filter(Q(uploader=user) | Exists(in_conversation)).first()
     if media is None:
         raise NotFound(f"No media {media_id}.", field=field)

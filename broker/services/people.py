@@ -3,7 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from broker import ratelimit
-from broker.errors import InvalidInput, NotFound
+from broker.errors import BrokerError, Forbidden, InvalidInput, NotFound
 from broker.phone import normalize_phone_number
 from broker.text import clean_text
 from storage import selectors
@@ -21,6 +21,16 @@ def parse_id(value: object, *, field: str) -> int:
     if not isinstance(value, int) or value <= 0 or value > 2**62:
         raise InvalidInput(f"{field} must be a positive integer id.", field=field)
     return value
+
+
+def not_a_member(*, user_id: int, conversation_id: int) -> BrokerError:
+    """The refusal of something only a member does (send, type, change members) asked by someone who
+    is not in the conversation: to a group they have left and still see in their list, forbidden,
+    saying so; to anyone else it is not found, as a conversation that does not exist. Asked only
+    once the request is refused, so the members' requests pay nothing for it."""
+    if selectors.has_left(user_id=user_id, conversation_id=conversation_id):
+        return Forbidden("You are no longer a participant in this group.", field="conversation")
+    return NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
 
 
 def find_user(*, user_id: object) -> User:

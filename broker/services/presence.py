@@ -12,10 +12,10 @@ from django.utils import timezone
 from redis.commands.core import AsyncScript, Script
 
 from broker import cache_redis, events
-from broker.errors import BrokerError, NotFound
+from broker.errors import BrokerError
 from broker.publish import publish_on_commit, user_group
 from broker.services import accounts
-from broker.services.people import parse_id
+from broker.services.people import not_a_member, parse_id
 from storage import async_sql, selectors, sql
 from storage.models import User
 
@@ -154,13 +154,13 @@ def presence_event(*, user_id: int, online: bool, last_seen=None) -> dict:
 
 def typing_audience(*, user: User, conversation_id: object, device_id: int | None = None) -> tuple[int, list[str]]:
     """(conversation id, groups of the members who may see the user typing) for a typing notice;
-    NotFound for outsiders. Given the `device_id` it comes from, the device must still be logged
-    in (accounts.check_device, asked in the same query)."""
+    refused for outsiders (people.not_a_member). Given the `device_id` it comes from, the device
+    must still be logged in (accounts.check_device, asked in the same query)."""
     conversation_id = parse_id(conversation_id, field="conversation")
     audience = selectors.typing_audience(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
     accounts.check_device(device_id=device_id, context=audience)
     if audience is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        raise not_a_member(user_id=user.pk, conversation_id=conversation_id)
     return conversation_id, [user_group(uid) for uid in audience.listener_ids]
 
 

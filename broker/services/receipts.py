@@ -4,6 +4,8 @@ import asyncio
 import logging
 
 from django.db import connection
+from django.db.models import Value
+from django.db.models.functions import Greatest
 
 from broker import events, signals
 from broker.errors import BrokerError, InvalidInput, NotFound
@@ -146,7 +148,7 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
         context = selectors.conversation_context(user_id=user.pk, conversation_id=conversation_id, device_id=device_id)
     if context is None:  # not a member: perhaps a former one, acknowledging what catch-up sent
         check_device(device_id=device_id, context=None)
-        received = _former_member_received(user_id=user.pk, conversation_id=conversation_id, seq=seq)
+        received = _former_member_received(status, user_id=user.pk, conversation_id=conversation_id, seq=seq)
         if received is None:
             raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
         return received
@@ -165,23 +167,29 @@ def _advance(status: str, *, user: User, conversation_id: object, seq: object, d
         # It would have moved the watermark as read, but the membership was gone by the write: they
         # were removed meanwhile, and the receipt is a former member's (else catch-up would send
         # what it acknowledges again).
-        return bool(_former_member_received(user_id=user.pk, conversation_id=conversation_id, seq=seq))
+        return bool(_former_member_received(status, user_id=user.pk, conversation_id=conversation_id, seq=seq))
     return bool(advanced)
 
 
-def _former_member_received(*, user_id: int, conversation_id: int, seq: int) -> bool | None:
-    """A receipt for what catch-up sent someone of a conversation they have left (`Departure`):
-    whether it moved on; None if they have nothing of it to receive. Nobody else is told: the
-    members' statuses count the members only. Read counts as received: there is nothing else."""
+def _former_member_received(status: str, *, user_id: int, conversation_id: int, seq: int) -> bool | None:
+    """A receipt for a group the user has left (`Departure`), up to the notice of their going:
+    whether it moved their watermark on; None if it is no group of theirs. Nobody else is told
+    (the members' statuses count the members only); their own devices are, as of any receipt of
+    theirs. The row stays: a receipt again, once it is all acknowledged, changes nothing."""
     departure = Departure.objects.filter(user_id=user_id, conversation_id=conversation_id).first()
     if departure is None:
         return None
     if seq > departure.through_seq:
-        raise InvalidInput(f"seq {seq} is past the last message of this conversation sent to you "
-                           f"({departure.through_seq}).", field="seq")
-    if seq <= departure.delivered_seq:
+        raise InvalidInput(f"seq {seq} is past the last message of this conversation you may see "
+                           f"({departure.through_seq}): you are no longer a participant.", field="seq")
+    column = _WATERMARK_COLUMN[status]
+    if seq <= getattr(departure, column):
         return False
-    still_there = Departure.objects.filter(pk=departure.pk, delivered_seq__lt=seq)
-    if seq == departure.through_seq:
-        return bool(still_there.delete()[0])
-    return bool(still_there.update(delivered_seq=seq))
+    changes = {column: seq}
+    if status == READ:
+        changes["delivered_seq"] = Greatest("delivered_seq", Value(seq))
+    if not Departure.objects.filter(pk=departure.pk, **{f"{column}__lt": seq}).update(**changes):
+        return False
+    event = events.message_status(conversation_id=conversation_id, seq=seq, status=status, user_id=user_id)
+    publish_on_commit([user_group(user_id)], event)
+    return True

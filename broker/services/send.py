@@ -11,12 +11,12 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.utils import timezone
 
 from broker import events, signals
-from broker.errors import Blocked, BrokerError, Conflict, InvalidInput, NotFound
+from broker.errors import Blocked, BrokerError, Conflict, InvalidInput
 from broker.publish import after_commit, announcing_committed, publish_on_commit, user_group
 from broker.ratelimit import send_rate_refusal, send_window_start
 from broker.services.accounts import check_device
 from broker.services.media import usable_media
-from broker.services.people import parse_id
+from broker.services.people import not_a_member, parse_id
 from broker.services.receipts import announce_watermark
 from broker.text import check_encodable, clean_text, json_type
 from storage import async_sql, selectors, sql
@@ -387,7 +387,7 @@ def _earlier_or_refusal(*, sender: User, conversation_id: int, client_id: str, d
         if existing is not None:
             return _retried(existing, conversation_id)
     if context is None:
-        raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        raise not_a_member(user_id=sender.pk, conversation_id=conversation_id)
     _check_not_blocked(context)
     return None
 

@@ -12,9 +12,10 @@ def contact_payload(contact: Contact) -> dict:
 
 def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presence_seen: dict[int, bool]) -> dict:
     """`presence_seen`: presence.presence_seen_by; a member left out of it has null `online` and
-    `last_seen`, as the websocket's presence events never reach the viewer about them."""
+    `last_seen`, as the websocket's presence events never reach the viewer about them. A group the
+    viewer has left is `left`, with no `role`, as they last saw it (selectors.ConversationSummary)."""
     conversation = summary.conversation
-    title = conversation.title
+    title = summary.title
     if conversation.kind == "direct":
         peer = next((m.user for m in summary.members if m.user_id != viewer_id), None)
         title = (peer.display_name or peer.phone_number) if peer else ""
@@ -25,12 +26,13 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presen
         "kind": conversation.kind,
         "title": title,
         "created_at": events.timestamp(conversation.created_at),
-        "last_activity_at": events.timestamp(conversation.last_activity_at),
-        "last_seq": conversation.last_seq,
+        "last_activity_at": events.timestamp(summary.last_activity_at),
+        "last_seq": summary.last_seq,
         "unread_count": summary.unread_count,
-        "role": summary.membership.role,
-        "delivered_seq": summary.membership.delivered_seq,
-        "read_seq": summary.membership.read_seq,
+        "left": summary.left,
+        "role": summary.role,
+        "delivered_seq": summary.delivered_seq,
+        "read_seq": summary.read_seq,
         "last_message": events.message_payload(last, status=watermarks.status_of(last)) if last else None,
         "members": [
             {

@@ -188,7 +188,10 @@ class ConversationSchema(serializers.Serializer):
     last_activity_at = serializers.DateTimeField()
     last_seq = serializers.IntegerField()
     unread_count = serializers.IntegerField()
-    role = serializers.ChoiceField(choices=["admin", "member"])
+    left = serializers.BooleanField(help_text="A group you have left or were removed from: read-only, shown as it "
+                                              "was when you went (title, members, history up to that notice).")
+    role = serializers.ChoiceField(choices=["admin", "member"], allow_null=True,
+                                   help_text="Yours; null in a group you have left.")
     delivered_seq = serializers.IntegerField()
     read_seq = serializers.IntegerField()
     last_message = MessageSchema(allow_null=True)

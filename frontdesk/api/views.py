@@ -180,6 +180,14 @@ class ConversationDetailView(APIView):
     def get(self, request, conversation_id: int):
         return ConversationsView._one(request, conversation_id)
 
+    @extend_schema(tags=["conversations"], responses={204: None, **ERRORS},
+                   description="Delete a group you have left from your list (\"Delete chat\"): it is gone for all "
+                               "your devices, as is its history. A group you are in must be left first (409); a "
+                               "direct conversation cannot be deleted (400).")
+    def delete(self, request, conversation_id: int):
+        conversations.delete_chat(user=request.user, conversation_id=conversation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class MembersView(APIView):
     @extend_schema(tags=["conversations"], request=s.MembersAddRequest, responses={200: s.ConversationSchema, **ERRORS})

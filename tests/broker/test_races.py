@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from broker import publish
-from broker.errors import BrokerError, NotFound
+from broker.errors import BrokerError, Forbidden, NotFound
 from broker.services import conversations, receipts
 from broker.services.send import send_message, send_text_on_loop
 from storage import async_sql
@@ -101,7 +101,7 @@ def test_a_member_removed_as_they_send_has_nothing_stored_after_the_notice(with_
                lambda: send_message(sender=bob, conversation_id=group.pk, client_id="late", text="still here?",
                                     media_id=media_id))
 
-    assert isinstance(out.get("second_error"), NotFound), out
+    assert isinstance(out.get("second_error"), Forbidden), out  # no longer a participant
     assert not Message.objects.filter(sender=bob, client_id="late").exists()
 
 
@@ -162,7 +162,7 @@ def test_of_two_admins_removing_each_other_the_second_is_refused():
     out = held(lambda: conversations.remove_member(actor=alice, conversation_id=group.pk, user_id=bob.pk),
                lambda: conversations.remove_member(actor=bob, conversation_id=group.pk, user_id=alice.pk))
 
-    assert isinstance(out.get("second_error"), NotFound), out
+    assert isinstance(out.get("second_error"), Forbidden), out  # Bob is no longer a participant
     assert set(Membership.objects.filter(conversation=group).values_list("user_id", flat=True)) == {alice.pk, carol.pk}
 
 

@@ -532,7 +532,7 @@ def test_members_cannot_be_added_to_a_direct_conversation():
     assert Membership.objects.filter(conversation=conversation).count() == 2
 
 
-def test_an_admin_removes_a_member_who_then_loses_the_conversation():
+def test_an_admin_removes_a_member_who_then_sees_the_group_only_as_left():
     admin, admin_client = api_user()
     member, member_client = api_user()
     group = group_conversation(admin, member, UserFactory())
@@ -541,10 +541,12 @@ def test_an_admin_removes_a_member_who_then_loses_the_conversation():
 
     assert response.status_code == 204
     assert system_events(admin_client, group.pk)[-1] == {"action": "member_removed", "by": admin.pk, "user": member.pk}
-    assert member_client.get(detail(group.pk)).status_code == 404
-    assert member_client.get(CONVERSATIONS).json() == []
+    assert member_client.get(detail(group.pk)).json()["left"] is True
+    assert [c["id"] for c in member_client.get(CONVERSATIONS).json()] == [group.pk]
     refused = member_client.post(f"{detail(group.pk)}/messages", {"client_id": "after", "text": "still here?"})
-    assert refused.status_code == 404
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {"code": "forbidden", "message": "You are no longer a participant in this group.",
+                                       "field": "conversation"}
     assert not Message.objects.filter(sender=member).exists()
 
 

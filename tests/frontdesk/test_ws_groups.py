@@ -79,9 +79,14 @@ async def test_a_removed_member_gets_the_removal_notice_and_nothing_after_it(soc
     await b.send_message(with_carol.pk, "psst")  # reaches Carol after anything of the group would
     news = await c.receive_types("message.new", count=1)
     assert news[0]["message"]["text"] == "psst"
-    # Carol can no longer write into the group either.
+    # Carol can no longer write into the group either, nor be seen typing there.
     await c.send(type="message.send", client_id="late", conversation=group.pk, text="wait")
-    assert (await c.receive_type("error"))["code"] == "not_found"
+    refused = await c.receive_type("error")
+    assert (refused["code"], refused["field"]) == ("forbidden", "conversation")
+    assert refused["message"] == "You are no longer a participant in this group."
+    await c.send(type="typing", conversation=group.pk)
+    assert (await c.receive_type("error"))["code"] == "forbidden"
+    assert not [e for e in await b.drain(timeout=0.2) if e["type"] == "typing"]
 
 
 async def test_a_member_who_leaves_is_announced_as_leaving(sockets):

@@ -134,10 +134,14 @@ def test_profiles_are_changed_only_by_their_owner(world):
 def test_a_removed_member_loses_access_at_once(world):
     alice_api, bob_api, g = world["alice_api"], world["bob_api"], world["group"].pk
     assert alice_api.delete(f"/api/v1/conversations/{g}/members/{world['bob'].pk}").status_code == 204
+    after = alice_api.post(f"/api/v1/conversations/{g}/messages", {"client_id": "after-bob", "text": "now"}).json()
 
-    assert bob_api.get(f"/api/v1/conversations/{g}/messages").status_code == 404
+    # What came up to the notice of his removal stays his to read; nothing after it.
+    seen = bob_api.get(f"/api/v1/conversations/{g}/messages").json()["results"]
+    assert seen[-1]["event"]["action"] == "member_removed" and after["seq"] not in [m["seq"] for m in seen]
+    assert bob_api.get(f"/api/v1/conversations/{g}/messages", {"after_seq": seen[-1]["seq"]}).json()["results"] == []
     sent = bob_api.post(f"/api/v1/conversations/{g}/messages", {"client_id": "after-removal", "text": "hi"})
-    assert sent.status_code == 404
+    assert sent.status_code == 403
     assert not Message.objects.filter(client_id="after-removal").exists()
 
 

@@ -155,7 +155,7 @@ def test_each_summary_has_its_own_last_message_with_its_media(django_assert_num_
     saved_contacts(others[30], alice)
     conversations.add_members(actor=others[30], conversation_id=group.pk, user_ids=[alice.pk])  # a notice
 
-    with django_assert_num_queries(4):  # hers, the members, the last messages, the one photo
+    with django_assert_num_queries(5):  # hers, the groups she left, the members, the last messages, the one photo
         summaries = {s.conversation.pk: s for s in selectors.conversation_summaries(user=alice)}
         assert summaries[chats[0].pk].last_message.media.size == 7
     assert [summaries[c.pk].last_message.text for c in chats[1:]] == [f"last {n}" for n in range(1, 30)]
