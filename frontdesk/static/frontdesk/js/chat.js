@@ -38,13 +38,14 @@ const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
 const state = {
   conversations: new Map(),
   fetching: new Map(), // conversation id -> promise of its first fetch
-  gone: new Set(), // ids of conversations this user is no longer in (404)
+  gone: new Set(), // ids of conversations this user cannot see (404): deleted from their list
   users: new Map(), // user id -> {id, phone_number, display_name, about, is_business, online, last_seen}
   contacts: [],
   blocked: new Set(boot.blocked),
   openId: null,
   filter: "",
   unblockError: null, // {userId, message}: why the composer notice's Unblock failed
+  deleteError: null, // {id, message}: why deleting a left group failed
 };
 
 const $ = (id) => document.getElementById(id);
@@ -178,10 +179,20 @@ function upsertConversation(p) {
     };
     state.conversations.set(p.id, c);
   }
+  if (c.left && !p.left) {
+    // Added back to a group I had left: its history starts again at my return (docs/protocol.md),
+    // so what this page held of it before is no longer what the server pages through.
+    c.msgs.clear();
+    c.loaded = false;
+    c.hasMoreBefore = true;
+    c.held = p.delivered_seq;
+    c.ackSent = p.delivered_seq;
+  }
   c.kind = p.kind;
   c.title = p.title;
   c.role = p.role;
-  c.left = false;
+  // A group I left or was removed from: read-only, as it was when I went (title, members, history).
+  c.left = Boolean(p.left);
   c.last_seq = Math.max(c.last_seq, p.last_seq);
   c.read_seq = Math.max(c.read_seq, p.read_seq);
   c.delivered_seq = Math.max(c.delivered_seq, p.delivered_seq);
@@ -223,13 +234,22 @@ async function refreshConversation(id) {
     upsertConversation(await api.conversation(id));
   } catch (exc) {
     const c = state.conversations.get(id);
-    if (c && exc instanceof ApiError && exc.status === 404) c.left = true;
+    if (c && exc instanceof ApiError && exc.status === 404) forget(c);
   }
   const c = state.conversations.get(id);
   if (c) {
     maybeRead(c);
     renderConversationEverywhere(c);
   }
+}
+
+/** A conversation gone from my list (a left group deleted, here or on another device): off the page. */
+function forget(c) {
+  state.gone.add(c.id);
+  if (isOpen(c)) closeConversation();
+  state.conversations.delete(c.id);
+  renderChatList();
+  if (focusWasLost()) els.filter.focus(); // its row, where closing it put the focus, is gone too
 }
 
 /** Keep a message (deduplicated by seq); true if it is new to this page. */
@@ -333,22 +353,14 @@ function advance(c) {
 }
 
 function sendAck(c) {
-  // Also for a conversation left: what catch-up sent of it is replayed until acknowledged.
+  // Also for a group left: what catch-up sent of it, up to the notice, is replayed until acknowledged.
   if (c.held <= c.ackSent) return;
   if (conn.send({ type: "ack", conversation: c.id, seq: c.held })) c.ackSent = c.held;
 }
 
 function maybeRead(c) {
+  // A group I have left too: its history up to the notice of my going is read as any other.
   if (!isOpen(c) || !isVisible()) return;
-  if (c.left) {
-    // The server refuses a read for a group one is no longer in, but what is open here has been
-    // seen all the same (the notice of one's removal, say): it stops counting as unread here.
-    if (c.last_seq > Math.max(c.read_seq, c.readSent)) {
-      c.readSent = c.last_seq;
-      renderChatList();
-    }
-    return;
-  }
   if (!c.loaded) return;
   const upTo = c.held;
   if (upTo <= Math.max(c.read_seq, c.readSent)) return;
@@ -380,7 +392,7 @@ async function fillFrom(c, start) {
         if (!page.has_more || !page.results.length) break;
       }
     } catch (exc) {
-      if (exc instanceof ApiError && exc.status === 404) c.left = true;
+      if (exc instanceof ApiError && exc.status === 404) forget(c);
     } finally {
       c.filling = null;
     }
@@ -527,13 +539,19 @@ function retryFromButton(c, clientId) {
 // --- events from the server ------------------------------------------------------------------
 
 async function onMessageNew(m) {
-  if (m.event && m.event.action === "member_added" && m.event.user === me.id) state.gone.delete(m.conversation);
+  const addedMe = m.event && m.event.action === "member_added" && m.event.user === me.id;
+  if (addedMe) state.gone.delete(m.conversation);
+  // A group this user has left while this page was away is fetched as any other: it is in their
+  // list, marked left, and what catch-up sends of it (up to the notice) is acknowledged as usual.
   const c = await ensureConversation(m.conversation);
-  if (!c) {
-    // A group this user has left while this page was away: catch-up sends what they had not yet
-    // received of it, up to the notice; acknowledged, it is not sent again (docs/protocol.md).
-    if (state.gone.has(m.conversation)) conn.send({ type: "ack", conversation: m.conversation, seq: m.seq });
-    return;
+  if (!c) return;
+  if (addedMe && c.left) {
+    // Back in a group I had left: its history (and what I acknowledge) starts again here.
+    for (const seq of [...c.msgs.keys()]) if (seq < m.seq) c.msgs.delete(seq);
+    c.held = Math.max(c.held, m.seq - 1);
+    c.ackSent = Math.max(c.ackSent, m.seq - 1);
+    c.hasMoreBefore = false;
+    c.left = false;
   }
   const fresh = addMessage(c, m);
   if (fresh && m.kind === "system" && m.event && MEMBER_ACTIONS.has(m.event.action)) refreshConversation(c.id);
@@ -556,7 +574,7 @@ function onStatus(ev) {
   if (member) {
     member.delivered_seq = Math.max(member.delivered_seq, ev.seq);
     if (ev.status === "read") member.read_seq = Math.max(member.read_seq, ev.seq);
-  } else {
+  } else if (ev.user !== me.id) {
     refreshConversation(c.id);
   }
   if (ev.user === me.id) {
@@ -644,8 +662,7 @@ function onEvent(ev) {
 async function onOpen() {
   for (const c of state.conversations.values()) {
     c.ackSent = c.delivered_seq;
-    // What a left group has of read is only local (maybeRead): nothing to send again.
-    if (!c.left) c.readSent = c.read_seq;
+    c.readSent = c.read_seq;
     for (const pending of c.pending.values()) if (pending.state === "pending") transmit(c, pending);
   }
   if (conn.opens > 1) await resync();
@@ -673,12 +690,18 @@ async function resync() {
       c.held = Math.max(c.held, c.delivered_seq);
     }
   }
-  for (const c of state.conversations.values()) if (!present.has(c.id)) c.left = true;
+  // Gone from the list: a left group deleted on another device.
+  for (const c of [...state.conversations.values()]) if (!present.has(c.id)) forget(c);
   renderChatList();
   const open = state.conversations.get(state.openId);
   if (open && !open.left) {
-    await fillFrom(open, () => contiguousTop(open));
-    renderHeader(open);
+    try {
+      if (!open.loaded) await loadLatest(open); // added back meanwhile: its history starts anew
+      else await fillFrom(open, () => contiguousTop(open));
+    } catch (exc) {
+      // Shown as it is; the next reconnect or opening tries again.
+    }
+    renderConversationEverywhere(open);
   }
   renderTitleCount();
 }
@@ -689,7 +712,6 @@ const listItems = new Map(); // conversation id -> li
 
 function sortedConversations() {
   return [...state.conversations.values()]
-    .filter((c) => !c.left || isOpen(c) || c.last_message)
     .sort((a, b) => time(b.last_activity_at) - time(a.last_activity_at) || b.id - a.id);
 }
 
@@ -822,7 +844,12 @@ function renderHeader(c) {
 function refreshComposer(c) {
   const peer = peerOf(c);
   let notice = null;
-  if (c.left) notice = h("span", { text: "You can't send messages to this group because you're no longer a participant." });
+  if (c.left) {
+    notice = [h("span", { text: "You're no longer a participant in this group. " }),
+      h("button", { type: "button", class: "link-button", onclick: () => deleteChat(c), text: "Delete chat" }),
+      state.deleteError && state.deleteError.id === c.id
+        ? h("span", { class: "notice-error", role: "alert", text: state.deleteError.message }) : null];
+  }
   else if (peer && state.blocked.has(peer.id)) {
     const failed = state.unblockError && state.unblockError.userId === peer.id ? state.unblockError.message : null;
     notice = [h("span", { text: `You blocked ${nameOf(peer.id)}. ` }),
@@ -833,6 +860,23 @@ function refreshComposer(c) {
   if (notice) append(els.composerNotice, [notice]);
   els.composerNotice.hidden = !notice;
   els.composer.hidden = Boolean(notice);
+}
+
+/** Take a group I have left off my list, and its history with it (DELETE conversations/{id}). */
+async function deleteChat(c) {
+  state.deleteError = null;
+  try {
+    await api.delete(`conversations/${c.id}`);
+  } catch (exc) {
+    // Deleted already (from another device): what was asked for is so.
+    if (!(exc instanceof ApiError && exc.status === 404)) {
+      state.deleteError = { id: c.id, message: errorText(exc) };
+      if (isOpen(c)) refreshComposer(c);
+      if (!els.infoDrawer.hidden) refreshInfo(c);
+      return;
+    }
+  }
+  forget(c);
 }
 
 async function unblockFromNotice(userId) {
@@ -1066,7 +1110,7 @@ async function openConversation(id, { focus = true } = {}) {
     if (!c.loaded) await loadLatest(c);
     else await fillFrom(c, () => contiguousTop(c));
   } catch (exc) {
-    if (exc instanceof ApiError && exc.status === 404) c.left = true;
+    if (exc instanceof ApiError && exc.status === 404) forget(c);
   }
   if (!isOpen(c)) return;
   renderHeader(c);
@@ -1888,8 +1932,13 @@ function buildInfo(c) {
           await api.delete(`conversations/${c.id}/members/${me.id}`);
           c.left = true;
           renderConversationEverywhere(c);
+          await refreshConversation(c.id); // as the server keeps it for me now: read-only, left
         } catch (exc) { showError(error, exc); }
       } }, icon("exit"), "Exit group")));
+  } else {
+    sections.push(h("div", { class: "drawer-section actions" },
+      h("button", { type: "button", class: "action-row danger", dataset: { keep: "delete-chat" }, onclick: () => deleteChat(c) },
+        icon("delete"), "Delete chat")));
   }
   sections.push(error);
   append(body, sections);
