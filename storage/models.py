@@ -164,8 +164,9 @@ class Departure(models.Model):
         indexes = [
             # Catch-up asks at every connect for the user's departures still to deliver: only those
             # are in this index, so someone who has left many groups does not read them all.
-            models.Index(fields=["user"], condition=Q(delivered_seq__lt=models.F("through_seq")),
-                         name="departure_undelivered"),
+            # It holds what catch-up reads of them (covering), or SQLite prefers unique_departure.
+            models.Index(fields=["user", "conversation", "delivered_seq", "through_seq"],
+                         condition=Q(delivered_seq__lt=models.F("through_seq")), name="departure_undelivered"),
         ]
 
 

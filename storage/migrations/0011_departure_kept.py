@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(describe_existing, forget_delivered),
         migrations.AddIndex(
             model_name='departure',
-            index=models.Index(condition=models.Q(('delivered_seq__lt', models.F('through_seq'))), fields=['user'], name='departure_undelivered'),
+            index=models.Index(condition=models.Q(('delivered_seq__lt', models.F('through_seq'))), fields=['user', 'conversation', 'delivered_seq', 'through_seq'], name='departure_undelivered'),
         ),
         migrations.AddConstraint(
             model_name='departure',

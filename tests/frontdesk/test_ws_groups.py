@@ -149,6 +149,36 @@ async def test_a_device_offline_when_its_user_left_learns_of_it_and_acks_part_wa
     assert news[0]["message"]["seq"] == 3
 
 
+async def test_receipts_for_a_group_one_left_count_up_to_the_notice_and_repeat_without_error(sockets):
+    """Over the socket as over REST: a former member acknowledges and reads what they may see of the
+    group (their other devices hear of it, the members do not); the same receipt once it is all
+    acknowledged is no error; one past the notice is refused, naming seq."""
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    group = await db(group_conversation)(alice, bob)
+    a, phone, laptop = await sockets(alice_token), await sockets(bob_token), await sockets(bob_token)
+    await a.send_message(group.pk, "before Bob went")
+    await db(conversations.remove_member)(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+    await phone.receive_new(seq=3)
+    await a.receive_new(seq=3)
+
+    await phone.send(type="read", conversation=group.pk, seq=3, ref="read it")
+    told = await laptop.receive_type("message.status")
+    assert (told["conversation"], told["seq"], told["status"], told["user"]) == (group.pk, 3, "read", bob.pk)
+    for frame in ("ack", "read", "ack"):  # all of it acknowledged already: changes nothing, no error
+        await phone.send(type=frame, conversation=group.pk, seq=3, ref=f"again {frame}")
+    await phone.send(type="ack", conversation=group.pk, seq=4, ref="past it")
+    refused = await phone.receive_type("error")
+    assert (refused["ref"], refused["code"], refused["field"]) == ("past it", "invalid", "seq")
+    assert not [e for e in await phone.drain() if e["type"] == "error"]
+    assert not [e for e in await a.drain() if e["type"] == "message.status" and e["user"] == bob.pk]
+    shown = await db(lambda: SchemaCheckedClient(bob_token).get(f"/api/v1/conversations/{group.pk}").json())()
+    assert (shown["left"], shown["unread_count"], shown["read_seq"]) == (True, 0, 3)
+
+    await phone.close()
+    again = await sockets(bob_token)  # all received: nothing of it is sent again
+    assert [e for e in await again.drain(timeout=0.3) if e["type"] in ("message.new", "error")] == []
+
+
 async def test_someone_added_back_is_sent_from_their_return_not_what_they_missed_before(sockets):
     (alice, alice_token), (bob, bob_token) = await people(2)
     group = await db(group_conversation)(alice, bob)
