@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from storage.models import Block, Contact, Conversation, Device, Membership, Message, User
+from storage.models import Block, Contact, Conversation, Departure, Device, Membership, Message, User
 from tests.factories import direct_conversation, group_conversation, sent_message, user_with_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,6 +84,7 @@ def stored() -> tuple:
         list(Conversation.objects.order_by("pk").values_list("pk", "title", "last_seq")),
         list(Membership.objects.order_by("pk").values_list("pk", "user_id", "role", "delivered_seq", "read_seq")),
         list(Message.objects.order_by("pk").values_list("pk", "seq", "client_id", "text")),
+        list(Departure.objects.order_by("pk").values_list("pk", "user_id", "delivered_seq", "read_seq", "through_seq")),
     )
 
 
@@ -94,12 +95,16 @@ def world(django_db_setup, transactional_db):
     carol, _ = user_with_token(display_name="Carol")
     direct = direct_conversation(alice, bob)
     group = group_conversation(alice, bob, carol, title="Fuzz")
+    left = group_conversation(bob, alice, carol, title="Left")  # a group Alice has left
     sent_message(alice, direct, "one")
     sent_message(bob, group, "two")
+    sent_message(bob, left, "three")
+    from broker.services.conversations import remove_member
     from broker.services.people import add_contact
 
+    remove_member(actor=alice, conversation_id=left.pk, user_id=alice.pk)
     contact = add_contact(owner=alice, user_id=bob.pk)
-    return {"token": token, "conversation_id": [direct.pk, group.pk], "user_id": [bob.pk, carol.pk],
+    return {"token": token, "conversation_id": [direct.pk, group.pk, left.pk], "user_id": [bob.pk, carol.pk],
             "contact_id": [contact.pk]}
 
 
