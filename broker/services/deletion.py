@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from broker.errors import Forbidden, NotFound
 from broker.services.moderation import remove_message
-from broker.services.people import parse_id
+from broker.services.people import not_a_member, parse_id
 from storage.models import Conversation, Membership, Message, User
 
 
@@ -29,7 +29,7 @@ def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> 
                       .select_related("conversation").only("pk", "joined_after_seq", "role", "conversation__kind")
                       .first())
         if membership is None:
-            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+            raise not_a_member(user_id=user.pk, conversation_id=conversation_id)
         message = (Message.objects.select_for_update()
                    .filter(conversation_id=conversation_id, seq=seq, seq__gt=membership.joined_after_seq).first())
         if message is None:

@@ -584,7 +584,12 @@ def test_a_group_i_left_stays_read_only_after_a_reload_until_i_delete_it(people,
     assert "Without Bob now" not in page.locator("#messages").inner_text()
     shot(page, "left-group")
 
+    notice.get_by_role("button", name="Delete chat").click()  # asked first: it cannot be undone
+    notice.get_by_role("button", name="Cancel").click()
+    expect(notice.get_by_role("button", name="Delete chat")).to_be_focused()
+    expect(item).to_have_count(1)
     notice.get_by_role("button", name="Delete chat").click()
+    notice.get_by_role("button", name="Delete", exact=True).click()
     expect(item).to_have_count(0)
     expect(page.locator("#chat-welcome")).to_be_visible()
     page.reload()

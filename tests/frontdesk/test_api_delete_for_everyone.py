@@ -201,3 +201,18 @@ def test_a_groups_admin_deletes_a_members_message_and_is_named():
     ]
     assert (refused.status_code, refused.json()["error"]["field"]) == (403, "seq")
     assert unread(bob_token, group.pk) > 0 and unread(alice_token, group.pk) == 0
+
+
+def test_after_leaving_a_group_ones_messages_there_stay_as_they_are():
+    alice, _ = user_with_token()
+    bob, bob_token = user_with_token()
+    group = group_conversation(alice, bob, title="Trip")
+    mine = sent_message(bob, group, "bye all")
+    conversations.remove_member(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+
+    refused = delete(bob_token, group.pk, mine.seq)
+
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {"code": "forbidden", "field": "conversation",
+                                       "message": "You are no longer a participant in this group."}
+    assert Message.objects.get(pk=mine.pk).text == "bye all"

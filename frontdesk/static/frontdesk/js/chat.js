@@ -46,6 +46,7 @@ const state = {
   filter: "",
   unblockError: null, // {userId, message}: why the composer notice's Unblock failed
   deleteError: null, // {id, message}: why deleting a left group failed
+  confirmDeleteChat: null, // the id of the left group whose deletion is being asked about
 };
 
 const $ = (id) => document.getElementById(id);
@@ -844,9 +845,13 @@ function renderHeader(c) {
 function refreshComposer(c) {
   const peer = peerOf(c);
   let notice = null;
-  if (c.left) {
+  if (c.left && state.confirmDeleteChat === c.id) {
+    notice = [h("span", { text: "Delete this chat? Its messages go from your list for good. " }),
+      h("button", { type: "button", class: "button button-small button-danger", dataset: { keep: "confirm-delete-chat" }, onclick: () => deleteChat(c), text: "Delete" }),
+      h("button", { type: "button", class: "button button-small", onclick: () => askDeleteChat(c, false), text: "Cancel" })];
+  } else if (c.left) {
     notice = [h("span", { text: "You're no longer a participant in this group. " }),
-      h("button", { type: "button", class: "link-button", onclick: () => deleteChat(c), text: "Delete chat" }),
+      h("button", { type: "button", class: "link-button", dataset: { keep: "delete-chat-link" }, onclick: () => askDeleteChat(c), text: "Delete chat" }),
       state.deleteError && state.deleteError.id === c.id
         ? h("span", { class: "notice-error", role: "alert", text: state.deleteError.message }) : null];
   }
@@ -862,9 +867,20 @@ function refreshComposer(c) {
   els.composer.hidden = Boolean(notice);
 }
 
+/** Ask (under the chat, where the composer was) before a left group is deleted: it cannot be undone. */
+function askDeleteChat(c, asking = true) {
+  state.confirmDeleteChat = asking ? c.id : null;
+  if (!isOpen(c)) return;
+  if (asking && !els.infoDrawer.hidden) closeInfo();
+  refreshComposer(c);
+  const target = els.composerNotice.querySelector(asking ? '[data-keep="confirm-delete-chat"]' : '[data-keep="delete-chat-link"]');
+  if (target) target.focus({ preventScroll: true });
+}
+
 /** Take a group I have left off my list, and its history with it (DELETE conversations/{id}). */
 async function deleteChat(c) {
   state.deleteError = null;
+  state.confirmDeleteChat = null;
   try {
     await api.delete(`conversations/${c.id}`);
   } catch (exc) {
@@ -996,7 +1012,8 @@ function retick(el, item) {
 
 /** Mine, or anyone's in a group I am admin of (docs/protocol.md); the server has the last word on how old. */
 function deletable(c, m, { own, pending }) {
-  const groupAdmin = c.kind === "group" && c.role === "admin" && !c.left;
+  if (c.left) return false; // a group I left is read-only
+  const groupAdmin = c.kind === "group" && c.role === "admin";
   return Boolean(m.seq && m.kind === "text" && !pending && (own || (groupAdmin && m.sender)));
 }
 
@@ -1089,6 +1106,7 @@ async function openConversation(id, { focus = true } = {}) {
   if (!c) return;
   const previous = openChat();
   if (previous) setDraft(previous, els.input.value);
+  state.confirmDeleteChat = null;
   // A recording would go on out of sight, the microphone live: switching chats cancels it.
   if (previous && previous !== c) stopRecording(previous, false);
   state.openId = id;
@@ -1937,7 +1955,7 @@ function buildInfo(c) {
       } }, icon("exit"), "Exit group")));
   } else {
     sections.push(h("div", { class: "drawer-section actions" },
-      h("button", { type: "button", class: "action-row danger", dataset: { keep: "delete-chat" }, onclick: () => deleteChat(c) },
+      h("button", { type: "button", class: "action-row danger", dataset: { keep: "delete-chat" }, onclick: () => askDeleteChat(c) },
         icon("delete"), "Delete chat")));
   }
   sections.push(error);
@@ -2019,6 +2037,7 @@ document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
   const open = openChat();
   if (open && open.confirmDelete) confirmDelete(open, null, { focus: "trash" });
+  else if (open && state.confirmDeleteChat === open.id) askDeleteChat(open, false);
   else if (!els.sideDrawer.hidden) closeSide();
   else if (!els.infoDrawer.hidden) closeInfo();
   else if (state.openId !== null && window.matchMedia("(max-width: 759px)").matches) closeConversation();
