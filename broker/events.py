@@ -83,6 +83,7 @@ def message_payload(message: Message, *, status: str = "sent") -> dict:
         "media": media_payload(message.media) if message.media_id else None,
         "client_id": message.client_id,
         "created_at": timestamp(message.created_at),
+        "reply_to": message.reply_to_seq,
         "status": status,
     }
 

@@ -386,7 +386,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message_send(self, frame):
         request = dict(sender=self.user, conversation_id=frame.get("conversation"), client_id=frame.get("client_id"),
-                       text=frame.get("text"), media_id=frame.get("media_id"), origin_channel=self.channel_name)
+                       text=frame.get("text"), media_id=frame.get("media_id"), reply_to=frame.get("reply_to"),
+                       origin_channel=self.channel_name)
         sent = await self.call_on_loop(send.send_text_on_loop, **request)
         message, created = sent if sent is not None else await self.call(send.send_message, **request)
         await local_deliveries_first()

@@ -156,7 +156,8 @@ class MessageAdmin(BoundedSearch, admin.ModelAdmin):
     # A message is what its sender said to the members it was sent to, at the seq the broker gave
     # it there: shown here, never rewritten (the members would keep their copies and be told
     # nothing). An operator takes a message down instead (broker.services.moderation).
-    readonly_fields = ["conversation", "seq", "sender", "client_id", "kind", "text", "event", "media", "created_at"]
+    readonly_fields = ["conversation", "seq", "sender", "client_id", "kind", "text", "event", "media", "reply_to_seq",
+                       "created_at"]
 
     def has_add_permission(self, request):
         return False  # messages are sent through the broker, which gives each its seq

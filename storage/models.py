@@ -223,6 +223,11 @@ class Message(models.Model):
     media = models.ForeignKey(Media, on_delete=models.PROTECT, null=True, blank=True, related_name="messages",
                               db_index=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # The seq of the message this one replies to (quotes), in the same conversation; null for none.
+    # A seq rather than a foreign key: a message keeps its seq when it is taken down or deleted for
+    # everyone, so the reference outlives its text, and clients find it as they find any message,
+    # by (conversation, seq). Not indexed: nothing looks messages up by what they quote.
+    reply_to_seq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -188,6 +188,17 @@ def conversation_context_from_rows(rows: list[tuple], *, user_id: int) -> Conver
                                members_version=members_version)
 
 
+def reply_target_query(*, user_id: int, conversation_id: int, seq: int) -> tuple[str, list]:
+    """SQL for the kind of the message at `seq` in the conversation, if `user_id` is a member who can
+    see it there (above their `joined_after_seq`); no row otherwise. What a reply may quote; a send
+    runs it inside its own statement (broker.services.send), on the unique indexes of (conversation,
+    seq) and (conversation, user)."""
+    return (f"SELECT q.kind FROM {sql.table(Message)} q JOIN {sql.table(Membership)} qm "
+            "ON qm.conversation_id = q.conversation_id AND qm.user_id = %s "
+            "WHERE q.conversation_id = %s AND q.seq = %s AND q.seq > qm.joined_after_seq",
+            [user_id, conversation_id, seq])
+
+
 def send_limit_query(*, sender_id: int, since: datetime, limit: int) -> tuple[str, list]:
     """SQL for when the sender's `limit`-th newest message after `since` was written: the one that
     keeps a sliding window's limit reached (no row while fewer were sent), and its parameters."""

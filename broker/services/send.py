@@ -29,7 +29,7 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
                    kind: str = Message.Kind.TEXT, event: dict | None = None, media: Media | None = None,
                    origin_channel: str | None = None, member_ids: list[int] | None = None,
                    context: selectors.ConversationContext | None = None,
-                   author_membership_id: int | None = None) -> Message:
+                   author_membership_id: int | None = None, reply_to_seq: int | None = None) -> Message:
     """Store a message under the conversation's next seq. Must run inside a transaction.
 
     The UPDATE takes the conversation's row lock (the database's write lock on SQLite) until
@@ -38,10 +38,11 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     read them. With `author_membership_id`, the author's watermarks move to the new seq as well
     (what `author_has_seen` writes, without its announcement). Given a `context`, read before the
     lock, the message is stored only if the members are still those it names: else
-    `_MembersChanged`, having written nothing.
+    `_MembersChanged`, having written nothing. `reply_to_seq` (the message it quotes) is stored as
+    given: the caller has checked it.
     """
     message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=kind,
-                      text=text, event=event, media=media, created_at=timezone.now())
+                      text=text, event=event, media=media, created_at=timezone.now(), reply_to_seq=reply_to_seq)
     _store(message, author_membership_id=author_membership_id,
            members_version=context.members_version if context is not None else None)
     if member_ids is None and context is not None:
@@ -67,7 +68,7 @@ _WATERMARKS_TO_SEQ = (  # never backwards; read_seq <= delivered_seq holds after
 @functools.cache
 def _message_fields() -> list:
     """What a message's INSERT writes, but its seq (which each statement takes its own way)."""
-    names = ("conversation_id", "sender_id", "client_id", "kind", "text", "event", "media", "created_at")
+    names = ("conversation_id", "sender_id", "client_id", "kind", "text", "event", "media", "created_at", "reply_to_seq")
     return [Message._meta.get_field(name) for name in names]
 
 
@@ -131,20 +132,32 @@ def _typed_message_values() -> str:
     return ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _message_fields())
 
 
-def _checks(context_query: str, send_limit_query: str) -> str:
+def _checks(context_query: str, send_limit_query: str, reply_query: str | None) -> str:
     """The part of a send's statement that reads: the context and the send limit, as CTEs named
-    `context` and `limit_reached`."""
-    return f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query})"
+    `context` and `limit_reached`, and for a reply the message it quotes (`reply`: its kind, no row
+    if the sender cannot see it there)."""
+    reply = f", reply AS ({reply_query})" if reply_query is not None else ""
+    return f"WITH context AS ({context_query}), limit_reached AS ({send_limit_query}){reply}"
 
 
-@functools.cache  # keyed by the two queries' text, as _check_and_store_statement
-def _context_and_send_limit_statement(context_query: str, send_limit_query: str) -> str:
-    """`_context_and_send_limit`'s query: the context's rows, each with the send limit's answer."""
-    return f"{_checks(context_query, send_limit_query)} SELECT context.*, (SELECT created_at FROM limit_reached) FROM context"
+def _reply_column(reply_query: str | None) -> str:
+    """For a reply, the quoted message's kind (null: none the sender can see), right after the
+    context's columns (`selectors.CONTEXT_COLUMNS`); nothing for a message that quotes none, whose
+    statement stays as it was."""
+    return "(SELECT kind FROM reply), " if reply_query is not None else ""
 
 
-@functools.cache  # keyed by the two queries' text: a handful of shapes (with or without a device)
-def _check_and_store_statement(context_query: str, send_limit_query: str, decline_bots: bool = False) -> str:
+@functools.cache  # keyed by the queries' text, as _check_and_store_statement
+def _context_and_send_limit_statement(context_query: str, send_limit_query: str, reply_query: str | None = None) -> str:
+    """`_context_and_send_limit`'s query: the context's rows, each with (for a reply) the quoted
+    message's kind and the send limit's answer."""
+    return (f"{_checks(context_query, send_limit_query, reply_query)} SELECT context.*, {_reply_column(reply_query)}"
+            "(SELECT created_at FROM limit_reached) FROM context")
+
+
+@functools.cache  # keyed by the queries' text: a handful of shapes (with or without a device, a reply)
+def _check_and_store_statement(context_query: str, send_limit_query: str, decline_bots: bool = False,
+                               reply_query: str | None = None) -> str:
     """PostgreSQL: a send in one statement. It reads the conversation's context and the sender's
     send limit, and stores the message (seq, INSERT, the sender's watermarks) only if they allow it:
     a member, on a logged-in device, no block either way, not a retry, under the limit (the
@@ -154,15 +167,19 @@ def _check_and_store_statement(context_query: str, send_limit_query: str, declin
     counter in Redis and the store (docs/performance.md, change 29).
 
     `decline_bots`: store nothing where an app's bot is a member (`send_text_on_loop` leaves those
-    messages to `send_message`)."""
+    messages to `send_message`). `reply_query`: a reply, stored only if it quotes a person's
+    message the sender can see (`selectors.reply_target_query`): one lookup on the unique
+    (conversation, seq) index, and for a message that quotes none the statement is as before."""
     conversation, message, membership = sql.table(Conversation), sql.table(Message), sql.table(Membership)
     no_bots = "AND NOT EXISTS (SELECT 1 FROM context bot WHERE bot.is_business) " if decline_bots else ""
+    quotes = (f"AND EXISTS (SELECT 1 FROM reply WHERE reply.kind <> '{Message.Kind.SYSTEM.value}') "
+              if reply_query is not None else "")
     return (
-        f"{_checks(context_query, send_limit_query)}, "
+        f"{_checks(context_query, send_limit_query, reply_query)}, "
         "allowed AS (SELECT 1 FROM context own WHERE own.member_id = %s AND own.device_active IS NOT FALSE "
         "AND own.existing_message_id IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM context other WHERE other.blocks_user OR other.blocked_by_user) "
-        f"{no_bots}AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
+        f"{no_bots}{quotes}AND (own.is_business OR NOT EXISTS (SELECT 1 FROM limit_reached))), "
         # The row lock orders the send; what the context read of the members is checked against the
         # row as locked (`members_version`): a member removed meanwhile must not have it stored,
         # nor be sent it. Then nothing is stored, and the caller reads again.
@@ -173,8 +190,8 @@ def _check_and_store_statement(context_query: str, send_limit_query: str, declin
         f"WHERE {membership}.id = (SELECT membership_id FROM context WHERE member_id = %s)), "
         f"stored AS (INSERT INTO {message} ({_message_columns()}) SELECT {_typed_message_values()}, next.last_seq FROM next "
         "RETURNING id, seq) "
-        "SELECT context.*, (SELECT created_at FROM limit_reached), (SELECT id FROM stored), (SELECT seq FROM stored) "
-        "FROM context"
+        f"SELECT context.*, {_reply_column(reply_query)}(SELECT created_at FROM limit_reached), "
+        "(SELECT id FROM stored), (SELECT seq FROM stored) FROM context"
     )
 
 
@@ -250,6 +267,32 @@ def clean_message_text(value: object, *, optional: bool = False, field: str = "t
     return clean_text(value, field=field, max_length=settings.MESSENGER["MAX_TEXT_LENGTH"], strip=False)
 
 
+def clean_reply_to(value: object) -> int | None:
+    """The seq of the message a reply quotes, or None for a message that quotes none."""
+    if value is None:
+        return None
+    try:
+        return parse_id(value, field="reply_to")
+    except InvalidInput:
+        raise InvalidInput("reply_to must be the seq of a message in this conversation (a positive integer), "
+                           "or null.", field="reply_to") from None
+
+
+def _check_reply_target(*, reply_to: int | None, kind: str | None, conversation_id: int) -> None:
+    """Refuse a reply whose quoted message (`kind`, as the send's statement read it: None if the
+    sender cannot see one at that seq) may not be quoted: none there for them, or a system notice.
+    A message taken down or deleted for everyone may be: it keeps its place, and clients show the
+    quote as deleted."""
+    if reply_to is None:
+        return
+    if kind is None:
+        raise NotFound(f"reply_to: there is no message {reply_to} in conversation {conversation_id} "
+                       "that you can see.", field="reply_to")
+    if kind == Message.Kind.SYSTEM:
+        raise InvalidInput(f"reply_to: message {reply_to} is a system notice; only people's messages can be "
+                           "replied to.", field="reply_to")
+
+
 def _check_not_blocked(context: selectors.ConversationContext) -> None:
     if context.blocked_by:
         raise Blocked("This person has blocked you; your message was not sent.", field="conversation")
@@ -259,24 +302,28 @@ def _check_not_blocked(context: selectors.ConversationContext) -> None:
 
 def send_message(*, sender: User, conversation_id: object, client_id: object, text: object = None,
                  media_id: object = None, origin_channel: str | None = None,
-                 device_id: int | None = None) -> tuple[Message, bool]:
+                 device_id: int | None = None, reply_to: object = None) -> tuple[Message, bool]:
     """Store a message (text, or media uploaded before with an optional caption) and announce it;
     returns (message, created).
 
     A client_id the sender used before returns the message it made then, so a retry after a lost
     reply never makes a second message. Given the `device_id` it comes from (a websocket's), the
-    device must still be logged in (accounts.check_device), or nothing is stored.
+    device must still be logged in (accounts.check_device), or nothing is stored. `reply_to`: the
+    seq of the message it quotes, one of a person's the sender can see in the conversation
+    (`_check_reply_target`), checked within the send's own statement.
     """
     conversation_id = parse_id(conversation_id, field="conversation")
     client_id = _clean_client_id(client_id)
     text = clean_message_text(text, optional=media_id is not None)
+    reply_to = clean_reply_to(reply_to)
 
     if media_id is None:
         if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
             return _check_and_store(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
-                                    origin_channel=origin_channel, device_id=device_id)
+                                    origin_channel=origin_channel, device_id=device_id, reply_to=reply_to)
         stored = _store_text_on_driver(sender=sender, conversation_id=conversation_id, client_id=client_id,
-                                       text=text, origin_channel=origin_channel, device_id=device_id)
+                                       text=text, origin_channel=origin_channel, device_id=device_id,
+                                       reply_to=reply_to)
         if stored is not None:
             return stored
 
@@ -286,12 +333,14 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
         # the sender's read watermark, a message already sent with this client_id and the send
         # limit: the hot path's reads, before any lock is taken.
         now = timezone.now()
-        context, limit_reached_at = _context_and_send_limit(sender=sender, conversation_id=conversation_id,
-                                                            client_id=client_id, device_id=device_id, now=now)
+        context, reply_kind, limit_reached_at = _context_and_send_limit(
+            sender=sender, conversation_id=conversation_id, client_id=client_id, device_id=device_id, now=now,
+            reply_to=reply_to)
         earlier = _earlier_or_refusal(sender=sender, conversation_id=conversation_id, client_id=client_id,
                                       device_id=device_id, context=context)
         if earlier is not None:
             return earlier, False
+        _check_reply_target(reply_to=reply_to, kind=reply_kind, conversation_id=conversation_id)
         _check_send_limit(sender=sender, reached_at=limit_reached_at, now=now)
         if media_id is not None and media is None:
             media = usable_media(sender=sender, media_id=media_id)
@@ -300,6 +349,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
                 message = append_message(
                     conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
                     origin_channel=origin_channel, context=context, author_membership_id=context.membership_id,
+                    reply_to_seq=reply_to,
                 )
                 _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
                                          read_seq_before=context.read_seq, member_ids=context.member_ids,
@@ -329,9 +379,11 @@ class _NotTheCommonCase(Exception):
 
 
 def _store_text_on_driver(*, sender: User, conversation_id: int, client_id: str, text: str,
-                          origin_channel: str | None, device_id: int | None) -> tuple[Message, bool] | None:
+                          origin_channel: str | None, device_id: int | None,
+                          reply_to: int | None = None) -> tuple[Message, bool] | None:
     """send_message's common case on SQLite (a text message the context allows: a member, on a
-    logged-in device, no block either way, not a retry, under the send limit) in one transaction on
+    logged-in device, no block either way, not a retry, under the send limit, quoting nothing or a
+    person's message the sender can see) in one transaction on
     the driver's own connection, and announced after it commits. None, having written nothing,
     for anything else, or where Django must see the statements (an open transaction, queries
     watched): the general path then answers it, refusals included.
@@ -345,24 +397,27 @@ def _store_text_on_driver(*, sender: User, conversation_id: int, client_id: str,
     driver = sql.sqlite_driver_for_transaction(db)
     if driver is None:
         return None
-    message, (context_query, context_params), (limit_query, limit_params) = _text_message_and_checks(
-        sender=sender, conversation_id=conversation_id, client_id=client_id, text=text, device_id=device_id)
+    message, (context_query, context_params), (limit_query, limit_params), (reply_query, reply_params) = \
+        _text_message_and_checks(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
+                                 device_id=device_id, reply_to=reply_to)
     statements = _statements("sqlite")
     now = db.ops.adapt_datetimefield_value(message.created_at)
     try:
         with sql.driver_transaction(driver, db):
-            rows = driver.execute(sql.qmark(_context_and_send_limit_statement(context_query, limit_query)),
-                                  [*context_params, *limit_params]).fetchall()
+            rows = driver.execute(sql.qmark(_context_and_send_limit_statement(context_query, limit_query, reply_query)),
+                                  [*context_params, *limit_params, *reply_params]).fetchall()
             context = selectors.conversation_context_from_rows(rows, user_id=sender.pk)
             if context is None or context.device_active is False or context.existing_message_id is not None \
-                    or context.blocked_by or context.blocking or rows[0][-1] is not None:
+                    or context.blocked_by or context.blocking or rows[0][-1] is not None \
+                    or (reply_to is not None and rows[0][selectors.CONTEXT_COLUMNS] in (None, Message.Kind.SYSTEM)):
                 raise _NotTheCommonCase
             cursor = driver.execute(sql.qmark(statements["next_seq"]), [now, conversation_id])
             message.seq = cursor.fetchone()[0]
             cursor.close()  # an UPDATE ... RETURNING is complete only once its cursor is done
             # _message_fields()' order; what their get_db_prep_save gives for a text message.
             cursor = driver.execute(sql.qmark(statements["insert"]), [
-                conversation_id, sender.pk, client_id, Message.Kind.TEXT.value, text, None, None, now, message.seq])
+                conversation_id, sender.pk, client_id, Message.Kind.TEXT.value, text, None, None, now, reply_to,
+                message.seq])
             message.pk = cursor.fetchone()[0]
             cursor.close()
             seq = message.seq
@@ -393,16 +448,30 @@ def _earlier_or_refusal(*, sender: User, conversation_id: int, client_id: str, d
 
 
 def _context_and_send_limit(*, sender: User, conversation_id: int, client_id: str, device_id: int | None,
-                            now) -> tuple[selectors.ConversationContext | None, object]:
-    """The conversation's context (`selectors.conversation_context`) and the sender's send limit
-    (`selectors.send_limit_query`: when it was reached, as the database returns it; None while it
-    is not), in one query: on SQLite a statement less per message than asking for each apart."""
+                            now, reply_to: int | None = None) -> tuple[selectors.ConversationContext | None,
+                                                                       str | None, object]:
+    """The conversation's context (`selectors.conversation_context`), for a reply the quoted
+    message's kind (`selectors.reply_target_query`; None for none the sender can see, or no reply)
+    and the sender's send limit (`selectors.send_limit_query`: when it was reached, as the database
+    returns it; None while it is not), in one query: on SQLite a statement less per message than
+    asking for each apart."""
     context_query, context_params = selectors.conversation_context_query(
         user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
     limit_query, limit_params = selectors.send_limit_query(
         sender_id=sender.pk, since=send_window_start(now), limit=settings.MESSENGER["SEND_RATE"])
-    rows = sql.rows(_context_and_send_limit_statement(context_query, limit_query), [*context_params, *limit_params])
-    return selectors.conversation_context_from_rows(rows, user_id=sender.pk), rows[0][-1] if rows else None
+    reply_query, reply_params = _reply_target_query(sender=sender, conversation_id=conversation_id, reply_to=reply_to)
+    rows = sql.rows(_context_and_send_limit_statement(context_query, limit_query, reply_query),
+                    [*context_params, *limit_params, *reply_params])
+    if not rows:
+        return None, None, None
+    reply_kind = rows[0][selectors.CONTEXT_COLUMNS] if reply_to is not None else None
+    return selectors.conversation_context_from_rows(rows, user_id=sender.pk), reply_kind, rows[0][-1]
+
+
+def _reply_target_query(*, sender: User, conversation_id: int, reply_to: int | None) -> tuple[str | None, list]:
+    if reply_to is None:
+        return None, []
+    return selectors.reply_target_query(user_id=sender.pk, conversation_id=conversation_id, seq=reply_to)
 
 
 def _check_send_limit(*, sender: User, reached_at, now) -> None:
@@ -421,14 +490,16 @@ def _winner_of_race(*, sender: User, client_id: str, conversation_id: int, error
 
 
 def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text: str,
-                     origin_channel: str | None, device_id: int | None) -> tuple[Message, bool]:
+                     origin_channel: str | None, device_id: int | None,
+                     reply_to: int | None = None) -> tuple[Message, bool]:
     """send_message on PostgreSQL for a text message: every check and the store in one statement
     (`_check_and_store_statement`), committed on its own unless a transaction is open
     (`_transaction_for_store`), so a refused or failed send leaves nothing behind, seq included."""
     db = connections[DEFAULT_DB_ALIAS]
     for _ in range(STORE_ATTEMPTS):
         message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
-                                                           client_id=client_id, text=text, device_id=device_id)
+                                                           client_id=client_id, text=text, device_id=device_id,
+                                                           reply_to=reply_to)
         try:
             with _transaction_for_store():
                 rows = sql.rows(statement, params)
@@ -443,6 +514,8 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
                                       device_id=device_id, context=context)
         if earlier is not None:
             return earlier, False
+        _check_reply_target(reply_to=reply_to, kind=rows[0][selectors.CONTEXT_COLUMNS] if reply_to is not None else None,
+                            conversation_id=conversation_id)
         _check_send_limit(sender=sender, reached_at=limit_reached_at, now=message.created_at)
         # Allowed by everything it read, yet not stored: the members changed (or the conversation
         # went) between its reading and the lock. Read again.
@@ -456,40 +529,46 @@ def _check_and_store(*, sender: User, conversation_id: int, client_id: str, text
 
 
 def _text_message_and_checks(*, sender: User, conversation_id: int, client_id: str, text: str,
-                             device_id: int | None) -> tuple[Message, tuple[str, list], tuple[str, list]]:
-    """The unsaved text message, and the two queries (with their parameters) that say whether it may
-    be stored: the conversation's context (`selectors.conversation_context_query`) and the sender's
-    send limit (`selectors.send_limit_query`), for the statements that store it only if they allow."""
+                             device_id: int | None, reply_to: int | None = None,
+                             ) -> tuple[Message, tuple[str, list], tuple[str, list], tuple[str | None, list]]:
+    """The unsaved text message, and the queries (with their parameters) that say whether it may
+    be stored: the conversation's context (`selectors.conversation_context_query`), the sender's
+    send limit (`selectors.send_limit_query`) and for a reply the message it quotes
+    (`selectors.reply_target_query`; (None, []) for none), for the statements that store it only if
+    they allow."""
     message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=Message.Kind.TEXT,
-                      text=text, created_at=timezone.now())
+                      text=text, created_at=timezone.now(), reply_to_seq=reply_to)
     context = selectors.conversation_context_query(
         user_id=sender.pk, conversation_id=conversation_id, client_id=client_id, device_id=device_id)
     limit = selectors.send_limit_query(
         sender_id=sender.pk, since=send_window_start(message.created_at), limit=settings.MESSENGER["SEND_RATE"])
-    return message, context, limit
+    reply = _reply_target_query(sender=sender, conversation_id=conversation_id, reply_to=reply_to)
+    return message, context, limit, reply
 
 
 def _check_and_store_query(*, sender: User, conversation_id: int, client_id: str, text: str, device_id: int | None,
-                           decline_bots: bool = False) -> tuple[Message, str, list]:
+                           decline_bots: bool = False, reply_to: int | None = None) -> tuple[Message, str, list]:
     """The unsaved text message, and the statement (`_check_and_store_statement`) with its
     parameters that checks and stores it."""
-    message, (context_query, context_params), (limit_query, limit_params) = _text_message_and_checks(
-        sender=sender, conversation_id=conversation_id, client_id=client_id, text=text, device_id=device_id)
+    message, (context_query, context_params), (limit_query, limit_params), (reply_query, reply_params) = \
+        _text_message_and_checks(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
+                                 device_id=device_id, reply_to=reply_to)
     now, values = _insert_params(message, connections[DEFAULT_DB_ALIAS])
-    return message, _check_and_store_statement(context_query, limit_query, decline_bots), \
-        [*context_params, *limit_params, sender.pk, now, conversation_id, sender.pk, *values]
+    return message, _check_and_store_statement(context_query, limit_query, decline_bots, reply_query), \
+        [*context_params, *limit_params, *reply_params, sender.pk, now, conversation_id, sender.pk, *values]
 
 
 async def send_text_on_loop(*, sender: User, conversation_id: object, client_id: object, text: object = None,
                             media_id: object = None, origin_channel: str | None = None,
-                            device_id: int | None = None,
-                            credential_checked: bool = False) -> tuple[Message, bool] | None:
+                            device_id: int | None = None, credential_checked: bool = False,
+                            reply_to: object = None) -> tuple[Message, bool] | None:
     """`send_message`'s common case, from the event loop on PostgreSQL (storage/async_sql.py): a
     text message from a device, checked and stored in one statement and announced, with no hop to
     a database thread. None when the send is not that case: media, bad input, a refusal, a retry,
-    a conversation with an app's bot (its receivers work in the database: developer_api), an
-    error. `send_message` then answers it, as it answers every send without this path: the
-    statement stored nothing, so it finds the conversation as this call did, or newer.
+    a conversation with an app's bot (its receivers work in the database: developer_api), a reply
+    that may not quote what it names, an error. `send_message` then answers it, as it answers every
+    send without this path: the statement stored nothing, so it finds the conversation as this call
+    did, or newer.
 
     The device is checked within the statement. Without one, the caller must have checked the
     credential itself (`credential_checked`: a browser session's, broker/services/sessions.py)."""
@@ -499,11 +578,12 @@ async def send_text_on_loop(*, sender: User, conversation_id: object, client_id:
         conversation_id = parse_id(conversation_id, field="conversation")
         client_id = _clean_client_id(client_id)
         text = clean_message_text(text)
+        reply_to = clean_reply_to(reply_to)
     except BrokerError:
         return None
     message, statement, params = _check_and_store_query(sender=sender, conversation_id=conversation_id,
                                                         client_id=client_id, text=text, device_id=device_id,
-                                                        decline_bots=True)
+                                                        decline_bots=True, reply_to=reply_to)
     try:
         rows = await async_sql.rows(statement, params)
     except psycopg.IntegrityError:  # an identical retry stored it first: send_message finds it

@@ -95,6 +95,10 @@ class MessageSendRequest(serializers.Serializer):
                                  help_text="Required without media_id; with it, an optional caption.")
     media_id = serializers.IntegerField(min_value=1, required=False,
                                         help_text="A file uploaded with POST media (or one you can see, to forward).")
+    reply_to = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True,
+                                        help_text="The seq of the message this one replies to (quotes): a person's "
+                                                  "message in this conversation that you can see. 404 on reply_to "
+                                                  "for none there, 400 for a system message.")
 
 
 class MediaUploadRequest(serializers.Serializer):
@@ -155,6 +159,8 @@ class MessageSchema(serializers.Serializer):
     media = MediaSchema(allow_null=True, help_text="a photo, video, voice message or document; text is its caption")
     client_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
+    reply_to = serializers.IntegerField(allow_null=True, help_text="the seq of the message this one replies to "
+                                                                    "(quotes), in the same conversation; null for none")
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])
 
 

@@ -251,7 +251,7 @@ class MessagesView(APIView):
         data = validated(s.MessageSendRequest, request.data)
         message, created = send.send_message(
             sender=request.user, conversation_id=conversation_id, client_id=data["client_id"], text=data.get("text"),
-            media_id=data.get("media_id"),
+            media_id=data.get("media_id"), reply_to=data.get("reply_to"),
         )
         if created:
             return Response(events.message_payload(message), status=status.HTTP_201_CREATED)

@@ -131,6 +131,39 @@ async def test_an_apps_bot_still_hears_of_messages_and_receipts(settings, socket
     assert await db(lambda: OptIn.objects.filter(app=app, user=stranger, source=OptIn.Source.MESSAGED).exists())()
 
 
+async def test_replies_flow_and_are_refused_wherever_the_statements_run(statements_on_loop, sockets):
+    alice, bob, chat, a, b = await two_in_a_chat(sockets)
+    question = await a.send_message(chat.pk, "lunch?")
+
+    await b.send(type="message.send", client_id="r1", conversation=chat.pk, text="yes", reply_to=question["seq"])
+    reply = (await b.receive_type("message.sent"))["message"]
+    assert (await a.receive_new(reply["seq"]))["message"]["reply_to"] == question["seq"]
+
+    await b.send(type="message.send", client_id="r2", conversation=chat.pk, text="hm", reply_to=99)
+    error = await b.receive_type("error")
+    assert (error["code"], error["field"], error["ref"]) == ("not_found", "reply_to", "r2")
+    assert await db(lambda: list(Message.objects.filter(conversation=chat).order_by("seq")
+                                 .values_list("seq", "reply_to_seq")))() == [(1, None), (2, 1)]
+
+
+async def test_a_reply_is_stored_on_the_loop_and_one_that_may_not_quote_is_left_to_the_threads(settings):
+    settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
+    (alice, _), (bob, _) = await people(2)
+    group = await db(group_conversation)(alice, bob)  # seq 1: the notice of its making
+    device_id = await db(lambda: bob.devices.get().pk)()
+    await db(lambda: send.send_message(sender=alice, conversation_id=group.pk, client_id="q", text="lunch?"))()
+
+    for reply_to in (1, 3, "x"):  # a system notice, no message, not a seq: stored nothing
+        assert await send.send_text_on_loop(sender=bob, conversation_id=group.pk, client_id="r", text="hm",
+                                            reply_to=reply_to, device_id=device_id) is None
+    assert await db(lambda: Message.objects.filter(conversation=group).count())() == 2
+
+    sent = await send.send_text_on_loop(sender=bob, conversation_id=group.pk, client_id="r", text="yes",
+                                        reply_to=2, device_id=device_id)
+    assert sent is not None and sent[1] and (sent[0].seq, sent[0].reply_to_seq) == (3, 2)
+    assert await db(lambda: Message.objects.get(conversation=group, seq=3).reply_to_seq)() == 2
+
+
 async def test_the_loops_paths_decline_what_they_do_not_handle(settings):
     settings.MESSENGER = {**settings.MESSENGER, "PG_ON_EVENT_LOOP": True}
     (alice, _), (bob, _) = await people(2)
