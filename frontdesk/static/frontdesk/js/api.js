@@ -60,8 +60,9 @@ export class Api {
   conversations() { return this.get("conversations"); }
   conversation(id) { return this.get(`conversations/${id}`); }
   messages(id, query) { return this.get(`conversations/${id}/messages`, query); }
-  send(id, clientId, text, mediaId) {
+  send(id, clientId, text, mediaId, replyTo) {
     const body = mediaId ? { client_id: clientId, text, media_id: mediaId } : { client_id: clientId, text };
+    if (replyTo) body.reply_to = replyTo;
     return this.post(`conversations/${id}/messages`, body);
   }
 

@@ -8,6 +8,11 @@
 // appear at once as pending under a client_id, settle on `message.sent`, and a failed one is
 // retried with the same client_id. After a reconnect the list is refetched and the open
 // conversation caught up with `after_seq`.
+//
+// Replies: a message may quote an earlier one (`reply_to`, its seq). The quote shows what this page
+// holds of it, or what one `after_seq=seq-1&limit=1` fetched (kept apart from the loaded history in
+// `quoted`, so that history stays one unbroken run of seqs); clicking it scrolls to the original,
+// loading older history back to it first.
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
@@ -71,6 +76,7 @@ const els = {
   infoDrawer: $("info-drawer"),
   profileButton: $("open-profile"),
   attachPanel: $("attach-panel"),
+  replyBar: $("reply-bar"),
   attachButton: $("attach-button"),
   attachInput: $("attach-input"),
   recordButton: $("record-button"),
@@ -177,6 +183,9 @@ function upsertConversation(p) {
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
       loaded: false, hasMoreBefore: true, left: false, draft: drafts.get(p.id), staged: null, members: [],
       lastTypingSent: 0, // when this page last told the others in it that I am typing
+      replyTo: null, // the seq of the message the composer's next message quotes
+      quoted: new Map(), // seq -> a quoted message fetched on its own (null: not one this user can see)
+      quoting: new Set(), // seqs of quoted messages being fetched
     };
     state.conversations.set(p.id, c);
   }
@@ -443,9 +452,9 @@ async function loadOlder(c) {
 
 // --- sending ---------------------------------------------------------------------------------
 
-function sendText(c, text, media = null) {
+function sendText(c, text, media = null, replyTo = takeReply(c)) {
   const clientId = uuid4();
-  const pending = { client_id: clientId, text, media, created_at: new Date().toISOString(), state: "pending", error: null, timer: null, resends: 0 };
+  const pending = { client_id: clientId, text, media, reply_to: replyTo, created_at: new Date().toISOString(), state: "pending", error: null, timer: null, resends: 0 };
   c.pending.set(clientId, pending);
   c.last_activity_at = pending.created_at;
   // The message ends "typing…" on the other side: the next words typed here say so again at once.
@@ -462,6 +471,7 @@ function transmit(c, pending) {
   pending.timer = null;
   const frame = { type: "message.send", client_id: pending.client_id, conversation: c.id, text: pending.text };
   if (pending.media) frame.media_id = pending.media.id;
+  if (pending.reply_to) frame.reply_to = pending.reply_to;
   // Not connected: it stays pending, with no deadline, and goes out when the socket is back (see
   // onOpen). The banner promises as much, however long the connection is away.
   if (!conn.send(frame)) return;
@@ -513,7 +523,7 @@ async function retry(c, clientId) {
   pending.state = "pending";
   renderMessages(c);
   try {
-    const message = await api.send(c.id, clientId, pending.text, pending.media && pending.media.id);
+    const message = await api.send(c.id, clientId, pending.text, pending.media && pending.media.id, pending.reply_to);
     addMessage(c, message);
     advance(c);
     renderConversationEverywhere(c);
@@ -747,8 +757,7 @@ function previewOf(c) {
   const parts = [];
   if (m.sender === me.id) parts.push(ticks(statusOf(c, m)));
   else if (c.kind === "group") parts.push(h("span", { class: "preview-author", text: `${nameOf(m.sender)}: ` }));
-  const caption = m.media ? `${mediaLabel(m.media)}${m.text ? `: ${m.text}` : ""}` : m.text;
-  parts.push(h("span", { class: "preview-text", text: caption }));
+  parts.push(h("span", { class: "preview-text", text: snippetOf(m) }));
   return parts;
 }
 
@@ -865,6 +874,7 @@ function refreshComposer(c) {
   if (notice) append(els.composerNotice, [notice]);
   els.composerNotice.hidden = !notice;
   els.composer.hidden = Boolean(notice);
+  renderReplyBar(c);
 }
 
 /** Ask (under the chat, where the composer was) before a left group is deleted: it cannot be undone. */
@@ -926,7 +936,7 @@ function messageItems(c) {
     .sort((a, b) => a.seq - b.seq)
     .map((m) => ({ m, own: m.sender === me.id, pending: null }));
   for (const p of c.pending.values()) {
-    entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, media: p.media, client_id: p.client_id, created_at: p.created_at }, own: true, pending: p });
+    entries.push({ m: { seq: null, sender: me.id, kind: "text", text: p.text, media: p.media, client_id: p.client_id, created_at: p.created_at, reply_to: p.reply_to }, own: true, pending: p });
   }
   const days = new Set();
   let previous = null;
@@ -945,11 +955,13 @@ function messageItems(c) {
     const removal = m.kind === "removed" ? removedText(m) : "";
     const deleting = m.seq && (c.deleteErrors.has(m.seq) || c.confirmDelete === m.seq)
       ? `${c.deleteErrors.get(m.seq) || ""}|${c.confirmDelete === m.seq}` : "";
-    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}`;
+    const quote = quoteFor(c, m);
+    if (quote && quote.state === "loading") fetchQuoted(c, m.reply_to);
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status,
-      seq: m.seq, createdAt: m.created_at, deleteButton: deletable(c, m, entry) ? () => deleteButton(c, m.seq) : null,
-      build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending }),
+      seq: m.seq, createdAt: m.created_at, actions: () => messageActions(c, m, entry),
+      build: () => messageElement(c, m, { own: entry.own, first, status, pending: entry.pending, quote }),
     });
     previous = m;
   }
@@ -1006,8 +1018,11 @@ function retick(el, item) {
   time.dateTime = item.createdAt;
   time.textContent = fmt.clock(item.createdAt);
   time.nextElementSibling.replaceWith(statusIcon(item.status));
-  // Sent at last (it was pending), it can now be deleted for everyone.
-  if (item.deleteButton && !el.querySelector(".msg-delete")) el.querySelector(".bubble").append(item.deleteButton());
+  // Sent at last (it was pending), it can now be replied to and deleted for everyone.
+  if (!el.querySelector(".msg-actions")) {
+    const actions = item.actions();
+    if (actions) el.querySelector(".bubble").append(actions);
+  }
 }
 
 /** Mine, or anyone's in a group I am admin of (docs/protocol.md); the server has the last word on how old. */
@@ -1022,7 +1037,166 @@ function deleteButton(c, seq) {
     onclick: () => confirmDelete(c, seq) }, icon("trash", { size: 16 }));
 }
 
-function messageElement(c, m, { own, first, status, pending }) {
+/** Whether messages here can be replied to now: the composer is there to write the reply in. */
+function canReply(c) {
+  const peer = peerOf(c);
+  return !c.left && !(peer && state.blocked.has(peer.id));
+}
+
+function replyable(c, m, { pending }) {
+  return Boolean(m.seq && m.kind === "text" && !pending && canReply(c));
+}
+
+/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, and Delete where allowed. */
+function messageActions(c, m, entry) {
+  const reply = replyable(c, m, entry)
+    ? h("button", { type: "button", class: "msg-reply", title: "Reply", "aria-label": "Reply to message", onclick: () => startReply(c, m.seq) },
+      icon("reply", { size: 16 }))
+    : null;
+  const remove = deletable(c, m, entry) ? deleteButton(c, m.seq) : null;
+  if (!reply && !remove) return null;
+  return h("span", { class: "msg-actions" }, reply, remove);
+}
+
+// --- replies ---------------------------------------------------------------------------------
+
+/** What a message's media, or its text, says in a quote or a preview. */
+function snippetOf(m) {
+  return m.media ? `${mediaLabel(m.media)}${m.text ? `: ${m.text}` : ""}` : m.text;
+}
+
+/** The message at `seq` as a quote shows it: its state ("shown", "removed", "loading", "missing":
+ * not one this user can see), author and text, and a signature that changes when any of it does. */
+function quoteOf(c, seq) {
+  let m = c.msgs.get(seq);
+  if (m === undefined) m = c.quoted.get(seq);
+  if (m === undefined) return { state: "loading", seq, sig: `${seq}|loading` };
+  if (m === null) return { state: "missing", seq, sig: `${seq}|missing` };
+  if (c.removed.has(seq) && m.kind !== "removed") m = { ...m, kind: "removed", text: "", media: null, event: c.removed.get(seq) };
+  const author = nameOf(m.sender);
+  const [state, text] = m.kind === "removed" ? ["removed", removedText(m)] : ["shown", snippetOf(m)];
+  return { state, seq, author, own: m.sender === me.id, text, sig: `${seq}|${state}|${author}|${text}` };
+}
+
+/** The quote a message shows above its own text, or null (none, or the message itself is gone). */
+function quoteFor(c, m) {
+  if (!m.reply_to || m.kind === "removed" || m.kind === "system") return null;
+  return quoteOf(c, m.reply_to);
+}
+
+/** Fetch the one quoted message this page does not hold (GET messages?after_seq=seq-1&limit=1);
+ * the rows quoting it show it once it is here. */
+async function fetchQuoted(c, seq) {
+  if (c.quoting.has(seq) || c.msgs.has(seq) || c.quoted.has(seq)) return;
+  c.quoting.add(seq);
+  try {
+    const page = await api.messages(c.id, { after_seq: seq - 1, limit: 1 });
+    const found = page.results[0];
+    // The first message after seq-1 this user can see: another one if they joined after it.
+    c.quoted.set(seq, found && found.seq === seq ? found : null);
+  } catch (exc) {
+    return; // not now (offline, say): the next render asks again
+  } finally {
+    c.quoting.delete(seq);
+  }
+  if (isOpen(c)) {
+    renderMessages(c);
+    renderReplyBar(c);
+  }
+}
+
+function quoteContent(quote) {
+  if (quote.state === "loading") return [h("span", { class: "quote-text", text: "Loading…" })];
+  if (quote.state === "missing") return [h("span", { class: "quote-text quote-removed", text: "Original message not available" })];
+  return [h("span", { class: `quote-author${quote.own ? " quote-author-own" : ""}`, text: quote.author }),
+    h("span", { class: `quote-text${quote.state === "removed" ? " quote-removed" : ""}`, text: quote.text })];
+}
+
+/** The quote inside a reply's bubble: a button that takes you to the original. */
+function quoteElement(c, quote) {
+  return h("button", { type: "button", class: `msg-quote${quote.own ? " msg-quote-own" : ""}`, title: "Go to the original message",
+    "aria-label": quote.author ? `Quoted message from ${quote.author}: ${quote.text}. Go to it` : "Quoted message. Go to it",
+    onclick: () => jumpTo(c, quote.seq) }, quoteContent(quote));
+}
+
+/** Start writing a reply to the message at `seq`: the bar above the composer shows what it quotes. */
+function startReply(c, seq) {
+  c.replyTo = seq;
+  renderReplyBar(c);
+  if (!els.composer.hidden) els.input.focus();
+}
+
+function cancelReply(c) {
+  c.replyTo = null;
+  renderReplyBar(c);
+  if (!els.composer.hidden && (focusWasLost() || els.replyBar.contains(document.activeElement))) els.input.focus();
+}
+
+/** The seq the next message quotes, which it takes: the bar goes. */
+function takeReply(c) {
+  const seq = c.replyTo;
+  c.replyTo = null;
+  if (isOpen(c)) renderReplyBar(c);
+  return seq;
+}
+
+function renderReplyBar(c = openChat()) {
+  const bar = els.replyBar;
+  const quote = c && isOpen(c) && c.replyTo && !els.composer.hidden ? quoteOf(c, c.replyTo) : null;
+  if (quote && quote.state === "loading") fetchQuoted(c, c.replyTo);
+  const sig = quote ? quote.sig : "";
+  if (bar.dataset.sig === sig && bar.hidden === !quote) return; // as it is: keep the focus where it is
+  bar.dataset.sig = sig;
+  const hadFocus = bar.contains(document.activeElement);
+  clear(bar);
+  bar.hidden = !quote;
+  if (!quote) return;
+  append(bar, [
+    h("div", { class: `reply-preview${quote.own ? " msg-quote-own" : ""}`, role: "status", "aria-label": `Replying to ${quote.author || "a message"}` },
+      quoteContent(quote)),
+    h("button", { type: "button", class: "icon-button reply-cancel", "aria-label": "Cancel reply", title: "Cancel reply (Esc)",
+      onclick: () => cancelReply(c) }, icon("close", { size: 20 })),
+  ]);
+  if (hadFocus) bar.querySelector(".reply-cancel").focus();
+}
+
+/** Scroll to the message at `seq` and light it up for a moment, loading older history back to it
+ * if this page does not hold it yet. */
+async function jumpTo(c, seq) {
+  if (c.quoted.get(seq) === null) return; // not one this user can see: nowhere to go
+  if (!c.msgs.has(seq) && c.loaded && !c.loadingOlder) {
+    c.loadingOlder = true;
+    try {
+      // One unbroken run of seqs from the quoted message to the newest (history pages go back
+      // from the oldest held), at most 50 pages of 200.
+      for (let round = 0; round < 50 && c.hasMoreBefore && minKey(c.msgs) > seq; round += 1) {
+        const before = minKey(c.msgs);
+        const page = await api.messages(c.id, before === Infinity ? { limit: 200 } : { before_seq: before, limit: 200 });
+        for (const m of page.results) addMessage(c, m);
+        c.hasMoreBefore = page.has_more;
+        if (!page.results.length) break;
+      }
+    } catch (exc) {
+      // Left as it is: clicking again tries again.
+    } finally {
+      c.loadingOlder = false;
+    }
+    if (isOpen(c)) renderMessages(c, { keepTop: true });
+  }
+  if (!isOpen(c)) return;
+  const row = els.messagesInner.querySelector(`.msg[data-seq="${seq}"]`);
+  if (!row) return;
+  row.scrollIntoView({ block: "center", behavior: window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+  row.classList.remove("msg-highlight");
+  void row.offsetWidth; // restart the animation when the same message is jumped to again
+  row.classList.add("msg-highlight");
+  clearTimeout(row.highlightTimer);
+  row.highlightTimer = setTimeout(() => row.classList.remove("msg-highlight"), 2000);
+  row.tabIndex = -1;
+  row.focus({ preventScroll: true });
+}
+
+function messageElement(c, m, { own, first, status, pending, quote }) {
   if (m.kind === "system") {
     return h("div", { class: "msg msg-system", dataset: { seq: m.seq } }, h("span", { class: "system-text", text: m.text }));
   }
@@ -1038,8 +1212,9 @@ function messageElement(c, m, { own, first, status, pending }) {
   const content = m.kind === "removed"
     ? [h("span", { class: "msg-text msg-removed", text: removedText(m) })]
     : [m.media ? mediaElement(m.media) : null, m.text ? h("span", { class: "msg-text", text: m.text }) : null];
-  const remove = deletable(c, m, { own, pending }) ? deleteButton(c, m.seq) : null;
-  const bubble = h("div", { class: "bubble" }, author, ...content, meta, remove);
+  const actions = messageActions(c, m, { own, pending });
+  const remove = actions && actions.querySelector(".msg-delete");
+  const bubble = h("div", { class: "bubble" }, author, quote ? quoteElement(c, quote) : null, ...content, meta, actions);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (remove && c.confirmDelete === m.seq) {
     row.append(h("div", { class: "delete-confirm", role: "group", "aria-label": "Delete this message for everyone?" },
@@ -1095,7 +1270,7 @@ function renderMessages(c, { toBottom = false, keepTop = false } = {}) {
 function renderConversationEverywhere(c, { messages = true } = {}) {
   renderChatList();
   if (isOpen(c)) {
-    renderHeader(c);
+    renderHeader(c); // and the reply bar
     if (messages) renderMessages(c);
   }
   if (isOpen(c) && !els.infoDrawer.hidden && els.infoDrawer.dataset.conversation === String(c.id) && messages) refreshInfo(c);
@@ -1120,7 +1295,7 @@ async function openConversation(id, { focus = true } = {}) {
   els.input.value = c.draft || "";
   autosize();
   renderStaged();
-  renderHeader(c);
+  renderHeader(c); // and the reply bar of this chat
   renderChatList();
   renderMessages(c, { toBottom: true });
   if (focus && !els.composer.hidden) els.input.focus();
@@ -1145,6 +1320,7 @@ function closeConversation() {
   }
   state.openId = null;
   renderStaged();
+  renderReplyBar(null);
   history.replaceState(null, "", location.pathname);
   document.body.classList.remove("chat-open");
   els.conversation.hidden = true;
@@ -1264,6 +1440,8 @@ async function sendStaged(c, caption) {
   const item = c.staged;
   item.uploading = true;
   item.error = null;
+  // What it replies to is decided now, as its caption is: another reply may be started meanwhile.
+  const replyTo = takeReply(c);
   if (item.kind !== "voice") {
     // The caption leaves the composer now, as a text does when sent: cleared when the upload ends,
     // the composer could by then hold what is being written in another chat.
@@ -1281,11 +1459,15 @@ async function sendStaged(c, caption) {
       if (bar) bar.value = Math.round(fraction * 100);
     });
     if (c.staged === item) unstage(c);
-    sendText(c, item.kind === "voice" ? "" : caption, media);
+    sendText(c, item.kind === "voice" ? "" : caption, media, replyTo);
   } catch (exc) {
     item.uploading = false;
     item.error = errorText(exc);
     giveCaptionBack(c, item.kind === "voice" ? "" : caption);
+    if (replyTo && !c.replyTo) {
+      c.replyTo = replyTo; // for the next try, as the caption is
+      if (isOpen(c)) renderReplyBar(c);
+    }
     if (c.staged === item && isOpen(c)) renderStaged();
   }
 }
@@ -2040,6 +2222,7 @@ document.addEventListener("keydown", (event) => {
   else if (open && state.confirmDeleteChat === open.id) askDeleteChat(open, false);
   else if (!els.sideDrawer.hidden) closeSide();
   else if (!els.infoDrawer.hidden) closeInfo();
+  else if (open && open.replyTo && !els.replyBar.hidden) cancelReply(open);
   else if (state.openId !== null && window.matchMedia("(max-width: 759px)").matches) closeConversation();
 });
 
