@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('storage', '0010_media_name'),
+        ('storage', '0011_departure_kept'),
     ]
 
     operations = [
