@@ -11,7 +11,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.utils import timezone
 
 from broker import events, signals
-from broker.errors import Blocked, BrokerError, Conflict, InvalidInput
+from broker.errors import Blocked, BrokerError, Conflict, InvalidInput, NotFound
 from broker.publish import after_commit, announcing_committed, publish_on_commit, user_group
 from broker.ratelimit import send_rate_refusal, send_window_start
 from broker.services.accounts import check_device
