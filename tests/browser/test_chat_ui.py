@@ -985,8 +985,6 @@ def test_a_new_display_name_shows_on_the_other_side_without_a_reload(people):
 
 
 def test_a_lost_phone_is_logged_out_from_the_browser_and_a_new_password_keeps_the_page(people, server):
-    import urllib.error
-
     alice, bob = people("Alice Careful"), people("Bob Friend")
     phone_token = server.api("POST", "auth/login", {"phone_number": alice.phone, "password": PASSWORD,
                                                     "device_name": "Pixel 9"})["token"]
