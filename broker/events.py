@@ -30,11 +30,23 @@ def timestamp(value: datetime | None) -> str | None:
 
 def user_payload(user: User) -> dict:
     return {"id": user.pk, "phone_number": user.phone_number, "display_name": user.display_name, "about": user.about,
-            "is_business": user.is_business}
+            "is_business": user.is_business, "photo": photo_payload(user.photo_id)}
+
+
+def photo_payload(media_id: int | None) -> dict | None:
+    """A user's or a group's photo, from its media id alone (no query): a photo is always an image
+    (media.own_image), and every image has a thumbnail. A new photo is a new id, so a new URL."""
+    if media_id is None:
+        return None
+    return {"id": media_id, "url": media_url(media_id), "thumbnail_url": media_url(media_id, thumbnail=True)}
+
+
+def media_url(media_id: int, *, thumbnail: bool = False) -> str:
+    return f"/api/v1/media/{media_id}/thumbnail" if thumbnail else f"/api/v1/media/{media_id}"
 
 
 def user_updated(user: User) -> dict:
-    """`user` changed their display name or about (or an app its name or description)."""
+    """`user` changed their display name, about or photo (or an app its name or description)."""
     return {"type": USER_UPDATED, "user": user_payload(user)}
 
 
@@ -100,8 +112,8 @@ def media_payload(media: Media) -> dict:
         "height": media.height,
         "duration": media.duration,
         "name": media.name,
-        "url": f"/api/v1/media/{media.pk}",
-        "thumbnail_url": f"/api/v1/media/{media.pk}/thumbnail" if media.thumbnail else None,
+        "url": media_url(media.pk),
+        "thumbnail_url": media_url(media.pk, thumbnail=True) if media.thumbnail else None,
     }
 
 

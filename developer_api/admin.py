@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from broker.errors import NotFound
-from broker.services import accounts, moderation
+from broker.services import accounts, conversations, moderation
 from developer_api.models import (
     ApiKey,
     AuditLog,
@@ -369,7 +369,7 @@ class DeviceAdmin(AuditedDeletions, LoggedOutDeletions, StorageDeviceAdmin):
 class UserAdmin(AuditedDeletions, StorageUserAdmin):
     list_display = [*StorageUserAdmin.list_display, "is_business"]
     list_filter = [*StorageUserAdmin.list_filter, "is_business"]
-    actions = ["suspend_users", "reinstate_users"]
+    actions = ["suspend_users", "reinstate_users", "remove_photos"]
 
     @admin.action(description="Suspend the selected users (logged out everywhere, cannot log in)",
                   permissions=["change"])
@@ -385,6 +385,20 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
         for user in users:
             spam.reinstate_user(user=user, actor=request.user)
         self.message_user(request, f"{len(users)} user(s) reinstated.")
+
+    @admin.action(description="Remove the profile photo of the selected users (whoever shows them is told)",
+                  permissions=["change"])
+    def remove_photos(self, request, queryset):
+        removed = 0
+        for user in self._managed(request, queryset.filter(photo__isnull=False)):
+            with transaction.atomic():  # no entry for a photo that was not removed
+                photo_id = User.objects.select_for_update().filter(pk=user.pk).values_list("photo_id", flat=True).get()
+                if photo_id is None:  # removed meanwhile, by its owner
+                    continue
+                accounts.update_profile(user=user, photo_media_id=None)
+                audit.record(actor=request.user, action="user_photo_removed", target=user, detail={"media": photo_id})
+                removed += 1
+        self.message_user(request, f"{removed} photo(s) removed.")
 
     def _managed(self, request, queryset) -> list[User]:
         users = list(queryset)
@@ -429,7 +443,24 @@ class UserAdmin(AuditedDeletions, StorageUserAdmin):
 
 @admin.register(Conversation)
 class ConversationAdmin(AuditedDeletions, StorageConversationAdmin):
-    pass
+    actions = ["remove_group_photos"]
+
+    @admin.action(description="Remove the photo of the selected groups (members told it was a moderator)",
+                  permissions=["change"])
+    def remove_group_photos(self, request, queryset):
+        removed = 0
+        for conversation in queryset.filter(photo__isnull=False):
+            with transaction.atomic():  # no entry for a photo that was not removed
+                photo_id = (Conversation.objects.select_for_update().filter(pk=conversation.pk)
+                            .values_list("photo_id", flat=True).first())
+                if photo_id is None:  # removed meanwhile, or the group deleted
+                    continue
+                notice = conversations.remove_group_photo(conversation_id=conversation.pk)
+                if notice is not None:
+                    audit.record(actor=request.user, action="group_photo_removed", target=conversation,
+                                 detail={"media": photo_id, "seq": notice.seq})
+                    removed += 1
+        self.message_user(request, f"{removed} group photo(s) removed.")
 
 
 @admin.register(Contact)

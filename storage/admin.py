@@ -33,11 +33,13 @@ class UserAdmin(BoundedSearch, BaseUserAdmin):
     search_fields = ["phone_number", "display_name"]
     fieldsets = [
         (None, {"fields": ["phone_number", "password"]}),
-        ("Profile", {"fields": ["display_name", "about", "last_seen"]}),
+        ("Profile", {"fields": ["display_name", "about", "photo", "last_seen"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["phone_number", "display_name", "password1", "password2"]})]
-    readonly_fields = ["last_seen"]
+    # The photo is the user's own upload, set through the broker (which tells whoever shows it and
+    # releases the one replaced); operators remove an offensive one with developer_api's action.
+    readonly_fields = ["photo", "last_seen"]
 
     # Django lets anyone who may change users change any user, themselves included: a moderator
     # given "Can change user" to suspend spammers could tick their own superuser box, or set a
@@ -133,8 +135,8 @@ class ConversationAdmin(BoundedSearch, admin.ModelAdmin):
     # its kind decides who may be in it: neither is made nor turned here. Its title neither: no
     # client hears of a new title (members have theirs from the conversation list), so a title
     # changed here would be one thing in the admin and another on every member's screen.
-    readonly_fields = ["kind", "title", "created_by", "created_at", "last_seq", "last_activity_at", "direct_key",
-                       "members_version"]
+    readonly_fields = ["kind", "title", "photo", "created_by", "created_at", "last_seq", "last_activity_at",
+                       "direct_key", "members_version"]
 
     def has_add_permission(self, request):
         return False

@@ -39,11 +39,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     last_seen = models.DateTimeField(null=True, blank=True)
     # The messaging identity of a developer app (developer_api): clients show a "business" badge.
     is_business = models.BooleanField(default=False)
+    # An image the user uploaded, shown to whoever sees their name (broker.services.photos). PROTECT:
+    # a photo in use is never deleted under them (clean_media counts it as in use).
+    photo = models.ForeignKey("Media", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_index=False)
 
     objects = UserManager()
 
     USERNAME_FIELD = "phone_number"
     REQUIRED_FIELDS = ["display_name"]
+
+    class Meta:
+        # Few users have a photo: only they are indexed, for "is this media someone's photo?".
+        indexes = [models.Index(fields=["photo"], condition=Q(photo__isnull=False), name="user_photo")]
 
     def __str__(self):
         return f"{self.display_name or 'user'} ({self.phone_number})"
@@ -103,6 +111,14 @@ class Conversation(models.Model):
     # row lock that orders it; storing only if this is still what it read keeps a message from a
     # member removed meanwhile out, and one to them from being sent to them (broker.services.send).
     members_version = models.BigIntegerField(default=0)
+    # A group's photo, set by its admins (broker.services.photos); direct conversations have none.
+    photo = models.ForeignKey("Media", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              db_index=False)
+
+    class Meta:
+        # Partial, as message_media: conversations without a photo are not in it, and a send, which
+        # rewrites the row, never changes the column (PostgreSQL's HOT updates stay possible).
+        indexes = [models.Index(fields=["photo"], condition=Q(photo__isnull=False), name="conversation_photo")]
 
     def __str__(self):
         return self.title or f"{self.kind} #{self.pk}"
@@ -172,7 +188,8 @@ class Departure(models.Model):
 
 class Media(models.Model):
     """An uploaded file: one row per upload, blobs shared by content (`sha256`), so identical files are
-    stored once. Readable by its uploader and by members of a conversation with a message carrying it."""
+    stored once. Readable by its uploader and by members of a conversation with a message carrying it;
+    a profile photo (`User.photo`) also by whoever sees its owner's name, a group's by its members."""
 
     class Kind(models.TextChoices):
         IMAGE = "image"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -277,11 +277,23 @@ def presence_audience_query(*, user_id: int) -> tuple[str, list]:
 
 
 def profile_audience_ids(*, user_id: int) -> list[int]:
-    """Who shows this user's name and about: the people in a conversation with them, those who
+    """Who shows this user's name, about and photo: the people in a conversation with them, those who
     saved them as a contact, and the user themselves (their other devices)."""
     fellows = Membership.objects.filter(conversation__memberships__user_id=user_id).values_list("user_id", flat=True)
     savers = Contact.objects.filter(contact_id=user_id).values_list("owner_id", flat=True)
     return sorted({user_id, *fellows, *savers})
+
+
+def profiles_seen_by(*, user_id: int) -> QuerySet[User]:
+    """Whose name, about and photo this user is shown: the other side of `profile_audience_ids`
+    (themselves, the people they saved as contacts, the people in a conversation with them)."""
+    # Correlated EXISTS, each a probe of a unique index (owner, contact), (user, conversation) and
+    # (conversation, user) for the person asked about, however many people the user knows.
+    return User.objects.filter(
+        Q(pk=user_id)
+        | Exists(Contact.objects.filter(owner_id=user_id, contact_id=OuterRef("pk")))
+        | Exists(Membership.objects.filter(user_id=OuterRef("pk"), conversation__memberships__user_id=user_id))
+    )
 
 
 def presence_audience_ids(*, user_id: int) -> list[int]:

@@ -16,6 +16,7 @@ from broker import events, ratelimit
 from broker.errors import AuthenticationFailed, Conflict, CredentialRevoked, InvalidInput, NotFound
 from broker.phone import normalize_phone_number
 from broker.publish import device_group, publish_on_commit, session_group, user_group
+from broker.services import media
 from broker.services.people import parse_id
 from broker.text import check_encodable, clean_text
 from storage import async_sql, selectors, sql
@@ -256,7 +257,14 @@ def password_set_by_operator(*, user: User, keep_session_key: str | None = None)
     return len(devices_out)
 
 
-def update_profile(*, user: User, display_name: object = None, about: object = None) -> User:
+UNSET = object()  # photo_media_id not given (None removes the photo)
+
+
+def update_profile(*, user: User, display_name: object = None, about: object = None,
+                   photo_media_id: object = UNSET) -> User:
+    """Change what others see of the user: any of display name, about and photo (an image they
+    uploaded, by its media id; None removes it). Everyone who shows them hears of it once
+    (`user.updated`); a photo replaced or removed releases its media unless something else carries it."""
     fields = []
     if display_name is not None:
         user.display_name = _text_field(display_name, field="display_name", max_length=MAX_DISPLAY_NAME, required=True)
@@ -264,8 +272,19 @@ def update_profile(*, user: User, display_name: object = None, about: object = N
     if about is not None:
         user.about = _text_field(about, field="about", max_length=MAX_ABOUT)
         fields.append("about")
-    if fields:
-        with transaction.atomic():
+    if not fields and photo_media_id is UNSET:
+        return user
+    with transaction.atomic():
+        if photo_media_id is not UNSET:
+            # Read under the row's lock: two devices changing it at once each release the photo the
+            # other replaced, not one of them a photo still in use (or none, leaving one behind).
+            old_photo_id = User.objects.select_for_update().filter(pk=user.pk).values_list("photo_id", flat=True).get()
+            user.photo = None if photo_media_id is None else media.own_image(
+                user=user, media_id=photo_media_id, field="photo_media_id")
+            if old_photo_id != user.photo_id:
+                fields.append("photo")
+                media.release_photo_after_commit(old_photo_id)
+        if fields:
             user.save(update_fields=fields)
             announce_profile(user)
     return user

@@ -9,11 +9,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from broker.services import media
 from broker.services.people import find_person, not_a_member, parse_id, strangers_to
 from broker.services.send import append_message, author_has_seen
 from broker.text import clean_text
 from storage import selectors
-from storage.models import Conversation, Departure, Membership, Message, User
+from storage.models import Conversation, Departure, Media, Membership, Message, User
 
 MAX_TITLE = 100
 
@@ -105,24 +106,25 @@ def create_group(*, creator: User, title: object, member_ids: object) -> Convers
     return conversation
 
 
-def _admin_membership(*, actor: User, conversation_id: object) -> Membership:
+def _admin_membership(*, actor: User, conversation_id: object,
+                      not_a_group: str = "Members can be changed only in a group.") -> Membership:
     conversation_id = parse_id(conversation_id, field="conversation")
     member = selectors.membership(user_id=actor.pk, conversation_id=conversation_id)
     if member is None:
         raise not_a_member(user_id=actor.pk, conversation_id=conversation_id)
     if member.conversation.kind != Conversation.Kind.GROUP:
-        raise InvalidInput("Members can be changed only in a group.", field="conversation")
+        raise InvalidInput(not_a_group, field="conversation")
     return member
 
 
-def _admin_membership_locked(*, actor: User, conversation_id: object) -> Membership:
+def _admin_membership_locked(*, actor: User, conversation_id: object, **kwargs) -> Membership:
     """`_admin_membership` read under the conversation's row lock (its write lock on SQLite), within
     the caller's transaction: what it and the caller read next (the actor's role, the members) stays
     true until the caller's changes commit. Read before the lock, two admins removing each other,
     or the same person, would both go ahead (two notices), and a group could outgrow its limit."""
-    member = _admin_membership(actor=actor, conversation_id=conversation_id)  # not in it: no lock taken
+    member = _admin_membership(actor=actor, conversation_id=conversation_id, **kwargs)  # not in it: no lock taken
     list(Conversation.objects.select_for_update().filter(pk=member.conversation_id).values_list("pk"))
-    return _admin_membership(actor=actor, conversation_id=member.conversation_id)
+    return _admin_membership(actor=actor, conversation_id=member.conversation_id, **kwargs)
 
 
 def add_members(*, actor: User, conversation_id: object, user_ids: object) -> list[Message]:
@@ -210,6 +212,53 @@ def delete_chat(*, user: User, conversation_id: object) -> None:
     if member.conversation.kind == Conversation.Kind.DIRECT:
         raise InvalidInput("A direct conversation cannot be deleted.", field="conversation")
     raise Conflict("You are in this group: leave it first, then delete it.", field="conversation")
+
+
+def set_group_photo(*, actor: User, conversation_id: object, photo_media_id: object) -> Message | None:
+    """A group's admin sets its photo (an image they uploaded, by its media id) or removes it
+    (None). The members are told by a system message, {"action": "group_photo_changed", "by",
+    "photo": the media id or null}, and see the photo in the conversation from then on; the photo
+    replaced goes unless something else carries it. None when the group has that photo already."""
+    with transaction.atomic():
+        member = _admin_membership_locked(actor=actor, conversation_id=conversation_id,
+                                          not_a_group="Only a group has a photo; a direct chat shows the other "
+                                                      "person's.")
+        if member.role != Membership.Role.ADMIN:
+            raise Forbidden("Only group admins can change the group photo.", field="photo_media_id")
+        photo = None if photo_media_id is None else media.own_image(user=actor, media_id=photo_media_id,
+                                                                       field="photo_media_id")
+        notice = _photo_changed(member.conversation, photo=photo, by=actor)
+        if notice is not None:
+            author_has_seen(author=actor, conversation_id=member.conversation_id, seq=notice.seq)
+    return notice
+
+
+def remove_group_photo(*, conversation_id: int) -> Message | None:
+    """An operator removes an offensive group photo (developer_api's admin); the members are told
+    it was a moderator. None when the group has none."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        if conversation is None:
+            raise NotFound(f"There is no conversation {conversation_id}.", field="conversation")
+        return _photo_changed(conversation, photo=None, by=None)
+
+
+def _photo_changed(conversation: Conversation, *, photo: Media | None, by: User | None) -> Message | None:
+    """Store the group's new photo (the row locked by the caller) and write its notice."""
+    old_photo_id = conversation.photo_id
+    if old_photo_id == (photo.pk if photo else None):
+        return None
+    Conversation.objects.filter(pk=conversation.pk).update(photo=photo)
+    conversation.photo = photo
+    media.release_photo_after_commit(old_photo_id)
+    if by is None:
+        text = "A moderator removed the group photo"
+    else:
+        text = f"{by.display_name} {'changed' if photo else 'removed'} the group photo"
+    return append_message(
+        conversation_id=conversation.pk, sender=None, kind=Message.Kind.SYSTEM, text=text,
+        event={"action": "group_photo_changed", "by": by.pk if by else None, "photo": photo.pk if photo else None},
+    )
 
 
 ROLES = {Membership.Role.ADMIN.value, Membership.Role.MEMBER.value}

@@ -21,14 +21,15 @@ import filetype
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, ProtectedError, Q
 from django.utils import timezone
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from broker.errors import InvalidInput, NotFound, TooLarge
 from broker.services.people import parse_id
-from storage.models import Departure, Media, Membership, Message, User
+from storage import selectors
+from storage.models import Conversation, Departure, Media, Membership, Message, User
 
 logger = logging.getLogger(__name__)
 
@@ -312,9 +313,10 @@ def upload(*, uploader: User, file, kind: object = None) -> Media:
 
 
 # --- Reading ----------------------------------------------------------------------------------
-def readable_media(*, user: User, media_id: object, field: str = "media") -> Media:
-    """The media if `user` uploaded it or can see a message carrying it: in a conversation they are
-    in, or in a group they have left, up to the notice of their going; else 404 naming `field`, the
+def readable_media(*, user: User, media_id: object, field: str = "media", photos: bool = True) -> Media:
+    """The media if `user` uploaded it or can see a message carrying it (in a conversation they are
+    in, or in a group they have left, up to the notice of their going), or (with `photos`) it is the
+    photo of someone whose profile they see or of a group they are in; else 404 naming `field`, the
     request's name for the id."""
     media_id = parse_id(media_id, field=field)
     # History before a member joined is hidden from them, and so is its media.
@@ -324,16 +326,37 @@ def readable_media(*, user: User, media_id: object, field: str = "media") -> Med
     former = Departure.objects.filter(user=user, conversation_id=OuterRef("conversation_id"),
                                       joined_after_seq__lt=OuterRef("seq"), through_seq__gte=OuterRef("seq"))
     in_conversation = Message.objects.filter(media_id=OuterRef("pk")).filter(Exists(member) | Exists(former))
-    media = Media.objects.filter(pk=media_id).filter(Q(uploader=user) | Exists(in_conversation)).first()
+    readable = Q(uploader=user) | Exists(in_conversation)
+    if photos:
+        # Seen wherever the person's name is (selectors.profiles_seen_by), or the group's title.
+        readable |= Exists(selectors.profiles_seen_by(user_id=user.pk).filter(photo_id=OuterRef("pk")))
+        readable |= Exists(Conversation.objects.filter(photo_id=OuterRef("pk"), memberships__user_id=user.pk))
+    media = Media.objects.filter(pk=media_id).filter(readable).first()
     if media is None:
         raise NotFound(f"No media {media_id}.", field=field)
     return media
 
 
 def usable_media(*, sender: User, media_id: object) -> Media:
-    """Media the sender may attach to a message: their own upload, or media they can already see
-    (forwarding)."""
-    return readable_media(user=sender, media_id=media_id, field="media_id")
+    """Media the sender may attach to a message: their own upload, or media they can already see in
+    a conversation (forwarding). Someone else's photo is not sent on: seen as a photo, it would
+    reach people who do not see its owner's profile (or are not in its group)."""
+    return readable_media(user=sender, media_id=media_id, field="media_id", photos=False)
+
+
+def own_image(*, user: User, media_id: object, field: str) -> Media:
+    """An image `user` uploaded, to become their photo or a group's (InvalidInput naming `field`
+    otherwise: someone else's upload is answered as an id nobody has). Locked, in the caller's
+    transaction: clean_media cannot delete it before the photo that uses it is stored."""
+    media_id = parse_id(media_id, field=field)
+    media = Media.objects.select_for_update().filter(pk=media_id, uploader=user).first()
+    if media is None:
+        raise InvalidInput(f"Media {media_id} is none of your uploads: upload the photo with POST media first.",
+                           field=field)
+    if media.kind != Kind.IMAGE:
+        raise InvalidInput(f"Media {media_id} is {'an' if media.kind[0] in 'aeiou' else 'a'} {media.kind}, not an "
+                           f"image: a photo is a JPEG, PNG or WebP uploaded as an image.", field=field)
+    return media
 
 
 # --- Cleanup ----------------------------------------------------------------------------------
@@ -354,16 +377,42 @@ def _remove_blobs_if_unused(sha256: str) -> None:
             _delete_quietly(thumbnail_name(sha256))
 
 
+def _in_use():
+    """A condition on media: a message carries it, or it is someone's photo or a group's."""
+    return (Exists(Message.objects.filter(media_id=OuterRef("pk")))
+            | Exists(User.objects.filter(photo_id=OuterRef("pk")))
+            | Exists(Conversation.objects.filter(photo_id=OuterRef("pk"))))
+
+
 def media_unreferenced(media_id: int) -> bool:
-    return not Message.objects.filter(media_id=media_id).exists()
+    return not Media.objects.filter(pk=media_id).filter(_in_use()).exists()
 
 
 def release_media(media_id: int) -> None:
-    """A message carrying `media_id` was deleted: the media goes too if no message carries it now."""
+    """A message carrying `media_id` was deleted, or a photo replaced: the media goes too if nothing
+    carries it now (no message, nobody's photo, no group's)."""
     if media_unreferenced(media_id):
         media = Media.objects.filter(pk=media_id).first()
         if media is not None:
             delete_media(media)
+
+
+def release_photo_after_commit(media_id: int | None) -> None:
+    """A photo was replaced or removed: once that commits, its media goes unless something else
+    carries it. Apart from the change, so that the same upload becoming a photo or a message
+    meanwhile cannot undo it (PROTECT refuses the deletion: the media is kept); should the release
+    fail otherwise, `manage.py clean_media` collects what nothing carries."""
+    if media_id is None:
+        return
+
+    def release():
+        try:
+            with transaction.atomic():
+                release_media(media_id)
+        except (IntegrityError, ProtectedError):
+            logger.warning("media %s of a replaced photo is carried by something set meanwhile; kept", media_id)
+
+    transaction.on_commit(release)
 
 
 def message_deleted(sender, instance: Message, **kwargs) -> None:
@@ -373,16 +422,21 @@ def message_deleted(sender, instance: Message, **kwargs) -> None:
 
 
 def collect_unused(*, older_than: timedelta | None = None, now=None) -> int:
-    """Delete uploads no message carries, made longer ago than the upload grace period; their
-    blobs go when no other upload shares them. Returns how many uploads were deleted."""
+    """Delete uploads nothing carries (no message, nobody's photo, no group's), made longer ago than
+    the upload grace period; their blobs go when no other upload shares them. Returns how many
+    uploads were deleted."""
     if older_than is None:
         older_than = timedelta(seconds=settings.MESSENGER["MEDIA_UPLOAD_GRACE"])
     cutoff = (now or timezone.now()) - older_than
-    unused = Media.objects.filter(created_at__lt=cutoff).exclude(Exists(Message.objects.filter(media_id=OuterRef("pk"))))
+    unused = Media.objects.filter(created_at__lt=cutoff).exclude(_in_use())
     count = 0
     for media in unused.iterator():
-        with transaction.atomic():
-            delete_media(media)
+        try:
+            with transaction.atomic():
+                delete_media(media)
+        except (IntegrityError, ProtectedError):
+            # Sent, or made someone's photo, since it was found unused (PROTECT): it is in use.
+            continue
         count += 1
     return count
 

@@ -60,10 +60,11 @@ def upload(*, app: DeveloperApp, file, kind: object = None, key=None) -> Media:
 
 def readable_media(*, app: DeveloperApp, media_id: object, field: str = "media_id") -> Media:
     """Media the app may download or send: what its account uploaded, or what users sent it in its
-    conversations. Anything else is "not found", as if it did not exist."""
+    conversations. Anything else is "not found", as if it did not exist: people's profile photos
+    too (apps are told people's names, never their photos)."""
     media_id = parse_id(media_id, field=field)
     try:
-        return broker_media.readable_media(user=app.bot, media_id=media_id)
+        return broker_media.readable_media(user=app.bot, media_id=media_id, photos=False)
     except NotFound:
         raise NotFound(f"This app has no media {media_id}.", field=field) from None
 

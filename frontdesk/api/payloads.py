@@ -45,6 +45,8 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presen
             }
             for m in summary.members
         ],
+        # A group one has left shows none: its photo now is no longer theirs to see (nor to download).
+        "photo": None if summary.left else events.photo_payload(conversation.photo_id),
     }
 
 

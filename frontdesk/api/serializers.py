@@ -36,6 +36,9 @@ class LoginRequest(serializers.Serializer):
 class ProfileUpdateRequest(serializers.Serializer):
     display_name = serializers.CharField(max_length=64, required=False)
     about = serializers.CharField(max_length=140, required=False, allow_blank=True)
+    photo_media_id = serializers.IntegerField(
+        min_value=1, max_value=2**62, required=False, allow_null=True,
+        help_text="An image you uploaded with POST media, as your photo; null removes it. Left out, the photo stays.")
 
 
 class PasswordChangeRequest(serializers.Serializer):
@@ -82,6 +85,12 @@ class MemberRemoveRequest(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1)
 
 
+class ConversationUpdateRequest(serializers.Serializer):
+    photo_media_id = serializers.IntegerField(
+        min_value=1, max_value=2**62, allow_null=True,
+        help_text="groups (admins): an image you uploaded with POST media, as the group's photo; null removes it")
+
+
 class MemberRoleRequest(serializers.Serializer):
     role = serializers.ChoiceField(choices=["admin", "member"], help_text="admin: make them an admin; member: dismiss "
                                    "them as admin (yourself included, unless you are the last admin)")
@@ -118,12 +127,19 @@ class HistoryQuery(serializers.Serializer):
 
 
 # --- Responses (documentation of the shapes built in broker.events and api.payloads) ----------
+class PhotoSchema(serializers.Serializer):
+    id = serializers.IntegerField(help_text="the image's media id; a new photo has a new id")
+    url = serializers.CharField(help_text="GET the full image")
+    thumbnail_url = serializers.CharField(help_text="GET a small JPEG (at most 320 px), for avatars")
+
+
 class UserSchema(serializers.Serializer):
     id = serializers.IntegerField()
     phone_number = serializers.CharField()
     display_name = serializers.CharField()
     about = serializers.CharField()
     is_business = serializers.BooleanField(help_text="The account of a developer app: show a \"business\" badge.")
+    photo = PhotoSchema(allow_null=True, help_text="their profile photo; null: none (show their initials)")
 
 
 class AuthResponse(serializers.Serializer):
@@ -202,6 +218,8 @@ class ConversationSchema(serializers.Serializer):
     read_seq = serializers.IntegerField()
     last_message = MessageSchema(allow_null=True)
     members = MemberSchema(many=True)
+    photo = PhotoSchema(allow_null=True, help_text="groups: the group's photo, or null; direct conversations: null "
+                                                   "(show the other member's user photo)")
 
 
 class ErrorDetailSchema(serializers.Serializer):

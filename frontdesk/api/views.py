@@ -70,7 +70,10 @@ class MeView(APIView):
     def get(self, request):
         return Response(events.user_payload(request.user))
 
-    @extend_schema(tags=["profile"], request=s.ProfileUpdateRequest, responses={200: s.UserSchema, **ERRORS})
+    @extend_schema(tags=["profile"], request=s.ProfileUpdateRequest, responses={200: s.UserSchema, **ERRORS},
+                   description="Change your display name, about or photo; whoever shows your name hears of it "
+                               "(websocket user.updated). photo_media_id: an image you uploaded (else 400 on "
+                               "photo_media_id), or null to remove the photo.")
     def patch(self, request):
         data = validated(s.ProfileUpdateRequest, request.data)
         user = accounts.update_profile(user=request.user, **data)
@@ -187,6 +190,18 @@ class ConversationDetailView(APIView):
     def delete(self, request, conversation_id: int):
         conversations.delete_chat(user=request.user, conversation_id=conversation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["conversations"], request=s.ConversationUpdateRequest,
+                   responses={200: s.ConversationSchema, **ERRORS},
+                   description="A group's admin sets its photo (an image they uploaded; else 400 on photo_media_id) "
+                               "or removes it (null); the members are told by a system message "
+                               "{action: group_photo_changed, by, photo}. Not an admin: 403; a direct "
+                               "conversation: 400.")
+    def patch(self, request, conversation_id: int):
+        data = validated(s.ConversationUpdateRequest, request.data)
+        conversations.set_group_photo(actor=request.user, conversation_id=conversation_id,
+                                      photo_media_id=data["photo_media_id"])
+        return ConversationsView._one(request, conversation_id)
 
 
 class MembersView(APIView):

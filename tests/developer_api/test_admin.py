@@ -158,6 +158,57 @@ def test_suspending_a_user_logs_them_out_everywhere(operator, admin_user):
     assert User.objects.get(pk=user.pk).is_active and audited("user_reinstated")
 
 
+def test_an_operator_removes_an_offensive_profile_photo(operator, admin_user, settings, tmp_path,
+                                                       django_capture_on_commit_callbacks):
+    from broker.services import accounts
+    from broker.services import media as media_service
+    from storage.models import Media
+    from tests import media_samples as samples
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    user, client = api_user()
+    photo = media_service.upload(uploader=user, file=samples.uploaded(samples.image_bytes(), "photo.png"))
+    accounts.update_profile(user=user, photo_media_id=photo.pk)
+    page = operator.get(reverse("admin:storage_user_change", args=[user.pk]))
+    assert page.status_code == 200 and str(photo) in page.content.decode()  # shown, read-only
+
+    with django_capture_on_commit_callbacks(execute=True):
+        act(operator, "user", "remove_photos", [user.pk])
+
+    assert client.get("/api/v1/me").json()["photo"] is None
+    assert not Media.objects.filter(pk=photo.pk).exists()
+    entry = audited("user_photo_removed")
+    assert (entry.target_id, entry.detail, entry.actor) == (str(user.pk), {"media": photo.pk}, admin_user)
+
+
+def test_an_operator_removes_an_offensive_group_photo_and_the_members_are_told(
+        operator, admin_user, settings, tmp_path, django_capture_on_commit_callbacks):
+    from broker.services import conversations
+    from broker.services import media as media_service
+    from storage.models import Media
+    from tests import media_samples as samples
+    from tests.factories import group_conversation
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    alice, _ = api_user()
+    bob, bob_client = api_user()
+    group = group_conversation(alice, bob)
+    photo = media_service.upload(uploader=alice, file=samples.uploaded(samples.image_bytes(), "photo.png"))
+    conversations.set_group_photo(actor=alice, conversation_id=group.pk, photo_media_id=photo.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.post(reverse("admin:storage_conversation_changelist"),
+                                 {"action": "remove_group_photos", "_selected_action": [str(group.pk)]})
+
+    assert response.status_code == 302
+    seen = bob_client.get(f"/api/v1/conversations/{group.pk}").json()
+    assert seen["photo"] is None
+    assert seen["last_message"]["text"] == "A moderator removed the group photo"
+    assert seen["last_message"]["event"] == {"action": "group_photo_changed", "by": None, "photo": None}
+    assert not Media.objects.filter(pk=photo.pk).exists()
+    assert audited("group_photo_removed").detail == {"media": photo.pk, "seq": seen["last_seq"]}
+
+
 def test_an_operator_cannot_suspend_themselves(operator, admin_user):
     act(operator, "user", "suspend_users", [admin_user.pk])
 

@@ -502,6 +502,25 @@ def test_an_app_downloads_only_its_own_and_received_media():
     assert client.get(f"{MEDIA}/abc").status_code == 404
 
 
+def test_an_app_cannot_download_the_profile_photo_of_someone_it_chats_with():
+    """Apps are told people's names, never their photos: a photo an app was not sent stays "not
+    found" to it, as to a stranger, though people in a chat with its owner may see it."""
+    from broker.services import accounts
+
+    app, client = app_client()
+    user = opted_in_user(app)
+    direct_conversation(user, app.bot)
+    photo = users_upload(user, samples.image_bytes())
+    accounts.update_profile(user=user, photo_media_id=photo.pk)
+
+    downloaded = client.get(f"{MEDIA}/{photo.pk}")
+    sent_on = client.post(MESSAGES, media_message(user.phone_number, "image", photo.pk))
+
+    assert downloaded.status_code == 404 and downloaded.json()["error"]["code"] == "not_found"
+    assert sent_on.status_code == 404 and sent_on.json()["error"]["field"] == "image.id"
+    assert not Message.objects.filter(sender=app.bot).exists()
+
+
 def test_downloads_support_range():
     _, client = app_client()
     media = upload(client, samples.MP4).json()

@@ -27,7 +27,7 @@ def test_me_shows_the_logged_in_user():
 
     assert response.status_code == 200
     assert response.json() == {"id": user.pk, "phone_number": "+12125550142", "display_name": "Grace", "about": "",
-                               "is_business": False}
+                               "is_business": False, "photo": None}
 
 
 def test_changing_display_name_and_about_is_kept():
@@ -82,7 +82,8 @@ def test_adding_a_contact_by_phone_number_in_any_format():
     assert response.status_code == 201
     assert response.json()["name"] == "Lin"
     assert response.json()["user"] == {
-        "id": friend.pk, "phone_number": "+12125550142", "display_name": "Linus", "about": "", "is_business": False
+        "id": friend.pk, "phone_number": "+12125550142", "display_name": "Linus", "about": "", "is_business": False,
+        "photo": None,
     }
 
 

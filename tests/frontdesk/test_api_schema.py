@@ -189,7 +189,8 @@ def test_the_schema_asked_for_in_a_format_it_lacks_is_406_not_acceptable(api_cli
 
 
 # --- The schema check itself --------------------------------------------------------------------
-USER = {"id": 1, "phone_number": "+12125550123", "display_name": "Ada", "about": "", "is_business": False}
+USER = {"id": 1, "phone_number": "+12125550123", "display_name": "Ada", "about": "", "is_business": False,
+        "photo": None}
 
 
 def test_the_schema_check_accepts_a_documented_response():

@@ -306,3 +306,22 @@ def test_catch_up_of_a_left_group_stops_once_received_and_reads_no_group_receive
             cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
         plan = "\n".join(str(row[-1] if connection.vendor != "postgresql" else row[0]) for row in cursor.fetchall())
     assert "departure_undelivered" in plan, plan
+
+
+# --- profiles_seen_by ----------------------------------------------------------------------------
+
+def test_whose_profile_someone_sees_is_the_other_side_of_who_sees_theirs():
+    """The people told of a new name or photo (profile_audience_ids) and the people who may download
+    that photo (profiles_seen_by, read the other way) are the same people."""
+    alice, bob, carol, dave, erin, stranger = (UserFactory() for _ in range(6))
+    direct_conversation(alice, bob)
+    group_conversation(carol, alice, dave)  # carol saves alice and dave as contacts to make it
+    saved_contacts(erin, alice)
+    everyone = [alice, bob, carol, dave, erin, stranger]
+
+    for viewer in everyone:
+        seen = set(selectors.profiles_seen_by(user_id=viewer.pk).values_list("pk", flat=True))
+        assert seen == {u.pk for u in everyone if viewer.pk in selectors.profile_audience_ids(user_id=u.pk)}, viewer
+    assert set(selectors.profiles_seen_by(user_id=stranger.pk).values_list("pk", flat=True)) == {stranger.pk}
+    assert alice.pk in set(selectors.profiles_seen_by(user_id=erin.pk).values_list("pk", flat=True))
+    assert erin.pk not in set(selectors.profiles_seen_by(user_id=alice.pk).values_list("pk", flat=True))

@@ -1,6 +1,7 @@
-"""Delete uploads that no message carries once the upload grace period has passed, then the files
-under media/ that no upload uses and that are older than the same period. Run it now and then (cron,
-a systemd timer); it is safe to run at any time, uploads in progress included."""
+"""Delete uploads that nothing carries (no message, nobody's photo, no group's) once the upload
+grace period has passed, then the files under media/ that no upload uses and that are older than
+the same period. Run it now and then (cron, a systemd timer); it is safe to run at any time,
+uploads in progress included."""
 
 from datetime import timedelta
 
@@ -11,8 +12,8 @@ from broker.services.media import collect_unused, sweep_unused_files
 
 
 class Command(BaseCommand):
-    help = ("Remove unsent uploads older than MESSENGER['MEDIA_UPLOAD_GRACE'] seconds, and their files, then "
-            "files no upload uses that are older than that.")
+    help = ("Remove unsent uploads (no message or photo uses them) older than MESSENGER['MEDIA_UPLOAD_GRACE'] "
+            "seconds, and their files, then files no upload uses that are older than that.")
 
     def add_arguments(self, parser):
         parser.add_argument("--grace", type=int, default=None,
