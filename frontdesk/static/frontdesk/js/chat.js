@@ -35,7 +35,8 @@ const MAX_RESENDS = 5;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const PAGE = 50;
-const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left", "admin_added", "admin_removed"]);
+// Notices after which the conversation is fetched again: its members, their roles or its photo changed.
+const MEMBER_ACTIONS = new Set(["group_created", "member_added", "member_removed", "member_left", "admin_added", "admin_removed", "group_photo_changed"]);
 const REMOVED_TEXT = "This message was removed by a moderator";
 const REMOVAL_NOTICES = new Set(["message_removed", "message_deleted"]);
 const STATUS_RANK = { sent: 0, delivered: 1, read: 2 };
@@ -132,6 +133,20 @@ function peerOf(c) {
   return member ? state.users.get(member.user.id) || member.user : null;
 }
 
+/** Someone's profile photo ({id, url, thumbnail_url}) as last heard of, or null. */
+function photoOf(userId) {
+  if (userId === me.id) return me.photo || null;
+  const user = state.users.get(userId);
+  return (user && user.photo) || null;
+}
+
+/** A conversation's avatar: a group's photo, or the other person's in a direct chat. */
+function conversationAvatar(c, options = {}) {
+  const peer = peerOf(c);
+  const group = c.kind === "group";
+  return avatar(titleOf(c), { id: group ? c.id : (peer || {}).id, group, photo: group ? c.photo : peer && photoOf(peer.id), ...options });
+}
+
 function titleOf(c) {
   if (c.kind === "direct") {
     const peer = peerOf(c);
@@ -200,6 +215,7 @@ function upsertConversation(p) {
   }
   c.kind = p.kind;
   c.title = p.title;
+  c.photo = p.photo || null;
   c.role = p.role;
   // A group I left or was removed from: read-only, as it was when I went (title, members, history).
   c.left = Boolean(p.left);
@@ -624,7 +640,7 @@ function onPresence(ev) {
   if (open) renderHeader(open);
 }
 
-/** Someone's name or about changed (mine too, from another device): every place that shows it. */
+/** Someone's name, about or photo changed (mine too, from another device): every place that shows it. */
 function onUserUpdated(user) {
   if (user.id === me.id) {
     Object.assign(me, user);
@@ -636,7 +652,8 @@ function onUserUpdated(user) {
   if (open) {
     renderHeader(open);
     renderMessages(open);
-    refreshInfo(open);
+    // Redrawn where it is open: drawn anew, a closed info panel would open by itself.
+    if (!els.infoDrawer.hidden) refreshInfo(open);
   }
 }
 
@@ -780,7 +797,7 @@ function renderChatItem(c) {
     : null;
   clear(button);
   append(button, [
-    avatar(title, { id: c.kind === "group" ? c.id : (peerOf(c) || {}).id, group: c.kind === "group" }),
+    conversationAvatar(c),
     h("span", { class: "chat-item-body" },
       h("span", { class: "chat-item-top" },
         h("span", { class: "chat-item-name" },
@@ -847,7 +864,7 @@ function renderHeader(c) {
   const sub = subtitleOf(c);
   els.subtitle.textContent = sub.text;
   els.subtitle.classList.toggle("typing", Boolean(sub.typing));
-  avatar(title, { id: c.kind === "group" ? c.id : (peerOf(c) || {}).id, group: c.kind === "group", el: els.headerAvatar });
+  conversationAvatar(c, { el: els.headerAvatar });
   refreshComposer(c);
 }
 
@@ -1630,7 +1647,7 @@ function openSide(title, build) {
   const body = drawerFrame(els.sideDrawer, title, { onClose: closeSide, closeLabel: "Back" });
   els.sideDrawer.dataset.panel = title;
   build(body);
-  const first = body.querySelector("input, textarea, select");
+  const first = body.querySelector("input:not([hidden]), textarea, select");
   if (first) first.focus();
 }
 
@@ -1659,7 +1676,7 @@ function showError(el, exc) {
 
 function personRow(user, { action = null, extra = null } = {}) {
   return h("div", { class: "person-row" },
-    avatar(user.id === me.id ? me.display_name : nameOf(user.id), { id: user.id }),
+    avatar(user.id === me.id ? me.display_name : nameOf(user.id), { id: user.id, photo: photoOf(user.id) }),
     h("span", { class: "person-text" },
       h("span", { class: "person-name-row" },
         h("span", { class: "person-name", text: nameOf(user.id) === "You" ? `${me.display_name} (you)` : nameOf(user.id) }),
@@ -1785,7 +1802,7 @@ function peoplePicker(candidates, legend) {
   function addChoice(user, checked = false) {
     const id = `p-${user.id}-${uuid4().slice(0, 4)}`;
     const box = h("input", { type: "checkbox", id, value: user.id, checked, dataset: { keep: `pick-${user.id}` } });
-    list.append(h("div", { class: "check-row" }, box, h("label", { for: id }, avatar(nameOf(user.id), { id: user.id, size: "sm" }),
+    list.append(h("div", { class: "check-row" }, box, h("label", { for: id }, avatar(nameOf(user.id), { id: user.id, size: "sm", photo: photoOf(user.id) }),
       h("span", { class: "person-text" },
         h("span", { class: "person-name-row" }, h("span", { class: "person-name", text: nameOf(user.id) }), businessBadge(user.id)),
         h("span", { class: "person-sub", text: (user.is_business ? "Business account" : user.phone_number) || "" })))));
@@ -1847,7 +1864,7 @@ function openNewGroup() {
 
 function renderProfileButton() {
   clear(els.profileButton);
-  els.profileButton.append(avatar(me.display_name, { id: me.id }));
+  els.profileButton.append(avatar(me.display_name, { id: me.id, photo: me.photo }));
 }
 
 function openProfile() {
@@ -1856,10 +1873,18 @@ function openProfile() {
     const about = field("About", { maxlength: 140, value: me.about || "", placeholder: "Hey there! I am using messenger." });
     const error = formError();
     const saved = h("p", { class: "form-ok", role: "status" });
-    const picture = avatar(me.display_name, { id: me.id, size: "lg" });
+    const picture = avatar(me.display_name, { id: me.id, size: "lg", photo: me.photo });
+    const photo = photoControls({ label: "profile photo", current: me.photo, keep: "profile-photo", save: async (mediaId) => {
+      const user = await api.patch("me", { photo_media_id: mediaId });
+      Object.assign(me, user);
+      rememberUser(user);
+      renderProfileButton();
+      avatar(me.display_name, { id: me.id, size: "lg", el: picture, photo: me.photo });
+      photo.refresh(me.photo);
+    } });
+    // The picture and its buttons are not the form's: a photo is saved as it is chosen.
+    const card = h("div", { class: "profile-card" }, picture, photo.el, h("p", { class: "profile-phone", text: me.phone_number }));
     const form = h("form", { class: "drawer-form", novalidate: true },
-      h("div", { class: "profile-card" }, picture,
-        h("p", { class: "profile-phone", text: me.phone_number })),
       name.el, about.el, error, saved,
       h("button", { type: "submit", class: "button button-primary", text: "Save" }));
     form.addEventListener("submit", async (event) => {
@@ -1871,7 +1896,7 @@ function openProfile() {
         Object.assign(me, user);
         rememberUser(user);
         renderProfileButton();
-        avatar(me.display_name, { id: me.id, size: "lg", el: picture }); // the initials of the new name here too
+        avatar(me.display_name, { id: me.id, size: "lg", el: picture, photo: me.photo }); // the initials of the new name here too
         saved.textContent = "Saved.";
       } catch (exc) {
         showError(error, exc);
@@ -1882,8 +1907,48 @@ function openProfile() {
     logout.querySelector("button").className = "button button-danger";
     logout.querySelector("button").removeAttribute("aria-label");
     const devices = devicesSection();
-    append(body, [form, passwordForm(devices.refresh), devices.el, h("div", { class: "drawer-section" }, logout)]);
+    append(body, [card, form, passwordForm(devices.refresh), devices.el, h("div", { class: "drawer-section" }, logout)]);
   });
+}
+
+/** "Change photo" and "Remove photo" under a profile's or a group's picture: an image chosen is
+ * uploaded (POST media, as an image) and given to `save(mediaId)`; Remove saves null. Failures show
+ * in `error` (a new one of its own in `el` if none is given). {el, refresh(photo)}. */
+function photoControls({ label, current, save, keep, error = null }) {
+  const ownError = error ? null : formError();
+  const problem = error || ownError;
+  const done = h("p", { class: "form-ok", role: "status" });
+  const input = h("input", { type: "file", accept: "image/jpeg,image/png,image/webp", hidden: true, "aria-label": `Choose a ${label}` });
+  const change = h("button", { type: "button", class: "button button-small", text: "Change photo", "aria-label": `Change ${label}`,
+    dataset: { keep: `${keep}-change` }, onclick: () => input.click() });
+  const remove = h("button", { type: "button", class: "button button-small", text: "Remove photo", "aria-label": `Remove ${label}`,
+    dataset: { keep: `${keep}-remove` }, hidden: !current, onclick: () => run(null, "Photo removed.") });
+  let busy = false;
+  async function run(file, message) {
+    if (busy) return;
+    busy = true;
+    problem.hidden = true;
+    done.textContent = "";
+    try {
+      const mediaId = file ? (await api.upload(file, "image")).id : null;
+      await save(mediaId);
+      done.textContent = message;
+    } catch (exc) {
+      showError(problem, exc);
+    } finally {
+      busy = false;
+      // Removed, its button is gone (or the panel was drawn again): the keyboard goes to Change.
+      const live = document.querySelector(`[data-keep="${keep}-change"]`);
+      if (live && focusWasLost()) live.focus();
+    }
+  }
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    input.value = ""; // the same file chosen again is a change again
+    if (file) run(file, "Photo updated.");
+  });
+  const refresh = (photo) => { remove.hidden = !photo; };
+  return { el: h("div", { class: "photo-controls" }, h("div", { class: "photo-buttons" }, change, remove), input, ownError, done), refresh };
 }
 
 /** A new password, given the current one; the server logs out every device (this page stays). */
@@ -2000,7 +2065,7 @@ let shownInfo = null; // {id, signature} of what the info panel shows
 function infoSignature(c) {
   const person = (id) => {
     const user = state.users.get(id) || {};
-    return [id, nameOf(id), user.about, user.phone_number, user.is_business];
+    return [id, nameOf(id), user.about, user.phone_number, user.is_business, (photoOf(id) || {}).id];
   };
   if (c.kind === "direct") {
     const peer = peerOf(c);
@@ -2008,7 +2073,7 @@ function infoSignature(c) {
   }
   const admin = c.role === "admin" && !c.left;
   const candidates = admin ? knownPeople(new Set(c.members.map((m) => m.user.id))).map((user) => person(user.id)) : null;
-  return JSON.stringify([c.title, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates]);
+  return JSON.stringify([c.title, (c.photo || {}).id, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates]);
 }
 
 function refreshInfo(c) {
@@ -2069,7 +2134,7 @@ function buildInfo(c) {
       } catch (exc) { showError(error, exc); }
     } }, icon("block"), blocked ? `Unblock ${nameOf(peer.id)}` : `Block ${nameOf(peer.id)}`));
     append(body, [
-      h("div", { class: "info-card" }, avatar(nameOf(peer.id), { id: peer.id, size: "lg" }),
+      h("div", { class: "info-card" }, avatar(nameOf(peer.id), { id: peer.id, size: "lg", photo: photoOf(peer.id) }),
         h("h3", { text: nameOf(peer.id) }), businessBadge(peer.id),
         h("p", { class: "muted", text: isBusiness(peer.id) ? "Business account" : peer.phone_number })),
       peer.about ? h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: "About" }), h("p", { text: peer.about })) : null,
@@ -2105,8 +2170,12 @@ function buildInfo(c) {
     members.append(h("div", { class: "person-item", role: "listitem" }, personRow(state.users.get(m.user.id) || m.user, { extra: badge, action })));
   }
   const sections = [
-    h("div", { class: "info-card" }, avatar(c.title, { id: c.id, group: true, size: "lg" }), h("h3", { text: c.title }),
-      h("p", { class: "muted", text: c.left ? "You are no longer a participant" : `Group · ${current.length} member${current.length === 1 ? "" : "s"}` })),
+    h("div", { class: "info-card" }, conversationAvatar(c, { size: "lg" }), h("h3", { text: c.title }),
+      h("p", { class: "muted", text: c.left ? "You are no longer a participant" : `Group · ${current.length} member${current.length === 1 ? "" : "s"}` }),
+      admin ? photoControls({ label: "group photo", current: c.photo, error, keep: "group-photo", save: async (mediaId) => {
+        upsertConversation(await api.patch(`conversations/${c.id}`, { photo_media_id: mediaId }));
+        renderConversationEverywhere(c);
+      } }).el : null),
     h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: `${current.length} member${current.length === 1 ? "" : "s"}` }), members),
   ];
   if (admin) {

@@ -121,13 +121,32 @@ export function initials(name) {
   return letters.join("").toUpperCase();
 }
 
-/** A round avatar with initials (or a group icon), coloured by a stable id. */
-export function avatar(name, { id = 0, group = false, size = "md", el = null } = {}) {
+/** A round avatar: the photo's thumbnail when there is one ({thumbnail_url}, as user and group
+ * payloads carry it), else initials (or a group icon), coloured by a stable id. A photo that fails
+ * to load (removed meanwhile) gives way to the initials. */
+export function avatar(name, { id = 0, group = false, size = "md", el = null, photo = null } = {}) {
   const box = el || h("span", { "aria-hidden": "true" });
   box.className = `avatar avatar-${size}`;
   box.style.backgroundColor = AVATAR_COLOURS[Math.abs(Number(id) || 0) % AVATAR_COLOURS.length];
+  const fallback = () => (group ? icon("group", { size: size === "lg" ? 56 : 24 }) : h("span", { class: "avatar-initials", text: initials(name) }));
+  const src = photo && photo.thumbnail_url;
+  // Rendered again with the same photo (a header redrawn at each receipt), the picture stays put.
+  const shown = box.querySelector(":scope > img.avatar-image");
+  if (src && shown && shown.getAttribute("src") === src) {
+    box.classList.add("avatar-has-photo");
+    return box;
+  }
   clear(box);
-  if (group) box.append(icon("group", { size: size === "lg" ? 56 : 24 }));
-  else box.append(h("span", { class: "avatar-initials", text: initials(name) }));
+  if (src) {
+    box.classList.add("avatar-has-photo");
+    const img = h("img", { class: "avatar-image", src, alt: "", decoding: "async" });
+    img.addEventListener("error", () => {
+      box.classList.remove("avatar-has-photo");
+      img.replaceWith(fallback());
+    });
+    box.append(img);
+  } else {
+    box.append(fallback());
+  }
   return box;
 }
