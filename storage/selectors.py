@@ -424,6 +424,15 @@ def _attach_media(messages: list[Message]) -> None:
     media_ids = {m.media_id for m in messages if m.media_id}
     if media_ids:
         media = Media.objects.in_bulk(media_ids)
+        gone = [m for m in messages if m.media_id and m.media_id not in media]
+        if gone:
+            # Removed between the two reads (deleted for everyone, or taken down), its media released
+            # meanwhile (a message holds on to its media, so nothing else lets it go): shown as it is now.
+            now = Message.objects.in_bulk([m.pk for m in gone])
+            for message in gone:
+                current = now.get(message.pk) or Message(kind=Message.Kind.REMOVED)  # or gone with its chat
+                message.kind, message.text, message.event, message.media_id = (
+                    current.kind, current.text, current.event, None)
         for message in messages:
             if message.media_id:
                 message.media = media[message.media_id]

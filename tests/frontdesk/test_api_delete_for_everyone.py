@@ -216,3 +216,29 @@ def test_after_leaving_a_group_ones_messages_there_stay_as_they_are():
     assert refused.json()["error"] == {"code": "forbidden", "field": "conversation",
                                        "message": "You are no longer a participant in this group."}
     assert Message.objects.get(pk=mine.pk).text == "bye all"
+
+
+def test_a_history_page_read_as_its_photo_is_deleted_shows_it_deleted(settings, tmp_path, monkeypatch):
+    """Bob loads his chat at the moment Alice deletes her photo in it: the page's messages were read
+    before her deletion committed, its media after her photo was released. The page shows it as it
+    now is (deleted), not a server error."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    alice, alice_token = user_with_token()
+    bob, bob_token = user_with_token()
+    chat = direct_conversation(alice, bob)
+    photo = media_service.upload(uploader=alice, file=samples.uploaded(samples.image_bytes(), "a.jpg", "image/jpeg"))
+    message, _ = send_message(sender=alice, conversation_id=chat.pk, client_id="p1", media_id=photo.pk, text="look")
+    read_media = Media.objects.in_bulk
+
+    def deleted_meanwhile(*args, **kwargs):
+        if not Message.objects.filter(pk=message.pk, kind="removed").exists():
+            assert delete(alice_token, chat.pk, message.seq).status_code == 204
+        return read_media(*args, **kwargs)
+
+    monkeypatch.setattr(Media.objects, "in_bulk", deleted_meanwhile)
+    page = SchemaCheckedClient(bob_token).get(f"/api/v1/conversations/{chat.pk}/messages")
+
+    assert page.status_code == 200, page.content
+    shown = page.json()["results"][0]
+    assert (shown["seq"], shown["kind"], shown["text"], shown["media"], shown["event"]) == (
+        message.seq, "removed", "", None, {"action": "message_deleted", "by": alice.pk})
