@@ -18,6 +18,7 @@ moves bytes.
 """
 
 import re
+import weakref
 
 from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
@@ -97,17 +98,37 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def _stream(name: str, start: int, length: int):
-    with default_storage.open(name, "rb") as handle:
+def _open(name: str, media_id: int):
+    """The stored file, opened before the response starts: one deleted since the caller's access
+    check (its message deleted for everyone or taken down meanwhile) is 404, as a moment later,
+    rather than a 500 or a download cut short after its 200. Once open, it reads to its end."""
+    try:
+        return default_storage.open(name, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"No media {media_id}.", field="media") from None
+
+
+class _Chunks:
+    """`length` bytes of the opened `handle` from `start`, a chunk at a time; `close` (called by the
+    response once sent, or dropped) closes the file, read or not."""
+
+    def __init__(self, handle, start: int, length: int):
+        self.handle, self.remaining = handle, length
+        # A response dropped unsent (its client gone before the first byte) lets go of the file too.
+        self.close = weakref.finalize(self, handle.close)
         if start:
             handle.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.handle.read(min(CHUNK, self.remaining)) if self.remaining > 0 else b""
+        if not chunk:
+            self.close()
+            raise StopIteration
+        self.remaining -= len(chunk)
+        return chunk
 
 
 async def _read_in_a_thread(chunks):
@@ -125,13 +146,14 @@ def _served_over_asgi(request) -> bool:
     return isinstance(getattr(request, "_request", request), ASGIRequest)
 
 
-def ranged_response(request, *, name: str, size: int, content_type: str, etag: str, disposition: str):
-    """The stored file `name` (or the one range of it the request asks for), streamed."""
+def ranged_response(request, *, handle, size: int, content_type: str, etag: str, disposition: str):
+    """The opened stored file (or the one range of it the request asks for), streamed; closed once sent."""
     if_range = request.headers.get("If-Range")
     header = request.headers.get("Range") if not if_range or if_range.strip('"') == etag else None
     try:
         span = parse_range(header, size)
     except RangeNotSatisfiable as exc:
+        handle.close()
         response = JsonResponse({"error": exc.as_dict()}, status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
@@ -139,7 +161,7 @@ def ranged_response(request, *, name: str, size: int, content_type: str, etag: s
         start, length, code = 0, size, 200
     else:
         start, length, code = span[0], span[1] - span[0] + 1, 206
-    chunks = _stream(name, start, length)
+    chunks = _Chunks(handle, start, length)
     if _served_over_asgi(request):
         chunks = _read_in_a_thread(chunks)
         # The request's own thread (Django's ASGI handler gives each request one) is done with the
@@ -163,13 +185,13 @@ def media_response(request, media: Media, *, thumbnail: bool = False):
     if thumbnail:
         if not media.thumbnail:
             raise NotFound(f"Media {media.pk} has no thumbnail.", field="media")
-        name, content_type = media.thumbnail.name, "image/jpeg"
-        size = default_storage.size(name)
+        handle, content_type = _open(media.thumbnail.name, media.pk), "image/jpeg"
+        size = handle.size
         etag = f"{media.sha256}-thumbnail"
     else:
-        name, content_type, size, etag = media.file.name, media.mime_type, media.size, media.sha256
+        handle, content_type, size, etag = _open(media.file.name, media.pk), media.mime_type, media.size, media.sha256
     inline = media.kind in (Media.Kind.IMAGE, Media.Kind.VIDEO, Media.Kind.VOICE) or thumbnail
     # A document is saved under its own name (RFC 6266: an ASCII fallback and the UTF-8 name).
     disposition = "inline" if inline else content_disposition_header(True, media.name or f"media-{media.pk}")
-    return ranged_response(request, name=name, size=size, content_type=content_type, etag=etag,
+    return ranged_response(request, handle=handle, size=size, content_type=content_type, etag=etag,
                            disposition=disposition)

@@ -242,3 +242,31 @@ def test_a_history_page_read_as_its_photo_is_deleted_shows_it_deleted(settings, 
     shown = page.json()["results"][0]
     assert (shown["seq"], shown["kind"], shown["text"], shown["media"], shown["event"]) == (
         message.seq, "removed", "", None, {"action": "message_deleted", "by": alice.pk})
+
+
+@pytest.mark.parametrize("thumbnail", [False, True], ids=["file", "thumbnail"])
+def test_a_photo_fetched_as_it_is_deleted_is_not_found(settings, tmp_path, monkeypatch, thumbnail):
+    """Bob's app fetches Alice's photo at the moment she deletes it for everyone: he was allowed to
+    see it when asked, and its file is gone by the time it is read. He is told it is not found (as
+    a moment later), not a server error or a download cut short."""
+    from broker.services import deletion
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    alice, _ = user_with_token()
+    bob, bob_token = user_with_token()
+    chat = direct_conversation(alice, bob)
+    photo = media_service.upload(uploader=alice, file=samples.uploaded(samples.image_bytes(), "a.jpg", "image/jpeg"))
+    message, _ = send_message(sender=alice, conversation_id=chat.pk, client_id="p1", media_id=photo.pk)
+    allowed = media_service.readable_media
+
+    def deleted_meanwhile(**kwargs):
+        media = allowed(**kwargs)
+        deletion.delete_for_everyone(user=alice, conversation_id=chat.pk, seq=message.seq)
+        return media
+
+    monkeypatch.setattr(media_service, "readable_media", deleted_meanwhile)
+    response = SchemaCheckedClient(bob_token).get(f"/api/v1/media/{photo.pk}" + ("/thumbnail" if thumbnail else ""))
+
+    assert not default_storage.exists(photo.file.name)
+    assert response.status_code == 404
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("not_found", "media")
