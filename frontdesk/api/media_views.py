@@ -67,9 +67,10 @@ def _download(request, media_id: int, *, thumbnail: bool):
 
 class MediaDownloadView(APIView):
     @extend_schema(tags=["media"], responses={**FILE_RESPONSES, **ERRORS},
-                   description="The file, for its uploader and the members of conversations where it was sent; "
-                               "a profile photo also for whoever sees its owner's name, a group's photo for the "
-                               "group's members (anyone else gets 404). Supports Range (one range) for seeking.")
+                   description="The file, for its uploader and the members of conversations where it was sent "
+                               "(and who have left such a group, up to the notice of their going); a profile photo "
+                               "also for whoever sees its owner's name, a group's photo for the group's members "
+                               "(anyone else gets 404). Supports Range (one range) for seeking.")
     def get(self, request, media_id: int):
         return _download(request, media_id, thumbnail=False)
 

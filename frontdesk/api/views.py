@@ -276,8 +276,9 @@ class MessagesView(APIView):
 class MessageDetailView(APIView):
     @extend_schema(tags=["messages"], responses={204: None, **ERRORS}, operation_id="v1_conversations_message_destroy",
                    description="Delete your own message for everyone, within MESSENGER_DELETE_FOR_EVERYONE_SECONDS "
-                               "(2 days) of sending it. It keeps its seq and becomes `removed`; the members are told "
-                               "by a system message `{action: message_deleted, seq, by}`. Again: 204, nothing changes.")
+                               "(2 days) of sending it; a group's admins delete any member's the same way. It keeps "
+                               "its seq and becomes `removed`; the members are told by a system message "
+                               "`{action: message_deleted, seq, by}`. Again: 204, nothing changes.")
     def delete(self, request, conversation_id: int, seq: int):
         deletion.delete_for_everyone(user=request.user, conversation_id=conversation_id, seq=seq)
         return Response(status=status.HTTP_204_NO_CONTENT)
