@@ -296,11 +296,14 @@ function addMessage(c, m) {
     c.delivered_seq = Math.max(c.delivered_seq, m.seq);
   }
   c.last_seq = Math.max(c.last_seq, m.seq);
-  if (!c.last_message || m.seq >= c.last_message.seq) {
+  const newest = !c.last_message || m.seq >= c.last_message.seq;
+  if (newest) {
     c.last_message = m;
     if (time(m.created_at) > time(c.last_activity_at)) c.last_activity_at = m.created_at;
   }
-  if (m.sender) c.typing.delete(m.sender);
+  // Their message came, so they stopped typing; an older one (a history page, a late copy) says
+  // nothing of what they are doing now.
+  if (m.sender && newest && !existing) c.typing.delete(m.sender);
   if (isRemovalNotice(m)) {
     takeDown(c, m.event);
     // My own deletion's notice is seen by me, where I had seen all before it (as the server has it).
