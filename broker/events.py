@@ -96,6 +96,7 @@ def message_payload(message: Message, *, status: str = "sent") -> dict:
         "client_id": message.client_id,
         "created_at": timestamp(message.created_at),
         "reply_to": message.reply_to_seq,
+        "edited_at": timestamp(message.edited_at),
         "status": status,
     }
 

@@ -22,3 +22,6 @@ watermark_advanced = Signal()
 # Unlike the two above, sent inside the take-down's transaction, from a thread where database work
 # is allowed (an operator's request): what receivers write is committed, or undone, with it.
 message_taken_down = Signal()
+# sender=Message class; kwargs: message (as edited: its new text and edited_at). Sent inside the
+# edit's transaction, as `message_taken_down` is.
+message_edited = Signal()

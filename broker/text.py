@@ -44,3 +44,12 @@ def clean_text(value: object, *, field: str, max_length: int, required: bool = F
         raise InvalidInput(f"{field} must not contain NUL characters.", field=field)
     check_encodable(value, field=field)
     return value
+
+
+def duration_text(seconds: int) -> str:
+    """A limit of time as a refusal names it: "2 hours", "15 minutes"."""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute" + ("s" if minutes != 1 else "")

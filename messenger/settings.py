@@ -295,6 +295,8 @@ MESSENGER = {
     "SEND_RATE_WINDOW": env_int("MESSENGER_SEND_RATE_WINDOW", 10, minimum=1),
     # How long after sending a message its sender may delete it for everyone (2 days).
     "DELETE_FOR_EVERYONE_SECONDS": env_int("MESSENGER_DELETE_FOR_EVERYONE_SECONDS", 172800, minimum=60),
+    # How long after sending a message its sender may edit its text (15 minutes).
+    "EDIT_SECONDS": env_int("MESSENGER_EDIT_SECONDS", 900, minimum=60),
     # Threads (each with its own connection) for websocket database work on PostgreSQL; SQLite uses one.
     # Each call hops to one and back and the threads take turns with the event loop for the GIL: on
     # the benchmark machine 2 cost 10% less CPU per message than 4, with lower tails, and 1 (Channels'

@@ -159,7 +159,7 @@ class MessageAdmin(BoundedSearch, admin.ModelAdmin):
     # it there: shown here, never rewritten (the members would keep their copies and be told
     # nothing). An operator takes a message down instead (broker.services.moderation).
     readonly_fields = ["conversation", "seq", "sender", "client_id", "kind", "text", "event", "media", "reply_to_seq",
-                       "created_at"]
+                       "created_at", "edited_at"]
 
     def has_add_permission(self, request):
         return False  # messages are sent through the broker, which gives each its seq

@@ -245,6 +245,9 @@ class Message(models.Model):
     # everyone, so the reference outlives its text, and clients find it as they find any message,
     # by (conversation, seq). Not indexed: nothing looks messages up by what they quote.
     reply_to_seq = models.BigIntegerField(null=True, blank=True)
+    # When its sender last edited its text (broker.services.editing); null if never. Not set by a
+    # send: its INSERT leaves the column out (broker.services.send), so it is NULL.
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

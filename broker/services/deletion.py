@@ -16,6 +16,8 @@ from django.utils import timezone
 from broker.errors import Forbidden, NotFound
 from broker.services.moderation import remove_message
 from broker.services.people import not_a_member, parse_id
+from broker.services.receipts import notice_seen_by_its_author
+from broker.text import duration_text
 from storage.models import Conversation, Membership, Message, User
 
 
@@ -41,14 +43,14 @@ def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> 
             return None
         window = settings.MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]
         if timezone.now() - message.created_at > timedelta(seconds=window):
-            raise Forbidden(f"A message can be deleted for everyone only within {_duration(window)} of "
+            raise Forbidden(f"A message can be deleted for everyone only within {duration_text(window)} of "
                             f"sending it.", field="seq")
         notice = remove_message(
             message, notice_text=_notice_text(user, message),
             notice_event={"action": "message_deleted", "by": user.pk},
             mark={"action": "message_deleted", "by": user.pk},
         )
-        _seen_by_its_author(membership.pk, notice)
+        notice_seen_by_its_author(membership_id=membership.pk, notice=notice)
     return notice
 
 
@@ -61,20 +63,3 @@ def _notice_text(user: User, message: Message) -> str:
     if message.sender_id == user.pk:
         return f"{name} deleted a message"
     return f"{name} deleted a message as admin"
-
-
-def _seen_by_its_author(membership_id: int, notice: Message) -> None:
-    """The deleter has seen their own notice: it must not count as unread for them on their other
-    devices, or after a reload. Only where they had seen everything before it, so that deleting
-    does not mark others' messages read that they never saw."""
-    own = Membership.objects.filter(pk=membership_id)
-    if not own.filter(read_seq=notice.seq - 1).update(read_seq=notice.seq, delivered_seq=notice.seq):
-        own.filter(delivered_seq=notice.seq - 1).update(delivered_seq=notice.seq)
-
-
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour" + ("s" if hours != 1 else "")
-    minutes = max(1, round(seconds / 60))
-    return f"{minutes} minute" + ("s" if minutes != 1 else "")

@@ -43,8 +43,11 @@ def remove_message(message: Message, *, notice_text: str, notice_event: dict, ma
     tells the members (`notice_event` gains the seq). `mark` is kept as the removed message's
     `event`: who removed it, for clients to say so."""
     media_id = message.media_id
-    Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None, event=mark)
+    # Whether its text was edited goes with the text.
+    Message.objects.filter(pk=message.pk).update(kind=Message.Kind.REMOVED, text="", media=None, event=mark,
+                                                 edited_at=None)
     message.kind, message.text, message.media, message.event = Message.Kind.REMOVED, "", None, mark
+    message.edited_at = None
     # Others holding copies of it drop them too (developer_api: the apps' webhook events).
     signals.message_taken_down.send(sender=Message, message=message)
     notice = append_message(

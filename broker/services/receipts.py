@@ -13,7 +13,7 @@ from broker.publish import after_commit, announcing_committed, publish_on_commit
 from broker.services.accounts import check_device
 from broker.services.people import parse_id
 from storage import async_sql, selectors, sql
-from storage.models import Departure, Membership, User
+from storage.models import Departure, Membership, Message, User
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,16 @@ READ = "read"
 
 
 _LARGEST_SEQ = 2**63 - 1  # the column's (bigint); PostgreSQL refuses a larger parameter outright
+
+
+def notice_seen_by_its_author(*, membership_id: int, notice: Message) -> None:
+    """Whoever caused a notice about a message (deleted it for everyone, edited it) has seen it: it
+    must not count as unread for them on their other devices, or after a reload. Only where they
+    had seen everything before it, so that it does not mark others' messages read that they never
+    saw. Their devices are not told: each applies the same rule to the notice (docs/protocol.md)."""
+    own = Membership.objects.filter(pk=membership_id)
+    if not own.filter(read_seq=notice.seq - 1).update(read_seq=notice.seq, delivered_seq=notice.seq):
+        own.filter(delivered_seq=notice.seq - 1).update(delivered_seq=notice.seq)
 
 
 def _parse_seq(value: object) -> int:

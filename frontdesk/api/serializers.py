@@ -110,6 +110,12 @@ class MessageSendRequest(serializers.Serializer):
                                                   "for none there, 400 for a system message.")
 
 
+class MessageEditRequest(serializers.Serializer):
+    text = StringField(trim_whitespace=False, allow_blank=True,
+                                 help_text="The message's new text; for a message with media, its new caption (may "
+                                           "be \"\").")
+
+
 class MediaUploadRequest(serializers.Serializer):
     file = serializers.FileField(help_text="The file; its type is decided from its content, not its name.")
     kind = serializers.ChoiceField(choices=["image", "video", "voice", "document"], required=False,
@@ -177,6 +183,8 @@ class MessageSchema(serializers.Serializer):
     created_at = serializers.DateTimeField()
     reply_to = serializers.IntegerField(allow_null=True, help_text="the seq of the message this one replies to "
                                                                     "(quotes), in the same conversation; null for none")
+    edited_at = serializers.DateTimeField(allow_null=True, help_text="when its sender last edited its text (PATCH "
+                                                                     "conversations/{id}/messages/{seq}); null if never")
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])
 
 

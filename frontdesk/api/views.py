@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import accounts, conversations, deletion, people, receipts, send
+from broker.services import accounts, conversations, deletion, editing, people, receipts, send
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -274,6 +274,18 @@ class MessagesView(APIView):
 
 
 class MessageDetailView(APIView):
+    @extend_schema(tags=["messages"], request=s.MessageEditRequest, responses={200: s.MessageSchema, **ERRORS},
+                   operation_id="v1_conversations_message_partial_update",
+                   description="Edit the text (or a media message's caption) of your own message, within "
+                               "MESSENGER_EDIT_SECONDS (15 minutes) of sending it: 200 with the message as it now "
+                               "is, `edited_at` set. The members are told by a system message `{action: "
+                               "message_edited, seq, by}`. The same text again: 200, nothing changes. 403 on seq "
+                               "for someone else's message, a deleted one or one past that time.")
+    def patch(self, request, conversation_id: int, seq: int):
+        text = validated(s.MessageEditRequest, request.data)["text"]
+        message, _ = editing.edit_message(user=request.user, conversation_id=conversation_id, seq=seq, text=text)
+        return Response(events.message_payload(message, status=send.current_status(message)))
+
     @extend_schema(tags=["messages"], responses={204: None, **ERRORS}, operation_id="v1_conversations_message_destroy",
                    description="Delete your own message for everyone, within MESSENGER_DELETE_FOR_EVERYONE_SECONDS "
                                "(2 days) of sending it; a group's admins delete any member's the same way. It keeps "

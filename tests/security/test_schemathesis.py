@@ -83,7 +83,7 @@ def stored() -> tuple:
         list(Block.objects.order_by("pk").values_list("pk", "blocker_id", "blocked_id")),
         list(Conversation.objects.order_by("pk").values_list("pk", "title", "last_seq")),
         list(Membership.objects.order_by("pk").values_list("pk", "user_id", "role", "delivered_seq", "read_seq")),
-        list(Message.objects.order_by("pk").values_list("pk", "seq", "client_id", "text")),
+        list(Message.objects.order_by("pk").values_list("pk", "seq", "client_id", "kind", "text", "edited_at")),
         list(Departure.objects.order_by("pk").values_list("pk", "user_id", "delivered_seq", "read_seq", "through_seq")),
     )
 
@@ -105,7 +105,7 @@ def world(django_db_setup, transactional_db):
     remove_member(actor=alice, conversation_id=left.pk, user_id=alice.pk)
     contact = add_contact(owner=alice, user_id=bob.pk)
     return {"token": token, "conversation_id": [direct.pk, group.pk, left.pk], "user_id": [bob.pk, carol.pk],
-            "contact_id": [contact.pk]}
+            "contact_id": [contact.pk], "seq": [1, 2]}  # alice's "one", bob's "two" (or a notice)
 
 
 @schema.exclude(path="/api/v1/auth/logout").parametrize()
