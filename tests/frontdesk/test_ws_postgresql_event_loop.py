@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from broker import events
-from broker.services import accounts, receipts, send, sessions
+from broker.services import accounts, editing, receipts, send, sessions
 from broker.services import people as people_service
 from developer_api.models import OptIn, OutboundMessage
 from developer_api.services import messaging
@@ -144,6 +144,22 @@ async def test_replies_flow_and_are_refused_wherever_the_statements_run(statemen
     assert (error["code"], error["field"], error["ref"]) == ("not_found", "reply_to", "r2")
     assert await db(lambda: list(Message.objects.filter(conversation=chat).order_by("seq")
                                  .values_list("seq", "reply_to_seq")))() == [(1, None), (2, 1)]
+
+
+async def test_messages_sent_wherever_the_statements_run_are_edited_alike(statements_on_loop, sockets):
+    (alice, alice_token), (bob, bob_token) = await people(2)
+    chat = await db(direct_conversation)(alice, bob)
+    a = await sockets(alice_token)
+    typo = await a.send_message(chat.pk, "helo")
+    assert typo["edited_at"] is None  # the send's payload has it, with no query for it
+
+    edited, notice = await db(editing.edit_message)(user=alice, conversation_id=chat.pk, seq=typo["seq"], text="hello")
+
+    assert (edited.text, notice.event) == ("hello", {"action": "message_edited", "seq": typo["seq"], "by": alice.pk})
+    assert (await a.receive_new(notice.seq))["message"]["event"]["action"] == "message_edited"
+    b = await sockets(bob_token)  # offline until now: catches up with the new text
+    caught_up = {e["message"]["seq"]: e["message"] for e in await b.drain() if e["type"] == "message.new"}
+    assert (caught_up[typo["seq"]]["text"], caught_up[typo["seq"]]["edited_at"]) == ("hello", events.timestamp(edited.edited_at))
 
 
 async def test_a_reply_is_stored_on_the_loop_and_one_that_may_not_quote_is_left_to_the_threads(settings):
