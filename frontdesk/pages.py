@@ -4,6 +4,7 @@ The chat page itself is one template and a JavaScript module that speaks the cli
 (REST with the session cookie and CSRF header, the websocket with the session cookie).
 """
 
+from django.conf import settings
 from django.contrib.auth import login as session_login
 from django.contrib.auth import logout as session_logout
 from django.shortcuts import redirect, render
@@ -98,5 +99,6 @@ def chat_page(request):
         "blocked": selectors.blocked_user_ids(blocker_id=request.user.pk),
         "api": "/api/v1/",
         "websocket": "/ws/v1/",
+        "edit_seconds": settings.MESSENGER["EDIT_SECONDS"],
     }
     return render(request, "frontdesk/chat.html", {"boot": boot})

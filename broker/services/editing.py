@@ -55,14 +55,16 @@ def edit_message(*, user: User, conversation_id: object, seq: object, text: obje
         if timezone.now() - message.created_at > timedelta(seconds=window):
             raise Forbidden(f"A message can be edited only within {duration_text(window)} of sending it.",
                             field="seq")
-        message.text, message.edited_at = text, timezone.now()
-        Message.objects.filter(pk=message.pk).update(text=message.text, edited_at=message.edited_at)
-        # Others holding copies of it update them too (developer_api: the apps' webhook events).
-        signals.message_edited.send(sender=Message, message=message)
         notice = append_message(
             conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM,
             text=f"{user.display_name or 'Someone'} edited a message",
             event={"action": "message_edited", "seq": seq, "by": user.pk},
         )
+        # The edit's time is its notice's: a client holding a copy with that `edited_at` (or later)
+        # has this edit, and need not fetch the message again on the notice.
+        message.text, message.edited_at = text, notice.created_at
+        Message.objects.filter(pk=message.pk).update(text=message.text, edited_at=message.edited_at)
         notice_seen_by_its_author(membership_id=membership.pk, notice=notice)
+        # Others holding copies of it update them too (developer_api: the apps' webhook events).
+        signals.message_edited.send(sender=Message, message=message)
     return message, notice

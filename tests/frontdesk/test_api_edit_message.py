@@ -107,7 +107,9 @@ def test_history_and_the_chat_list_carry_the_edit():
          {"action": "message_edited", "seq": message.seq, "by": alice.pk}),
     ]
     stored = Message.objects.get(pk=message.pk)
-    assert stored.edited_at is not None and stored.created_at < stored.edited_at
+    assert stored.created_at < stored.edited_at
+    # The edit's time is its notice's: a copy with it is the edited one.
+    assert stored.edited_at == Message.objects.get(conversation=chat, seq=untouched.seq + 1).created_at
     last = SchemaCheckedClient(bob_token).get("/api/v1/conversations").json()[0]["last_message"]
     assert last["event"] == {"action": "message_edited", "seq": message.seq, "by": alice.pk}
 

@@ -13,6 +13,12 @@
 // holds of it, or what one `after_seq=seq-1&limit=1` fetched (kept apart from the loaded history in
 // `quoted`, so that history stays one unbroken run of seqs); clicking it scrolls to the original,
 // loading older history back to it first.
+//
+// Edits: my own text message may be edited for a while after sending it (`boot.edit_seconds`), in
+// the composer under an "Editing message" bar, saved with PATCH. The members hear of an edit by a
+// `message_edited` notice, which is not shown and carries no text: a page holding an older copy of
+// the message (or of a quote of it) fetches it again, and an older copy arriving late does not
+// undo the edit.
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
@@ -27,6 +33,8 @@ const conn = new Connection(boot.websocket);
 const drafts = new Drafts(me.id);
 
 const SEND_TIMEOUT_MS = 10000;
+// How long after sending it a message of mine may be edited (MESSENGER_EDIT_SECONDS).
+const EDIT_SECONDS = boot.edit_seconds || 900;
 // Refusals of a send that mean "not now" (protocol.md): too many messages for the moment, no
 // database connection free, the members changed under it. Sent again by itself up to MAX_RESENDS
 // times; any other error is shown at once.
@@ -78,6 +86,7 @@ const els = {
   profileButton: $("open-profile"),
   attachPanel: $("attach-panel"),
   replyBar: $("reply-bar"),
+  editBar: $("edit-bar"),
   attachButton: $("attach-button"),
   attachInput: $("attach-input"),
   recordButton: $("record-button"),
@@ -201,6 +210,8 @@ function upsertConversation(p) {
       replyTo: null, // the seq of the message the composer's next message quotes
       quoted: new Map(), // seq -> a quoted message fetched on its own (null: not one this user can see)
       quoting: new Set(), // seqs of quoted messages being fetched
+      editing: null, // {seq, before, saving, error}: my message being edited in the composer; before: what it held
+      refetching: new Map(), // seq -> whether to fetch it again once this fetch ends (edited meanwhile)
     };
     state.conversations.set(p.id, c);
   }
@@ -285,6 +296,8 @@ function addMessage(c, m) {
   // a late live event) does not bring it back.
   if (m.kind === "removed") c.removed.set(m.seq, m.event);
   else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null, event: c.removed.get(m.seq) };
+  // So is an edit: a copy from before it (a late live event, an older page) keeps the edited text.
+  if (existing && editedLater(existing, m)) m = { ...m, text: existing.text, edited_at: existing.edited_at };
   c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
   if (m.sender === me.id) {
     if (m.client_id && c.pending.has(m.client_id)) {
@@ -304,9 +317,10 @@ function addMessage(c, m) {
   // Their message came, so they stopped typing; an older one (a history page, a late copy) says
   // nothing of what they are doing now.
   if (m.sender && newest && !existing) c.typing.delete(m.sender);
-  if (isRemovalNotice(m)) {
-    takeDown(c, m.event);
-    // My own deletion's notice is seen by me, where I had seen all before it (as the server has it).
+  if (isEditNotice(m)) refetchIfOlder(c, m);
+  if (isRemovalNotice(m)) takeDown(c, m.event);
+  if (isRemovalNotice(m) || isEditNotice(m)) {
+    // My own deletion's or edit's notice is seen by me, where I had seen all before it (as the server has it).
     if (m.event.by === me.id) {
       if (c.read_seq >= m.seq - 1) c.read_seq = Math.max(c.read_seq, m.seq);
       if (c.delivered_seq >= m.seq - 1) c.delivered_seq = Math.max(c.delivered_seq, m.seq);
@@ -319,6 +333,55 @@ function isRemovalNotice(m) {
   return m.kind === "system" && m.event && REMOVAL_NOTICES.has(m.event.action);
 }
 
+function isEditNotice(m) {
+  return m.kind === "system" && m.event && m.event.action === "message_edited";
+}
+
+/** Whether copy `a` of a message holds a later edit than copy `b`. */
+function editedLater(a, b) {
+  return Boolean(a.edited_at) && time(a.edited_at) > time(b.edited_at);
+}
+
+/** On an edit's notice: fetch the message again where this page holds a copy from before the edit
+ * (in the chat, or as a quote). An edit's `edited_at` is its notice's `created_at`. */
+function refetchIfOlder(c, notice) {
+  const seq = notice.event.seq;
+  const held = c.msgs.get(seq) || c.quoted.get(seq);
+  if (!held || held.kind !== "text" || time(held.edited_at) >= time(notice.created_at)) return;
+  refetchEdited(c, seq);
+}
+
+/** Fetch the message at `seq` again (GET messages?after_seq=seq-1&limit=1) and take its text. */
+async function refetchEdited(c, seq) {
+  if (c.refetching.has(seq)) {
+    c.refetching.set(seq, true); // edited again meanwhile: once more when this one ends
+    return;
+  }
+  c.refetching.set(seq, false);
+  try {
+    const page = await api.messages(c.id, { after_seq: seq - 1, limit: 1 });
+    const found = page.results[0];
+    if (found && found.seq === seq) takeEdit(c, found);
+  } catch (exc) {
+    // Not now (offline, say): the history fetched at the next connect or opening has it.
+  } finally {
+    const again = c.refetching.get(seq);
+    c.refetching.delete(seq);
+    if (again) refetchEdited(c, seq);
+  }
+  renderConversationEverywhere(c);
+}
+
+/** The text of message `m` as it now is (after an edit), wherever this page holds it. */
+function takeEdit(c, m) {
+  if (m.kind !== "text") return; // deleted meanwhile: its notice says so
+  for (const copies of [c.msgs, c.quoted]) {
+    const held = copies.get(m.seq);
+    if (held && held.kind === "text" && !editedLater(held, m)) copies.set(m.seq, { ...held, text: m.text, edited_at: m.edited_at });
+  }
+  if (c.last_message && c.last_message.seq === m.seq && c.msgs.has(m.seq)) c.last_message = c.msgs.get(m.seq);
+}
+
 /** A moderator took the message at `notice.seq` down, or its sender deleted it for everyone: it
  * keeps its place, its text and media go. */
 function takeDown(c, notice) {
@@ -326,6 +389,7 @@ function takeDown(c, notice) {
   c.removed.set(notice.seq, mark);
   c.deleteErrors.delete(notice.seq);
   if (c.confirmDelete === notice.seq) c.confirmDelete = null;
+  if (c.editing && c.editing.seq === notice.seq) stopEditing(c); // nothing left to edit
   const held = c.msgs.get(notice.seq);
   if (!held) return; // not loaded here yet: it comes removed, or addMessage removes it
   c.msgs.set(notice.seq, { ...held, kind: "removed", text: "", media: null, event: mark });
@@ -765,7 +829,16 @@ function previewOf(c) {
     return [last.state === "failed" ? icon("alert", { size: 16, label: "Not sent" }) : icon("clock", { size: 14, label: "Sending" }),
       h("span", { class: "preview-text", text: last.media ? `${mediaLabel(last.media)}${last.text ? `: ${last.text}` : ""}` : last.text })];
   }
-  const m = c.last_message;
+  let m = c.last_message;
+  if (m && isEditNotice(m)) {
+    // Its notice is not shown: the list shows the edited message, as it now is (fetched if need be;
+    // the notice's own words only for one from before I joined, which I cannot see).
+    const notice = m;
+    m = c.msgs.get(notice.event.seq) ?? c.quoted.get(notice.event.seq);
+    if (m === undefined) fetchQuoted(c, notice.event.seq);
+    if (m === undefined) return h("span", { class: "preview-text" });
+    if (m === null) m = notice;
+  }
   if (!m) return h("span", { class: "preview-text muted", text: c.kind === "group" ? "Group created" : "No messages yet" });
   if (isRemovalNotice(m) && m.event.action === "message_deleted") {
     // Its notice is not shown: the chat shows the message deleted in its place, and so does the list.
@@ -894,6 +967,8 @@ function refreshComposer(c) {
   if (notice) append(els.composerNotice, [notice]);
   els.composerNotice.hidden = !notice;
   els.composer.hidden = Boolean(notice);
+  if (notice) stopEditing(c); // no composer to edit in (blocked, left)
+  renderEditBar(c);
   renderReplyBar(c);
 }
 
@@ -951,8 +1026,8 @@ function messageItems(c) {
     const text = c.kind === "group" ? "This is the start of the group." : `This is the start of your chat with ${titleOf(c)}.`;
     items.push({ key: "start", sig: text, build: () => h("div", { class: "history-start" }, h("span", { text })) });
   }
-  // A deletion's notice is not shown: the message itself shows deleted in its place.
-  const entries = [...c.msgs.values()].filter((m) => !(isRemovalNotice(m) && m.event.action === "message_deleted"))
+  // A deletion's or an edit's notice is not shown: the message itself shows it, in its place.
+  const entries = [...c.msgs.values()].filter((m) => !(isRemovalNotice(m) && m.event.action === "message_deleted") && !isEditNotice(m))
     .sort((a, b) => a.seq - b.seq)
     .map((m) => ({ m, own: m.sender === me.id, pending: null }));
   for (const p of c.pending.values()) {
@@ -977,7 +1052,8 @@ function messageItems(c) {
       ? `${c.deleteErrors.get(m.seq) || ""}|${c.confirmDelete === m.seq}` : "";
     const quote = quoteFor(c, m);
     if (quote && quote.state === "loading") fetchQuoted(c, m.reply_to);
-    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}`;
+    const edit = `${m.edited_at || ""}|${mayEdit(c, m, entry.own)}|${c.editing && c.editing.seq === m.seq ? "editing" : ""}`;
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}|${edit}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status,
       seq: m.seq, createdAt: m.created_at, actions: () => messageActions(c, m, entry),
@@ -1067,15 +1143,32 @@ function replyable(c, m, { pending }) {
   return Boolean(m.seq && m.kind === "text" && !pending && canReply(c));
 }
 
-/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, and Delete where allowed. */
+/** Mine, a text or a caption (a voice message has none), within the time the server allows (it has
+ * the last word), where the composer is there to edit it in. Pending or stored alike: a row's shape
+ * says it, and a message of mine keeps its row when it is stored (retick). */
+function mayEdit(c, m, own) {
+  return Boolean(own && m.kind === "text" && !(m.media && m.media.kind === "voice") && canReply(c)
+    && Date.now() - time(m.created_at) < EDIT_SECONDS * 1000);
+}
+
+/** Whether the message offers Edit now: stored, and `mayEdit`. */
+function editable(c, m, { own, pending }) {
+  return Boolean(m.seq && !pending && mayEdit(c, m, own));
+}
+
+/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, Edit and Delete where allowed. */
 function messageActions(c, m, entry) {
   const reply = replyable(c, m, entry)
     ? h("button", { type: "button", class: "msg-reply", title: "Reply", "aria-label": "Reply to message", onclick: () => startReply(c, m.seq) },
       icon("reply", { size: 16 }))
     : null;
+  const edit = editable(c, m, entry)
+    ? h("button", { type: "button", class: "msg-edit", title: "Edit", "aria-label": "Edit message", onclick: () => startEdit(c, m.seq) },
+      icon("edit", { size: 16 }))
+    : null;
   const remove = deletable(c, m, entry) ? deleteButton(c, m.seq) : null;
-  if (!reply && !remove) return null;
-  return h("span", { class: "msg-actions" }, reply, remove);
+  if (!reply && !edit && !remove) return null;
+  return h("span", { class: "msg-actions" }, reply, edit, remove);
 }
 
 // --- replies ---------------------------------------------------------------------------------
@@ -1123,6 +1216,7 @@ async function fetchQuoted(c, seq) {
     renderMessages(c);
     renderReplyBar(c);
   }
+  renderChatList(); // the preview of an edit's notice shows the message it names
 }
 
 function quoteContent(quote) {
@@ -1141,6 +1235,7 @@ function quoteElement(c, quote) {
 
 /** Start writing a reply to the message at `seq`: the bar above the composer shows what it quotes. */
 function startReply(c, seq) {
+  stopEditing(c); // the composer is for the reply now, with what it held before the edit
   c.replyTo = seq;
   renderReplyBar(c);
   if (!els.composer.hidden) els.input.focus();
@@ -1162,7 +1257,8 @@ function takeReply(c) {
 
 function renderReplyBar(c = openChat()) {
   const bar = els.replyBar;
-  const quote = c && isOpen(c) && c.replyTo && !els.composer.hidden ? quoteOf(c, c.replyTo) : null;
+  // Set aside while a message is being edited: back, with what was typed for it, when that ends.
+  const quote = c && isOpen(c) && c.replyTo && !c.editing && !els.composer.hidden ? quoteOf(c, c.replyTo) : null;
   if (quote && quote.state === "loading") fetchQuoted(c, c.replyTo);
   const sig = quote ? quote.sig : "";
   if (bar.dataset.sig === sig && bar.hidden === !quote) return; // as it is: keep the focus where it is
@@ -1178,6 +1274,111 @@ function renderReplyBar(c = openChat()) {
       onclick: () => cancelReply(c) }, icon("close", { size: 20 })),
   ]);
   if (hadFocus) bar.querySelector(".reply-cancel").focus();
+}
+
+// --- edits -----------------------------------------------------------------------------------
+
+/** Edit my message at `seq` in the composer: its text goes there, what was typed kept aside. */
+function startEdit(c, seq) {
+  const m = c.msgs.get(seq);
+  if (!m || !isOpen(c) || els.composer.hidden) return;
+  c.editing = { seq, before: c.editing ? c.editing.before : els.input.value, saving: false, error: null };
+  els.input.value = m.text;
+  autosize();
+  renderEditBar(c);
+  renderReplyBar(c);
+  renderMessages(c);
+  els.input.focus();
+  els.input.setSelectionRange(els.input.value.length, els.input.value.length);
+}
+
+/** Stop editing (cancelled, saved, or the message gone): the composer holds what it held before. */
+function stopEditing(c) {
+  if (!c || !c.editing) return;
+  const { before } = c.editing;
+  c.editing = null;
+  if (!isOpen(c)) return;
+  els.input.value = before;
+  autosize();
+  renderEditBar(c);
+  renderReplyBar(c);
+  renderMessages(c);
+}
+
+function cancelEdit(c) {
+  const fromBar = els.editBar.contains(document.activeElement);
+  stopEditing(c);
+  if (!els.composer.hidden && (fromBar || focusWasLost())) els.input.focus();
+}
+
+/** Save the composer's text as the edited message's (PATCH); the edit shows at once, and on my
+ * other devices and the others' when its notice reaches them. */
+async function saveEdit(c) {
+  const editing = c.editing;
+  if (editing.saving) return;
+  const m = c.msgs.get(editing.seq);
+  const text = els.input.value;
+  if (!m || m.kind !== "text") {
+    stopEditing(c);
+    return;
+  }
+  if (!text.trim() && !m.media) return; // a message that is only text keeps some (the server says so too)
+  if (text === m.text) {
+    stopEditing(c);
+    return;
+  }
+  editing.saving = true;
+  editing.error = null;
+  renderEditBar(c);
+  try {
+    takeEdit(c, await api.patch(`conversations/${c.id}/messages/${editing.seq}`, { text }));
+  } catch (exc) {
+    editing.saving = false;
+    editing.error = errorText(exc);
+    if (c.editing === editing) renderEditBar(c);
+    return;
+  }
+  if (c.editing === editing) stopEditing(c);
+  renderConversationEverywhere(c);
+  if (isOpen(c) && !els.composer.hidden && focusWasLost()) els.input.focus();
+}
+
+/** The bar above the composer while a message is edited: which one, and a cancel (x). */
+function renderEditBar(c = openChat()) {
+  const bar = els.editBar;
+  const editing = c && isOpen(c) && c.editing && !els.composer.hidden ? c.editing : null;
+  const m = editing ? c.msgs.get(editing.seq) : null;
+  const text = m ? snippetOf(m) : "";
+  const sig = editing ? `${editing.seq}|${editing.saving}|${editing.error || ""}|${text}` : "";
+  if (bar.dataset.sig === sig && bar.hidden === !editing) return; // as it is: keep the focus where it is
+  bar.dataset.sig = sig;
+  const hadFocus = bar.contains(document.activeElement);
+  clear(bar);
+  bar.hidden = !editing;
+  if (!editing) return;
+  append(bar, [
+    h("div", { class: "reply-preview msg-quote-own", role: "status", "aria-label": "Editing message" },
+      h("span", { class: "quote-author quote-author-own", text: editing.saving ? "Saving…" : "Editing message" }),
+      h("span", { class: "quote-text", text }),
+      editing.error ? h("span", { class: "edit-error", role: "alert", text: editing.error }) : null),
+    h("button", { type: "button", class: "icon-button reply-cancel", "aria-label": "Cancel editing", title: "Cancel editing (Esc)",
+      onclick: () => cancelEdit(c) }, icon("close", { size: 20 })),
+  ]);
+  if (hadFocus) bar.querySelector(".reply-cancel").focus();
+}
+
+// Re-render when the next of my messages in the open chat can no longer be edited: its Edit goes.
+let editExpiryTimer = null;
+
+function scheduleEditExpiry(c) {
+  clearTimeout(editExpiryTimer);
+  const now = Date.now();
+  let soonest = Infinity;
+  for (const m of c.msgs.values()) {
+    const ends = m.sender === me.id && m.kind === "text" ? time(m.created_at) + EDIT_SECONDS * 1000 : 0;
+    if (ends > now && ends < soonest) soonest = ends;
+  }
+  if (soonest < Infinity) editExpiryTimer = setTimeout(() => renderMessages(c), soonest - now + 50);
 }
 
 /** Scroll to the message at `seq` and light it up for a moment, loading older history back to it
@@ -1226,7 +1427,11 @@ function messageElement(c, m, { own, first, status, pending, quote }) {
   const author = !own && c.kind === "group" && first
     ? h("div", { class: "msg-author" }, h("span", { text: nameOf(m.sender) }), businessBadge(m.sender))
     : null;
+  const edited = m.edited_at && m.kind === "text";
+  if (edited) classes.push("msg-edited");
+  if (c.editing && c.editing.seq === m.seq) classes.push("msg-being-edited");
   const meta = h("span", { class: "msg-meta" },
+    edited ? h("span", { class: "msg-edited-label", title: `Edited ${fmt.clock(m.edited_at)}`, text: "Edited" }) : null,
     h("time", { datetime: m.created_at, text: fmt.clock(m.created_at) }),
     own ? statusIcon(status) : null);
   const content = m.kind === "removed"
@@ -1285,6 +1490,7 @@ function renderMessages(c, { toBottom = false, keepTop = false } = {}) {
   if (keepTop) box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
   else if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
   if (c.loaded && c.hasMoreBefore && box.scrollTop < 150 && box.scrollHeight <= box.clientHeight + 150) loadOlder(c);
+  scheduleEditExpiry(c);
 }
 
 function renderConversationEverywhere(c, { messages = true } = {}) {
@@ -1300,7 +1506,10 @@ async function openConversation(id, { focus = true } = {}) {
   const c = state.conversations.get(id);
   if (!c) return;
   const previous = openChat();
-  if (previous) setDraft(previous, els.input.value);
+  if (previous) {
+    stopEditing(previous); // its composer goes back to what was typed there
+    setDraft(previous, els.input.value);
+  }
   state.confirmDeleteChat = null;
   // A recording would go on out of sight, the microphone live: switching chats cancels it.
   if (previous && previous !== c) stopRecording(previous, false);
@@ -1335,12 +1544,14 @@ async function openConversation(id, { focus = true } = {}) {
 function closeConversation() {
   const c = openChat();
   if (c) {
+    stopEditing(c);
     setDraft(c, els.input.value);
     stopRecording(c, false);
   }
   state.openId = null;
   renderStaged();
   renderReplyBar(null);
+  renderEditBar(null);
   history.replaceState(null, "", location.pathname);
   document.body.classList.remove("chat-open");
   els.conversation.hidden = true;
@@ -1590,6 +1801,10 @@ els.composer.addEventListener("submit", (event) => {
   event.preventDefault();
   const c = openChat();
   if (!c) return;
+  if (c.editing) {
+    saveEdit(c);
+    return;
+  }
   const text = els.input.value;
   const staged = c.staged;
   if (staged && staged.file && !staged.uploading) {
@@ -1614,11 +1829,12 @@ els.input.addEventListener("keydown", (event) => {
 els.input.addEventListener("input", () => {
   autosize();
   const c = state.conversations.get(state.openId);
-  if (c) setDraft(c, els.input.value); // kept as it is typed: a reload loses nothing
+  // Kept as it is typed: a reload loses nothing. An edit is no draft: that stays what was typed before.
+  if (c && !c.editing) setDraft(c, els.input.value);
   const now = Date.now();
   // Per conversation: typing in one chat says nothing about another, so it must not hold back the
   // first "typing" of the chat switched to.
-  if (c && els.input.value.trim() && now - c.lastTypingSent > TYPING_SEND_EVERY_MS) {
+  if (c && !c.editing && els.input.value.trim() && now - c.lastTypingSent > TYPING_SEND_EVERY_MS) {
     if (conn.send({ type: "typing", conversation: c.id })) c.lastTypingSent = now;
   }
 });
@@ -2294,6 +2510,7 @@ document.addEventListener("keydown", (event) => {
   else if (open && state.confirmDeleteChat === open.id) askDeleteChat(open, false);
   else if (!els.sideDrawer.hidden) closeSide();
   else if (!els.infoDrawer.hidden) closeInfo();
+  else if (open && open.editing) cancelEdit(open);
   else if (open && open.replyTo && !els.replyBar.hidden) cancelReply(open);
   else if (state.openId !== null && window.matchMedia("(max-width: 759px)").matches) closeConversation();
 });
