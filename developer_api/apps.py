@@ -15,3 +15,4 @@ class DeveloperApiConfig(AppConfig):
                                            dispatch_uid="developer_api.watermark_advanced")
         signals.message_taken_down.connect(receivers.on_message_taken_down,
                                            dispatch_uid="developer_api.message_taken_down")
+        signals.message_edited.connect(receivers.on_message_edited, dispatch_uid="developer_api.message_edited")

@@ -220,6 +220,7 @@ class WebhookDelivery(models.Model):
         MESSAGE = "message"
         STATUS = "status"
         REMOVED = "message.removed", "Message removed"  # one the app had was taken down by a moderator, or deleted by its writer
+        EDITED = "message.edited", "Message edited"  # a user edited one the app had
 
     app = models.ForeignKey(DeveloperApp, on_delete=models.CASCADE, related_name="webhook_deliveries")
     conversation_id = models.BigIntegerField()

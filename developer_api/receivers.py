@@ -2,7 +2,8 @@
 commit): a user's message to an app's bot opts them in and goes to the app's webhook; a user's
 watermark passing the app's messages becomes their delivered/read status events; a message taken
 down by a moderator (or deleted by its sender) goes from the apps' webhook events, and apps that had it hear that it is gone
-(sent inside the take-down's transaction).
+(sent inside the take-down's transaction); one its sender edited takes its new text there, and
+apps that had it hear the new text (inside the edit's transaction).
 
 Every message in the system passes through here, so the first question (is an app's bot in this
 direct conversation, other than the author?) is answered from the context the broker sends along
@@ -66,6 +67,11 @@ def on_message_stored(sender, message: Message, context=None, **kwargs) -> None:
 def on_message_taken_down(sender, message: Message, **kwargs) -> None:
     # In the take-down's transaction: should this fail, the message is not taken down either.
     webhooks.message_taken_down(message=message)
+
+
+def on_message_edited(sender, message: Message, **kwargs) -> None:
+    # In the edit's transaction, as a take-down's: the apps' copies change with it or not at all.
+    webhooks.message_edited(message=message)
 
 
 def on_watermark_advanced(sender, conversation_id: int, user_id: int, seq: int, status: str, context=None,

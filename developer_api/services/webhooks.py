@@ -1,5 +1,6 @@
-"""Webhooks: an app's callback URL hears of users' messages to it, of its messages' status, and of
-messages it had that a moderator took down or their writer deleted for everyone.
+"""Webhooks: an app's callback URL hears of users' messages to it, of its messages' status, of
+messages it had that a moderator took down or their writer deleted for everyone, and of those it
+had that their writer edited.
 
 Each event is a `WebhookDelivery` row, written beside the change it announces (so none is lost to a
 crash), and posted by the task worker as JSON signed with `X-Hub-Signature-256: sha256=<HMAC-SHA256
@@ -371,6 +372,44 @@ def message_taken_down(*, message: Message) -> None:
                payload={"removed": {"id": message_id, "conversation_id": message.conversation_id,
                                     "seq": message.seq, "user_id": person,
                                     "timestamp": events.timestamp(now)}})
+
+
+def message_edited(*, message: Message) -> None:
+    """A user edited `message` (already with its new text: a text, or a media message's caption).
+    Its events not yet posted, and an operator's resend, carry the new text. Each app that had it
+    (one whose event was posted or is being posted to it) is sent `message.edited` with the new
+    text, in the same lane: after the message's own event. Only users edit, and only their own
+    messages: an app's own are never edited."""
+    had_it: set[int] = set()
+    deliveries = WebhookDelivery.objects.select_for_update().filter(
+        conversation_id=message.conversation_id, seq=message.seq, event=WebhookDelivery.Event.MESSAGE)
+    for delivery in deliveries:
+        payload = json.loads(delivery.body)
+        _with_text(payload["message"], message.text)
+        delivery.body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        delivery.save(update_fields=["body"])
+        # Posted, or claimed and not yet recorded: a worker is posting it (or crashed after posting it).
+        if delivery.status == WebhookDelivery.Status.DELIVERED or delivery.attempts or delivery.locked_until is not None:
+            had_it.add(delivery.app_id)
+    bots = Membership.objects.filter(conversation_id=message.conversation_id, user__is_business=True)
+    for app in DeveloperApp.objects.filter(pk__in=had_it, bot_id__in=bots.values("user_id")):
+        _queue(app=app, conversation_id=message.conversation_id, event=WebhookDelivery.Event.EDITED, seq=message.seq,
+               payload={"edited": {"id": f"in_{message.pk}", "conversation_id": message.conversation_id,
+                                   "seq": message.seq, "user_id": message.sender_id,
+                                   "text": {"body": message.text},
+                                   "timestamp": events.timestamp(message.edited_at)}})
+
+
+def _with_text(body: dict, text: str) -> None:
+    """A message event's `message`, given the message's new text: a text's body, or a media
+    message's caption (none when empty, as `message_received` writes it)."""
+    if body.get("type") == "text":
+        body["text"] = {"body": text}
+    elif isinstance(body.get(body.get("type")), dict):
+        media = body[body["type"]]
+        media.pop("caption", None)
+        if text:
+            media["caption"] = text
 
 
 def status_changed(*, outbound: OutboundMessage, status: str) -> None:

@@ -44,6 +44,10 @@ def handle_event(event: dict) -> None:
         # A moderator took the message down, or its writer deleted it: forget what it said, and do not act on it.
         removed = event["removed"]
         print(f"message {removed['id']} was removed")
+    elif event["event"] == "message.edited":
+        # Its writer edited a message you had: what it says now (a text, or a media message's caption).
+        edited = event["edited"]
+        print(f"message {edited['id']} was edited: {edited['text']['body']}")
 
 
 def make_server(host: str, port: int, *, secret: str, verify_token: str,

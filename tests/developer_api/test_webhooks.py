@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from broker import events
 from broker.services import media as broker_media
 from broker.services import people, receipts
 from broker.services.send import send_message as user_sends
@@ -789,3 +790,94 @@ def test_an_app_hears_when_a_user_deletes_for_everyone_what_they_wrote_to_it(
     assert removal["event"] == "message.removed"
     assert removal["removed"]["id"] == f"in_{oops.pk}" and removal["removed"]["user_id"] == user.pk
     assert "4111" not in json.dumps(removal)
+
+
+# --- edits -------------------------------------------------------------------------------------
+def user_edits(message, text, on_commit):
+    from broker.services import editing
+
+    with on_commit(execute=True):
+        return editing.edit_message(user=message.sender, conversation_id=message.conversation_id, seq=message.seq,
+                                    text=text)
+
+
+def test_an_app_that_had_a_message_hears_it_was_edited(receiver, django_capture_on_commit_callbacks):
+    """The app was posted what a user wrote; the user edits it. The app is sent a signed
+    `message.edited` with the new text, after the message's own event; an app not in that
+    conversation hears nothing."""
+    app, bystander = with_webhook(receiver), with_webhook(receiver)
+    user = UserFactory()
+    typo = user_writes(app, user, "I ordered 2 chairs", django_capture_on_commit_callbacks)
+    user_writes(bystander, UserFactory(), "hello", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due() == 2
+
+    edited, _ = user_edits(typo, "I ordered 3 chairs", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due() == 1
+
+    post = receiver.posts[-1]
+    assert len(receiver.posts) == 3
+    assert valid_signature(post, app.webhook_secret)
+    assert post["headers"]["X-Messenger-Event"] == "message.edited"
+    assert post["json"] == {
+        "object": "messenger_app", "app_id": app.pk, "event": "message.edited",
+        "edited": {"id": f"in_{typo.pk}", "conversation_id": typo.conversation_id, "seq": typo.seq,
+                   "user_id": user.pk, "text": {"body": "I ordered 3 chairs"},
+                   "timestamp": events.timestamp(edited.edited_at)},
+    }
+    delivery = WebhookDelivery.objects.get(app=app, seq=typo.seq, event="message")
+    assert "3 chairs" in delivery.body  # an operator's resend carries what it says now
+
+
+def test_a_message_edited_before_the_app_had_it_is_posted_as_edited_and_only_once(
+        receiver, django_capture_on_commit_callbacks):
+    """Its event waits (the app's webhook was failing, or the worker is behind) when the user edits
+    it: the app is posted the new text, and no `message.edited` for a message it never had."""
+    app = with_webhook(receiver)
+    user = UserFactory()
+    typo = user_writes(app, user, "my adress is 1 Main St", django_capture_on_commit_callbacks)
+
+    user_edits(typo, "my address is 1 Main St", django_capture_on_commit_callbacks)
+    webhooks.deliver_due()
+
+    assert [(e["event"], e["message"]["text"]["body"]) for e in receiver.events()] == [
+        ("message", "my address is 1 Main St")]
+
+
+def test_an_edited_caption_reaches_the_app(receiver, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    app = with_webhook(receiver)
+    user = UserFactory()
+    conversation = direct_conversation(user, app.bot)
+    photo = broker_media.upload(uploader=user, file=samples.uploaded(samples.image_bytes()))
+    with django_capture_on_commit_callbacks(execute=True):
+        message, _ = user_sends(sender=user, conversation_id=conversation.pk, client_id="p", media_id=photo.pk,
+                                text="the brokn part")
+    user_edits(message, "the broken part", django_capture_on_commit_callbacks)  # before the app had it
+    webhooks.deliver_due()
+    user_edits(message, "", django_capture_on_commit_callbacks)  # after: no caption now
+    webhooks.deliver_due()
+
+    posted, edited = receiver.events()
+    assert posted["message"]["image"]["caption"] == "the broken part"
+    assert (edited["event"], edited["edited"]["text"]) == ("message.edited", {"body": ""})
+    assert "caption" not in json.loads(WebhookDelivery.objects.get(event="message").body)["message"]["image"]
+
+
+def test_the_example_receiver_hears_of_an_edit(settings, capsys, django_capture_on_commit_callbacks):
+    settings.DEVELOPER_API = {**settings.DEVELOPER_API, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True}
+    example = load_example()
+    app = make_app()
+    server = example.make_server("127.0.0.1", 0, secret=app.webhook_secret, verify_token="s3cret")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        webhooks.set_webhook(app=app, url=f"http://127.0.0.1:{server.server_address[1]}/webhook", verify_token="s3cret")
+        typo = user_writes(app, UserFactory(), "2 chairs", django_capture_on_commit_callbacks)
+        assert webhooks.deliver_due() == 1
+        user_edits(typo, "3 chairs", django_capture_on_commit_callbacks)
+        assert webhooks.deliver_due() == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert f"message in_{typo.pk} was edited: 3 chairs" in capsys.readouterr().out
