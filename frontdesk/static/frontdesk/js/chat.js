@@ -333,6 +333,36 @@ function isRemovalNotice(m) {
   return m.kind === "system" && m.event && REMOVAL_NOTICES.has(m.event.action);
 }
 
+function isHiddenNotice(m) {
+  return isEditNotice(m) || (isRemovalNotice(m) && m.event.action === "message_deleted");
+}
+
+/** What the chat shows last behind the hidden `notice`: held here, else fetched once (undefined
+ * meanwhile; null if there is none, as in a chat whose older history is not mine to see). */
+function previewBehind(c, notice) {
+  const held = lastShownBefore(c, notice.seq);
+  if (held) return held;
+  if (c.previewFetch && c.previewFetch.seq === notice.seq) return c.previewFetch.message;
+  c.previewFetch = { seq: notice.seq, message: undefined };
+  api.messages(c.id, { before_seq: notice.seq, limit: 20 }).then((page) => {
+    const shown = page.results.filter((x) => !isHiddenNotice(x));
+    return shown.length ? shown[shown.length - 1] : null;
+  }).catch(() => null).then((message) => {
+    if (c.previewFetch && c.previewFetch.seq === notice.seq) c.previewFetch = { seq: notice.seq, message };
+    renderChatList();
+  });
+  return undefined;
+}
+
+/** The newest message the chat shows below `seq`, if this page holds every message between. */
+function lastShownBefore(c, seq) {
+  for (let at = seq - 1; at > 0 && c.msgs.has(at); at -= 1) {
+    const m = c.msgs.get(at);
+    if (!isHiddenNotice(m)) return m;
+  }
+  return null;
+}
+
 function isEditNotice(m) {
   return m.kind === "system" && m.event && m.event.action === "message_edited";
 }
@@ -830,6 +860,13 @@ function previewOf(c) {
       h("span", { class: "preview-text", text: last.media ? `${mediaLabel(last.media)}${last.text ? `: ${last.text}` : ""}` : last.text })];
   }
   let m = c.last_message;
+  // Notices not shown in the chat (an edit's, a deletion's) show in the list as what the chat ends
+  // with: the newest message before them, where this page holds it.
+  if (m && isHiddenNotice(m)) {
+    const behind = previewBehind(c, m);
+    if (behind === undefined) return h("span", { class: "preview-text" }); // being fetched
+    if (behind) m = behind;
+  }
   if (m && isEditNotice(m)) {
     // Its notice is not shown: the list shows the edited message, as it now is (fetched if need be;
     // the notice's own words only for one from before I joined, which I cannot see).

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('storage', '0012_message_reply_to_seq'),
+        ('storage', '0013_user_photo_conversation_photo'),
     ]
 
     operations = [
