@@ -100,8 +100,8 @@ class MessageSendRequest(serializers.Serializer):
     client_id = StringField(max_length=64, trim_whitespace=False,
                             help_text="A string unique per message (a number is refused); a retry with the same id "
                                       "returns the same message.")
-    text = serializers.CharField(trim_whitespace=False, required=False, allow_blank=True,
-                                 help_text="Required without media_id; with it, an optional caption.")
+    text = StringField(trim_whitespace=False, required=False, allow_blank=True,
+                       help_text="Required without media_id; with it, an optional caption.")
     media_id = serializers.IntegerField(min_value=1, required=False,
                                         help_text="A file uploaded with POST media (or one you can see, to forward).")
     reply_to = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True,

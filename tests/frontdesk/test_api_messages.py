@@ -164,6 +164,18 @@ def test_a_client_id_that_is_not_a_string_is_refused_as_over_the_websocket(chat,
     assert Message.objects.count() == 0
 
 
+def test_a_text_that_is_not_a_string_is_refused_as_over_the_websocket(chat):
+    # Taken as its digits, a number would be stored as text the client never wrote as such.
+    _, alice_client, _, _, conversation = chat
+
+    response = alice_client.post(messages_url(conversation.pk), {"client_id": "t1", "text": 42})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"], error["message"]) == ("invalid", "text", "text must be a string, not a number.")
+    assert Message.objects.count() == 0
+
+
 def test_sending_faster_than_the_rate_limit_is_refused_with_retry_after(chat, settings):
     _, alice_client, _, _, conversation = chat
     settings.MESSENGER = {**settings.MESSENGER, "SEND_RATE": 2, "SEND_RATE_WINDOW": 10}
