@@ -7,17 +7,14 @@ sending (`MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]`): past that, the others have
 a deletion would rewrite a settled conversation.
 """
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from broker.errors import Forbidden, NotFound
+from broker.errors import Forbidden
+from broker.services.message_lookup import check_within, member_and_message_locked
 from broker.services.moderation import remove_message
-from broker.services.people import not_a_member, parse_id
+from broker.services.people import parse_id
 from broker.services.receipts import notice_seen_by_its_author
-from broker.text import duration_text
 from storage.models import Conversation, Membership, Message, User
 
 
@@ -27,24 +24,13 @@ def delete_for_everyone(*, user: User, conversation_id: object, seq: object) -> 
     conversation_id = parse_id(conversation_id, field="conversation")
     seq = parse_id(seq, field="seq")
     with transaction.atomic():
-        membership = (Membership.objects.filter(conversation_id=conversation_id, user=user)
-                      .select_related("conversation").only("pk", "joined_after_seq", "role", "conversation__kind")
-                      .first())
-        if membership is None:
-            raise not_a_member(user_id=user.pk, conversation_id=conversation_id)
-        message = (Message.objects.select_for_update()
-                   .filter(conversation_id=conversation_id, seq=seq, seq__gt=membership.joined_after_seq).first())
-        if message is None:
-            raise NotFound(f"There is no message {seq} in conversation {conversation_id}.", field="seq")
+        membership, message = member_and_message_locked(user=user, conversation_id=conversation_id, seq=seq)
         if message.sender_id != user.pk and not (_group_admin(membership) and message.sender_id is not None):
             raise Forbidden("You can delete only messages you sent (and, as a group's admin, its members').",
                             field="seq")
         if message.kind == Message.Kind.REMOVED:
             return None
-        window = settings.MESSENGER["DELETE_FOR_EVERYONE_SECONDS"]
-        if timezone.now() - message.created_at > timedelta(seconds=window):
-            raise Forbidden(f"A message can be deleted for everyone only within {duration_text(window)} of "
-                            f"sending it.", field="seq")
+        check_within(message, seconds=settings.MESSENGER["DELETE_FOR_EVERYONE_SECONDS"], done="deleted for everyone")
         notice = remove_message(
             message, notice_text=_notice_text(user, message),
             notice_event={"action": "message_deleted", "by": user.pk},

@@ -8,19 +8,16 @@ and a device holding the old copy fetches the message again. Only for a while
 (`MESSENGER["EDIT_SECONDS"]`): a message others have long read and answered is settled.
 """
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from broker import signals
-from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.services.people import not_a_member, parse_id
+from broker.errors import Forbidden, InvalidInput
+from broker.services.message_lookup import check_within, member_and_message_locked
+from broker.services.people import parse_id
 from broker.services.receipts import notice_seen_by_its_author
 from broker.services.send import append_message, clean_message_text
-from broker.text import duration_text
-from storage.models import Membership, Message, User
+from storage.models import Message, User
 
 
 def edit_message(*, user: User, conversation_id: object, seq: object, text: object) -> tuple[Message, Message | None]:
@@ -32,15 +29,7 @@ def edit_message(*, user: User, conversation_id: object, seq: object, text: obje
     if text is None:
         raise InvalidInput("text is required: the message's new text.", field="text")
     with transaction.atomic():
-        membership = (Membership.objects.filter(conversation_id=conversation_id, user=user)
-                      .only("pk", "joined_after_seq").first())
-        if membership is None:
-            raise not_a_member(user_id=user.pk, conversation_id=conversation_id)
-        # Its media (a caption's) for the answer; the lock is the message's alone.
-        message = (Message.objects.select_related("media").select_for_update(of=("self",))
-                   .filter(conversation_id=conversation_id, seq=seq, seq__gt=membership.joined_after_seq).first())
-        if message is None:
-            raise NotFound(f"There is no message {seq} in conversation {conversation_id}.", field="seq")
+        membership, message = member_and_message_locked(user=user, conversation_id=conversation_id, seq=seq)
         if message.sender_id != user.pk:
             raise Forbidden("You can edit only messages you sent.", field="seq")
         if message.kind == Message.Kind.REMOVED:
@@ -51,10 +40,7 @@ def edit_message(*, user: User, conversation_id: object, seq: object, text: obje
         text = clean_message_text(text, optional=message.media_id is not None)
         if text == message.text:
             return message, None
-        window = settings.MESSENGER["EDIT_SECONDS"]
-        if timezone.now() - message.created_at > timedelta(seconds=window):
-            raise Forbidden(f"A message can be edited only within {duration_text(window)} of sending it.",
-                            field="seq")
+        check_within(message, seconds=settings.MESSENGER["EDIT_SECONDS"], done="edited")
         notice = append_message(
             conversation_id=conversation_id, sender=None, kind=Message.Kind.SYSTEM,
             text=f"{user.display_name or 'Someone'} edited a message",
