@@ -1064,7 +1064,7 @@ function messageItems(c) {
     items.push({ key: "start", sig: text, build: () => h("div", { class: "history-start" }, h("span", { text })) });
   }
   // A deletion's or an edit's notice is not shown: the message itself shows it, in its place.
-  const entries = [...c.msgs.values()].filter((m) => !(isRemovalNotice(m) && m.event.action === "message_deleted") && !isEditNotice(m))
+  const entries = [...c.msgs.values()].filter((m) => !isHiddenNotice(m))
     .sort((a, b) => a.seq - b.seq)
     .map((m) => ({ m, own: m.sender === me.id, pending: null }));
   for (const p of c.pending.values()) {
