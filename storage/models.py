@@ -224,6 +224,10 @@ class Message(models.Model):
         # Taken down by an operator: its text and media are gone, its place (seq) and sender kept.
         REMOVED = "removed"
 
+    # Notices about another message (its edit, its deletion for everyone): clients show them as
+    # the change they make to that message, not as a line of their own, so they are never unread.
+    HIDDEN_NOTICE_ACTIONS = ("message_edited", "message_deleted")
+
     # Every index is written on every message (storage/migrations/0004 says which ones and why), so
     # these foreign keys have none of their own: unique_message_seq and unique_sender_client_id
     # begin with their columns and serve their lookups.
@@ -261,6 +265,10 @@ class Message(models.Model):
             models.Index(fields=["media"], condition=Q(media__isnull=False), name="message_media"),
             # The send rate limit counts a sender's newest messages (storage/migrations/0005).
             models.Index(fields=["sender", "created_at"], name="message_sender_recent"),
+            # The unread count skips hidden notices in each chat's unread span (selectors.conversation_
+            # summaries): by this index it reads a chat's few system messages, not everything unread.
+            # Partial, so an ordinary message does not write it.
+            models.Index(fields=["conversation", "seq"], condition=Q(kind="system"), name="message_system"),
         ]
         ordering = ["conversation", "seq"]
 

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -307,6 +308,8 @@ class ConversationSummary:
     members: list[Membership]  # of a group they have left: the others in it when they went
     last_message: Message | None
     departure: Departure | None = None
+    # Of the messages above read_seq, the notices clients show only as a change to another message.
+    hidden_unread: int = 0
 
     @property
     def left(self) -> bool:
@@ -339,16 +342,31 @@ class ConversationSummary:
     @property
     def unread_count(self) -> int:
         # Sending moves the sender's own read watermark to the new message, so everything above
-        # read_seq was written by someone else (or is a system message): the count is exact.
-        return max(0, self.last_seq - self.read_seq)
+        # read_seq was written by someone else (or is a system message): the count is exact once
+        # the notices of edits and deletions, which no one sees as a message, are left out.
+        return max(0, self.last_seq - self.read_seq - self.hidden_unread)
+
+
+def _hidden_unread(*, through_departure: bool = False) -> Coalesce:
+    """Per row of memberships (or departures), the hidden notices above its read_seq: a correlated
+    count, by the partial index of system messages, in the row's own query."""
+    notices = Message.objects.filter(
+        conversation_id=OuterRef("conversation_id"), seq__gt=OuterRef("read_seq"), kind=Message.Kind.SYSTEM,
+        event__action__in=Message.HIDDEN_NOTICE_ACTIONS)
+    if through_departure:
+        notices = notices.filter(seq__lte=OuterRef("through_seq"))
+    counted = notices.order_by().values("conversation_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 def conversation_summaries(*, user: User, conversation_id: int | None = None) -> list[ConversationSummary]:
     """The user's conversations, newest activity first, with members and last message, in 4 queries
     (5 when a last message carries media, 6 when the user has left groups): the groups they have
     left among them, as they last saw them, sorted by the notice of their going."""
-    own = Membership.objects.filter(user=user).select_related("conversation")
-    departures = Departure.objects.filter(user=user).select_related("conversation")
+    own = (Membership.objects.filter(user=user).select_related("conversation")
+           .annotate(hidden_unread=_hidden_unread()))
+    departures = (Departure.objects.filter(user=user).select_related("conversation")
+                  .annotate(hidden_unread=_hidden_unread(through_departure=True)))
     if conversation_id is not None:
         own = own.filter(conversation_id=conversation_id)
         departures = departures.filter(conversation_id=conversation_id)
@@ -373,12 +391,12 @@ def conversation_summaries(*, user: User, conversation_id: int | None = None) ->
         + [(d.conversation_id, d.through_seq) for d in departures])}
     summaries = [
         ConversationSummary(conversation=m.conversation, membership=m, members=members_by_conversation[m.conversation_id],
-                            last_message=last_messages.get(m.conversation_id))
+                            last_message=last_messages.get(m.conversation_id), hidden_unread=m.hidden_unread)
         for m in own
     ] + [
         ConversationSummary(conversation=d.conversation, membership=None, departure=d,
                             members=members_by_conversation[d.conversation_id],
-                            last_message=last_messages.get(d.conversation_id))
+                            last_message=last_messages.get(d.conversation_id), hidden_unread=d.hidden_unread)
         for d in departures
     ]
     summaries.sort(key=lambda s: (s.last_activity_at, s.conversation.pk), reverse=True)

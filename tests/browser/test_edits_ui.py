@@ -122,3 +122,35 @@ def test_an_edit_is_cancelled_with_escape_or_its_x_giving_back_what_was_typed(pe
     expect(row.get_by_role("button", name="Reply to message")).to_have_count(1)
     expect(row.get_by_role("button", name="Edit message")).to_have_count(0)
     assert alice.console_errors == [] and bob.console_errors == []
+
+
+def test_edits_and_deletions_add_nothing_to_the_unread_badge_live_or_after_a_reload(people):
+    alice, bob = people("Alice Changes"), people("Bob Away")
+    start_chat(alice, bob)
+    send(alice, "see you at 8")
+    send(alice, "bring snacks")
+    item = bob.page.locator(".chat-item", has_text="Alice Changes")
+    expect(item.locator(".unread-badge")).to_have_text("2")
+
+    start_edit(alice.page, "see you at 8")
+    composer(alice.page).fill("see you at 9")
+    composer(alice.page).press("Enter")
+    expect(bubble(alice.page, "see you at 9").locator(".msg-edited-label")).to_have_text("Edited")
+    snacks = bubble(alice.page, "bring snacks")
+    snacks.hover()
+    snacks.get_by_role("button", name="Delete message for everyone").click()
+    snacks.get_by_role("button", name="Delete", exact=True).click()
+    expect(alice.page.locator("#messages .msg-removed")).to_have_text("You deleted this message")
+
+    # Bob's list has heard of both (its preview is the deleted message), and his badge still counts
+    # the two lines his chat shows, not the notices of what changed in them.
+    expect(item.locator(".preview-text")).to_have_text("This message was deleted")
+    expect(item.locator(".unread-badge")).to_have_text("2")
+    bob.page.reload()
+    expect(item.locator(".preview-text")).to_have_text("This message was deleted")
+    expect(item.locator(".unread-badge")).to_have_text("2")
+    open_chat(bob, "Alice Changes")
+    assert texts(bob.page) == ["see you at 9", "This message was deleted"]
+    expect(item.locator(".unread-badge")).to_have_count(0)
+    expect(alice.page.locator(".chat-item .unread-badge")).to_have_count(0)
+    assert alice.console_errors == [] and bob.console_errors == []

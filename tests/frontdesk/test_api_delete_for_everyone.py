@@ -165,7 +165,7 @@ def unread(token: str, conversation_id: int) -> int:
     return response.json()["unread_count"]
 
 
-def test_the_deleter_has_nothing_unread_from_it_but_misses_nothing_they_had_not_read():
+def test_a_deletion_is_never_unread_only_what_the_chat_shows_is():
     alice, alice_token = user_with_token()
     bob, bob_token = user_with_token()
     chat = direct_conversation(alice, bob)
@@ -173,12 +173,12 @@ def test_the_deleter_has_nothing_unread_from_it_but_misses_nothing_they_had_not_
 
     assert delete(alice_token, chat.pk, first.seq).status_code == 204
     assert unread(alice_token, chat.pk) == 0  # on her other devices, and after a reload
-    assert unread(bob_token, chat.pk) == 2  # her message, then its notice
+    assert unread(bob_token, chat.pk) == 1  # "This message was deleted", not its notice too
 
     second = sent_message(alice, chat, "again")
     reply = sent_message(bob, chat, "what?")  # not read by alice yet
     assert delete(alice_token, chat.pk, second.seq).status_code == 204
-    assert unread(alice_token, chat.pk) == 2  # bob's reply stays unread, and so the notice after it
+    assert unread(alice_token, chat.pk) == 1  # bob's reply stays unread; the notice after it is not
     assert reply.seq == second.seq + 1
 
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from broker.services import conversations, receipts, send
+from broker.services import conversations, deletion, editing, moderation, receipts, send
 from storage import selectors
 from storage.models import Conversation, Departure, Media
 from tests.factories import UserFactory, direct_conversation, group_conversation, membership, saved_contacts, sent_message
@@ -130,6 +130,33 @@ def test_unread_counts_what_others_wrote_after_the_read_watermark(chat):
     assert unread(bob) == 2  # delivered is not read
     receipts.mark_read(user=bob, conversation_id=conversation.pk, seq=5)
     assert unread(bob) == 1
+
+
+def test_unread_leaves_out_the_notices_of_edits_and_deletions_but_not_a_take_down():
+    alice, bob, carol = UserFactory.create_batch(3)
+    group = group_conversation(alice, bob, carol)
+    receipts.mark_read(user=carol, conversation_id=group.pk, seq=group.last_seq)
+
+    def unread(user):
+        [summary] = selectors.conversation_summaries(user=user, conversation_id=group.pk)
+        return summary.unread_count
+
+    typo = sent_message(alice, group, "helo")
+    editing.edit_message(user=alice, conversation_id=group.pk, seq=typo.seq, text="hello")
+    editing.edit_message(user=alice, conversation_id=group.pk, seq=typo.seq, text="hello!")
+    oops = sent_message(bob, group, "oops")
+    deletion.delete_for_everyone(user=bob, conversation_id=group.pk, seq=oops.seq)
+    assert unread(carol) == 2  # "hello!" and "This message was deleted": the chat shows no more
+    spam = sent_message(bob, group, "cheap watches")
+    moderation.take_down(message_id=spam.pk)
+    assert unread(carol) == 4  # the removed message and the operator's notice, which the chat shows
+    receipts.mark_read(user=carol, conversation_id=group.pk, seq=oops.seq)
+    assert unread(carol) == 2
+
+    conversations.remove_member(actor=carol, conversation_id=group.pk, user_id=carol.pk)
+    late = sent_message(alice, group, "after carol")
+    editing.edit_message(user=alice, conversation_id=group.pk, seq=late.seq, text="after carol left")
+    assert unread(carol) == 3  # her going is one more; what came after is not hers, hidden or not
 
 
 def test_a_summary_of_a_silent_chat_has_no_last_message():

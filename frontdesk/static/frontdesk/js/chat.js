@@ -176,8 +176,19 @@ function openChat() {
   return state.conversations.get(state.openId) || null;
 }
 
+/** What the chat shows above my read mark: not the notices of edits and deletions (docs/protocol.md),
+ * whether this page has seen them (by seq) or the server counted them in its last summary of the
+ * chat (`unread_count`, seqs unknown), which holds while my mark has not moved since. */
 function unreadOf(c) {
-  return Math.max(0, c.last_seq - Math.max(c.read_seq, c.readSent));
+  const mark = Math.max(c.read_seq, c.readSent);
+  let hidden = 0;
+  let from = mark;
+  if (c.summarized && c.summarized.read_seq === mark) {
+    hidden += c.summarized.hidden;
+    from = Math.max(from, c.summarized.last_seq);
+  }
+  for (const seq of c.hiddenSeqs) if (seq > from) hidden += 1;
+  return Math.max(0, c.last_seq - mark - hidden);
 }
 
 function minKey(map) {
@@ -212,6 +223,8 @@ function upsertConversation(p) {
       quoting: new Set(), // seqs of quoted messages being fetched
       editing: null, // {seq, before, saving, error}: my message being edited in the composer; before: what it held
       refetching: new Map(), // seq -> whether to fetch it again once this fetch ends (edited meanwhile)
+      hiddenSeqs: new Set(), // seqs of notices of edits and deletions above my read mark: not unread
+      summarized: null, // {read_seq, last_seq, hidden}: the hidden notices of the server's last unread_count
     };
     state.conversations.set(p.id, c);
   }
@@ -232,6 +245,7 @@ function upsertConversation(p) {
   c.left = Boolean(p.left);
   c.last_seq = Math.max(c.last_seq, p.last_seq);
   c.read_seq = Math.max(c.read_seq, p.read_seq);
+  c.summarized = { read_seq: p.read_seq, last_seq: p.last_seq, hidden: p.last_seq - p.read_seq - p.unread_count };
   c.delivered_seq = Math.max(c.delivered_seq, p.delivered_seq);
   if (p.last_message && (!c.last_message || p.last_message.seq >= c.last_message.seq)) c.last_message = p.last_message;
   if (time(p.last_activity_at) > time(c.last_activity_at)) c.last_activity_at = p.last_activity_at;
@@ -326,6 +340,9 @@ function addMessage(c, m) {
       if (c.delivered_seq >= m.seq - 1) c.delivered_seq = Math.max(c.delivered_seq, m.seq);
     }
   }
+  if (isHiddenNotice(m)) c.hiddenSeqs.add(m.seq);
+  const mark = Math.max(c.read_seq, c.readSent);
+  for (const seq of c.hiddenSeqs) if (seq <= mark) c.hiddenSeqs.delete(seq);
   return !existing;
 }
 
