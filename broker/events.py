@@ -7,6 +7,8 @@ REST API returns the same `message_payload` and `user_payload`.
 import json
 from datetime import datetime
 
+from django.utils import timezone
+
 from storage.models import Media, Membership, Message, User
 
 MESSAGE_NEW = "message.new"
@@ -17,6 +19,7 @@ PRESENCE = "presence"
 ERROR = "error"
 SESSION_REVOKED = "session.revoked"
 USER_UPDATED = "user.updated"
+CONVERSATION_MUTED = "conversation.muted"
 
 
 def to_frame(event: dict) -> str:
@@ -145,6 +148,19 @@ def error(*, code: str, message: str, frame: str | None = None, ref: object = No
         event["field"] = field
     event.update(extra)
     return event
+
+
+def mute_payload(muted_until: datetime | None, *, now: datetime | None = None) -> dict:
+    """`muted`, and `muted_until`: when it ends, null for a mute until unmuted (or none); a mute
+    that has ended is none."""
+    if muted_until is None or muted_until <= (now or timezone.now()):
+        return {"muted": False, "muted_until": None}
+    return {"muted": True, "muted_until": None if muted_until == Membership.MUTED_FOR_GOOD else timestamp(muted_until)}
+
+
+def conversation_muted(*, conversation_id: int, muted_until: datetime | None) -> dict:
+    """To the member's own devices: they muted or unmuted the conversation (on one of them)."""
+    return {"type": CONVERSATION_MUTED, "conversation": conversation_id, **mute_payload(muted_until)}
 
 
 def session_revoked() -> dict:

@@ -4,6 +4,8 @@ Delivery state is kept as per-member watermarks (`Membership.delivered_seq` / `r
 than one row per message and recipient, so receipts cost O(members) in any group size.
 """
 
+from datetime import UTC, datetime
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -137,6 +139,11 @@ class Membership(models.Model):
     delivered_seq = models.BigIntegerField(default=0)
     read_seq = models.BigIntegerField(default=0)
     joined_at = models.DateTimeField(default=timezone.now)
+    # Until when the member's devices stay silent about this chat (broker.services.muting): null when
+    # not muted, MUTED_FOR_GOOD when muted until they unmute it.
+    muted_until = models.DateTimeField(null=True, blank=True)
+
+    MUTED_FOR_GOOD = datetime(9999, 12, 31, tzinfo=UTC)
 
     class Meta:
         constraints = [

@@ -47,6 +47,8 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presen
         ],
         # A group one has left shows none: its photo now is no longer theirs to see (nor to download).
         "photo": None if summary.left else events.photo_payload(conversation.photo_id),
+        # A group one has left is never muted: nothing comes from it any more.
+        **events.mute_payload(summary.membership.muted_until if summary.membership else None),
     }
 
 

@@ -91,6 +91,12 @@ class ConversationUpdateRequest(serializers.Serializer):
         help_text="groups (admins): an image you uploaded with POST media, as the group's photo; null removes it")
 
 
+class MuteRequest(serializers.Serializer):
+    duration = serializers.IntegerField(
+        min_value=60, max_value=366 * 24 * 3600, allow_null=True,
+        help_text="seconds (8 hours: 28800, a week: 604800), or null: until you unmute it")
+
+
 class MemberRoleRequest(serializers.Serializer):
     role = serializers.ChoiceField(choices=["admin", "member"], help_text="admin: make them an admin; member: dismiss "
                                    "them as admin (yourself included, unless you are the last admin)")
@@ -228,6 +234,10 @@ class ConversationSchema(serializers.Serializer):
     members = MemberSchema(many=True)
     photo = PhotoSchema(allow_null=True, help_text="groups: the group's photo, or null; direct conversations: null "
                                                    "(show the other member's user photo)")
+    muted = serializers.BooleanField(help_text="You muted it (PUT conversations/{id}/mute): your devices do not "
+                                               "notify you of its messages. Never in a group you have left.")
+    muted_until = serializers.DateTimeField(allow_null=True, help_text="When your mute ends; null when muted until "
+                                                                       "you unmute it, or not muted")
 
 
 class ErrorDetailSchema(serializers.Serializer):

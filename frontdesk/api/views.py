@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import accounts, conversations, deletion, editing, people, receipts, send
+from broker.services import accounts, conversations, deletion, editing, muting, people, receipts, send
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -293,6 +293,24 @@ class MessageDetailView(APIView):
                                "`{action: message_deleted, seq, by}`. Again: 204, nothing changes.")
     def delete(self, request, conversation_id: int, seq: int):
         deletion.delete_for_everyone(user=request.user, conversation_id=conversation_id, seq=seq)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MuteView(APIView):
+    @extend_schema(tags=["conversations"], request=s.MuteRequest, responses={200: s.ConversationSchema, **ERRORS},
+                   description="Mute the conversation for duration seconds, or until you unmute it (null): its "
+                               "messages still arrive and count as unread, but your devices do not notify you of "
+                               "them. Replaces a mute already there; your other devices are told "
+                               "(conversation.muted). A group you have left: 403.")
+    def put(self, request, conversation_id: int):
+        data = validated(s.MuteRequest, request.data)
+        muting.mute(user=request.user, conversation_id=conversation_id, duration=data["duration"])
+        return ConversationsView._one(request, conversation_id)
+
+    @extend_schema(tags=["conversations"], responses={204: None, **ERRORS},
+                   description="Unmute the conversation (again, 204 and nothing changes); your other devices are told.")
+    def delete(self, request, conversation_id: int):
+        muting.unmute(user=request.user, conversation_id=conversation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
