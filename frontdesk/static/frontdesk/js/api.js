@@ -55,6 +55,7 @@ export class Api {
   }
   post(path, body = {}) { return this.request("POST", path, body); }
   patch(path, body) { return this.request("PATCH", path, body); }
+  put(path, body) { return this.request("PUT", path, body); }
   delete(path, body) { return this.request("DELETE", path, body); }
 
   conversations() { return this.get("conversations"); }

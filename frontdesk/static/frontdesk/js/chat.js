@@ -25,6 +25,7 @@ import { Connection } from "./connection.js";
 import { append, avatar, clear, h, hydrateIcons, icon, ticks } from "./dom.js";
 import { Drafts } from "./drafts.js";
 import * as fmt from "./format.js";
+import * as notifications from "./notifications.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const me = boot.me;
@@ -69,6 +70,7 @@ const els = {
   chatList: $("chat-list"),
   chatListEmpty: $("chat-list-empty"),
   chatListNoMatch: $("chat-list-no-match"),
+  notifyOffer: $("notify-offer"),
   filter: $("chat-filter"),
   welcome: $("chat-welcome"),
   conversation: $("conversation"),
@@ -168,6 +170,28 @@ function isVisible() {
   return document.visibilityState === "visible";
 }
 
+/** Muted by me (docs/protocol.md): no notification, and out of the tab title's count. */
+function isMuted(c) {
+  return c.muted && (!c.muted_until || time(c.muted_until) > Date.now());
+}
+
+function setMuted(c, { muted, muted_until }) {
+  c.muted = Boolean(muted);
+  c.muted_until = muted ? muted_until || null : null;
+  clearTimeout(c.muteEnds);
+  // A mute whose time is up ends here as on the server, which tells nobody: the list shows it then.
+  const left = c.muted_until ? time(c.muted_until) - Date.now() : 0;
+  if (left > 0 && left < 2 ** 31 - 1) c.muteEnds = setTimeout(() => renderConversationEverywhere(c, { messages: false }), left + 50);
+}
+
+function onMuted(ev) {
+  const c = state.conversations.get(ev.conversation);
+  if (!c) return;
+  setMuted(c, ev);
+  renderConversationEverywhere(c, { messages: false });
+  if (isOpen(c) && !els.infoDrawer.hidden) refreshInfo(c);
+}
+
 function isOpen(c) {
   return state.openId === c.id;
 }
@@ -246,6 +270,7 @@ function upsertConversation(p) {
   c.last_seq = Math.max(c.last_seq, p.last_seq);
   c.read_seq = Math.max(c.read_seq, p.read_seq);
   c.summarized = { read_seq: p.read_seq, last_seq: p.last_seq, hidden: p.last_seq - p.read_seq - p.unread_count };
+  setMuted(c, p);
   c.delivered_seq = Math.max(c.delivered_seq, p.delivered_seq);
   if (p.last_message && (!c.last_message || p.last_message.seq >= c.last_message.seq)) c.last_message = p.last_message;
   if (time(p.last_activity_at) > time(c.last_activity_at)) c.last_activity_at = p.last_activity_at;
@@ -698,6 +723,47 @@ async function onMessageNew(m) {
   if (fresh && m.kind === "system" && m.event && MEMBER_ACTIONS.has(m.event.action)) refreshConversation(c.id);
   advance(c);
   renderConversationEverywhere(c);
+  if (fresh) notifyOf(c, m);
+}
+
+/** A desktop notification of someone's new message, as WhatsApp Web shows one: not for my own, nor
+ * for system lines, nor in a muted chat, nor for a chat I am looking at, nor for one read already
+ * (on another device); one per chat, the newest replacing the one before. */
+function notifyOf(c, m) {
+  if (!m.sender || m.sender === me.id || m.kind !== "text" || isMuted(c) || c.left) return;
+  if (isOpen(c) && isVisible()) return;
+  if (m.seq <= Math.max(c.read_seq, c.readSent)) return;
+  const group = c.kind === "group";
+  const photo = group ? c.photo : photoOf(m.sender);
+  notifications.show({
+    title: group ? titleOf(c) : nameOf(m.sender),
+    body: group ? `${nameOf(m.sender)}: ${snippetOf(m)}` : snippetOf(m),
+    tag: `conversation-${c.id}`,
+    icon: photo ? photo.thumbnail_url || photo.url : null,
+    onClick: () => openConversation(c.id),
+  });
+}
+
+/** The chat list's offer to turn desktop notifications on, until the browser has been asked or
+ * the person puts it aside. */
+function renderNotifyOffer() {
+  const offer = els.notifyOffer;
+  offer.hidden = !notifications.worthOffering();
+  if (offer.hidden) return;
+  clear(offer);
+  append(offer, [
+    h("span", { class: "notify-offer-icon" }, icon("bell", { size: 28 })),
+    h("span", { class: "notify-offer-text" },
+      h("strong", { text: "Get notified of new messages" }),
+      h("button", { type: "button", class: "link-button", text: "Turn on desktop notifications", onclick: async () => {
+        await notifications.ask();
+        renderNotifyOffer();
+      } })),
+    h("button", { type: "button", class: "icon-button", "aria-label": "Not now", title: "Not now", onclick: () => {
+      notifications.dismissOffer();
+      renderNotifyOffer();
+    } }, icon("close", { size: 20 })),
+  ]);
 }
 
 function onMessageSent(clientId, m) {
@@ -796,6 +862,7 @@ function onEvent(ev) {
     case "presence": onPresence(ev); break;
     case "user.updated": onUserUpdated(ev.user); break;
     case "error": onError(ev); break;
+    case "conversation.muted": onMuted(ev); break;
     case "session.revoked": leave("/login/"); break;
     default: break;
   }
@@ -922,8 +989,9 @@ function renderChatItem(c) {
   button.classList.toggle("has-unread", unread > 0 && !isOpen(c));
   if (isOpen(c)) button.setAttribute("aria-current", "true");
   else button.removeAttribute("aria-current");
+  const muted = isMuted(c);
   const badge = unread > 0 && !isOpen(c)
-    ? h("span", { class: "unread-badge", "aria-label": `${unread} unread`, text: unread > 999 ? "999+" : String(unread) })
+    ? h("span", { class: muted ? "unread-badge unread-badge-muted" : "unread-badge", "aria-label": `${unread} unread`, text: unread > 999 ? "999+" : String(unread) })
     : null;
   clear(button);
   append(button, [
@@ -936,6 +1004,7 @@ function renderChatItem(c) {
         h("time", { class: "chat-item-time", datetime: c.last_activity_at || "", text: fmt.listTime(c.last_activity_at) })),
       h("span", { class: "chat-item-bottom" },
         h("span", { class: "chat-item-preview" }, previewOf(c)),
+        muted ? icon("muted", { size: 18, label: "Muted" }) : null,
         badge)),
   ]);
   return li;
@@ -960,7 +1029,9 @@ function renderChatList() {
 
 function renderTitleCount() {
   let total = 0;
-  for (const c of state.conversations.values()) if (!isOpen(c) || !isVisible()) total += unreadOf(c) > 0 ? 1 : 0;
+  for (const c of state.conversations.values()) {
+    if ((!isOpen(c) || !isVisible()) && !isMuted(c)) total += unreadOf(c) > 0 ? 1 : 0;
+  }
   document.title = total ? `(${total}) messenger` : "messenger";
 }
 
@@ -2342,11 +2413,12 @@ function infoSignature(c) {
   };
   if (c.kind === "direct") {
     const peer = peerOf(c);
-    return JSON.stringify(peer ? [person(peer.id), state.blocked.has(peer.id), Boolean(contactOf(peer.id))] : null);
+    return JSON.stringify(peer ? [person(peer.id), state.blocked.has(peer.id), Boolean(contactOf(peer.id)), isMuted(c), c.muted_until, Boolean(c.choosingMute)] : null);
   }
   const admin = c.role === "admin" && !c.left;
   const candidates = admin ? knownPeople(new Set(c.members.map((m) => m.user.id))).map((user) => person(user.id)) : null;
-  return JSON.stringify([c.title, (c.photo || {}).id, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates]);
+  return JSON.stringify([c.title, (c.photo || {}).id, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates,
+    isMuted(c), c.muted_until, Boolean(c.choosingMute)]);
 }
 
 function refreshInfo(c) {
@@ -2382,6 +2454,40 @@ function renderInfo(c) {
   }
 }
 
+const MUTE_CHOICES = [["8 hours", 8 * 3600], ["1 week", 7 * 24 * 3600], ["Always", null]];
+
+/** Mute notifications of the chat (for 8 hours, a week, or until unmuted), or unmute them. */
+function muteSection(c, error) {
+  const muted = isMuted(c);
+  const save = async (request) => {
+    error.hidden = true;
+    try {
+      await request();
+      c.choosingMute = false;
+      await refreshConversation(c.id);
+    } catch (exc) { showError(error, exc); }
+  };
+  const section = h("div", { class: "drawer-section actions" });
+  if (muted) {
+    append(section, [
+      h("p", { class: "mute-state", text: c.muted_until ? `Muted until ${fmt.untilTime(c.muted_until)}` : "Muted" }),
+      h("button", { type: "button", class: "action-row", dataset: { keep: "unmute" },
+        onclick: () => save(() => api.delete(`conversations/${c.id}/mute`)) }, icon("bell"), "Unmute notifications"),
+    ]);
+  } else if (c.choosingMute) {
+    const choices = h("div", { class: "mute-choices", role: "group", "aria-label": "Mute notifications for" },
+      ...MUTE_CHOICES.map(([label, duration]) => h("button", { type: "button", class: "button button-small", text: label,
+        dataset: { keep: `mute-${label}` }, onclick: () => save(() => api.put(`conversations/${c.id}/mute`, { duration })) })),
+      h("button", { type: "button", class: "button button-small", text: "Cancel", dataset: { keep: "mute-cancel" },
+        onclick: () => { c.choosingMute = false; refreshInfo(c); } }));
+    append(section, [h("p", { class: "mute-state", text: "Mute notifications for…" }), choices]);
+  } else {
+    section.append(h("button", { type: "button", class: "action-row", dataset: { keep: "mute" },
+      onclick: () => { c.choosingMute = true; refreshInfo(c); } }, icon("muted"), "Mute notifications"));
+  }
+  return section;
+}
+
 function buildInfo(c) {
   const title = c.kind === "group" ? "Group info" : "Contact info";
   const body = drawerFrame(els.infoDrawer, title, { onClose: closeInfo, closeLabel: "Close info" });
@@ -2411,7 +2517,7 @@ function buildInfo(c) {
         h("h3", { text: nameOf(peer.id) }), businessBadge(peer.id),
         h("p", { class: "muted", text: isBusiness(peer.id) ? "Business account" : peer.phone_number })),
       peer.about ? h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: "About" }), h("p", { text: peer.about })) : null,
-      actions, error,
+      muteSection(c, error), actions, error,
     ]);
     return;
   }
@@ -2467,6 +2573,7 @@ function buildInfo(c) {
     });
     sections.push(form);
   }
+  if (!c.left) sections.push(muteSection(c, error));
   if (!c.left) {
     sections.push(h("div", { class: "drawer-section actions" },
       h("button", { type: "button", class: "action-row danger", dataset: { keep: "exit-group" }, onclick: async () => {
@@ -2598,6 +2705,7 @@ async function start() {
   }
   for (const p of list) upsertConversation(p);
   renderChatList();
+  renderNotifyOffer();
   await loadContacts();
   renderChatList();
   conn.start();

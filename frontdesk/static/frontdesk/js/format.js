@@ -55,3 +55,13 @@ export function lastSeen(iso) {
   if (ago === 1) return `last seen yesterday at ${timeFormat.format(date)}`;
   return `last seen ${dateFormat.format(date)} at ${timeFormat.format(date)}`;
 }
+
+/** When something ahead ends: "today at 22:05", "tomorrow at 06:05", "15/12/2026 at 14:05". */
+export function untilTime(iso) {
+  const date = new Date(iso);
+  const ahead = -daysAgo(date);
+  const at = timeFormat.format(date);
+  if (ahead <= 0) return `today at ${at}`;
+  if (ahead === 1) return `tomorrow at ${at}`;
+  return `${dateFormat.format(date)} at ${at}`;
+}
