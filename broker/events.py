@@ -20,6 +20,7 @@ ERROR = "error"
 SESSION_REVOKED = "session.revoked"
 USER_UPDATED = "user.updated"
 CONVERSATION_MUTED = "conversation.muted"
+CONVERSATION_DELETED = "conversation.deleted"
 
 
 def to_frame(event: dict) -> str:
@@ -51,6 +52,11 @@ def media_url(media_id: int, *, thumbnail: bool = False) -> str:
 def user_updated(user: User) -> dict:
     """`user` changed their display name, about or photo (or an app its name or description)."""
     return {"type": USER_UPDATED, "user": user_payload(user)}
+
+
+def conversation_deleted(*, conversation_id: int) -> dict:
+    """The user deleted a group they had left from their list ("Delete chat"), on some device."""
+    return {"type": CONVERSATION_DELETED, "conversation": conversation_id}
 
 
 class Watermarks:

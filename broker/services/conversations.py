@@ -8,7 +8,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from broker import events
 from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from broker.publish import publish_on_commit, user_group
 from broker.services import media
 from broker.services.people import find_person, not_a_member, parse_id, strangers_to
 from broker.services.send import append_message, author_has_seen
@@ -201,10 +203,12 @@ def remove_member(*, actor: User, conversation_id: object, user_id: object) -> M
 
 def delete_chat(*, user: User, conversation_id: object) -> None:
     """Take a group the user has left (or was removed from) off their list: its history and what
-    catch-up had still to send of it go with it, for all their devices. A conversation they are in
+    catch-up had still to send of it go with it, for all their devices, which are told at once
+    (`conversation.deleted`) rather than at their next fetch of the list. A conversation they are in
     is not deleted: a group is left first, and a direct chat stays."""
     conversation_id = parse_id(conversation_id, field="conversation")
     if Departure.objects.filter(user=user, conversation_id=conversation_id).delete()[0]:
+        publish_on_commit([user_group(user.pk)], events.conversation_deleted(conversation_id=conversation_id))
         return
     member = selectors.membership(user_id=user.pk, conversation_id=conversation_id)
     if member is None:

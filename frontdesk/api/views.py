@@ -185,8 +185,9 @@ class ConversationDetailView(APIView):
 
     @extend_schema(tags=["conversations"], responses={204: None, **ERRORS},
                    description="Delete a group you have left from your list (\"Delete chat\"): it is gone for all "
-                               "your devices, as is its history. A group you are in must be left first (409); a "
-                               "direct conversation cannot be deleted (400).")
+                               "your devices (their websockets get conversation.deleted), as is its history. A "
+                               "group you are in must be left first (409); a direct conversation cannot be "
+                               "deleted (400).")
     def delete(self, request, conversation_id: int):
         conversations.delete_chat(user=request.user, conversation_id=conversation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -598,6 +598,37 @@ def test_a_group_i_left_stays_read_only_after_a_reload_until_i_delete_it(people,
     assert bob.console_errors == []
 
 
+def test_a_left_group_deleted_in_one_tab_goes_from_another_at_once(people, server):
+    """"Delete chat" in one tab: another tab of the same account kept listing the group (and showing
+    it, open there) until its next reload or reconnect."""
+    alice = people("Alice Walker", register=False).register_by_api()
+    bob = people("Bob Two Tabs")
+    group_by_api(server, alice, "Hiking club", bob)
+    group = next(c["id"] for c in server.api("GET", "conversations", token=alice.token()) if c["title"] == "Hiking club")
+    bob_id = server.api("GET", "me", token=bob.token())["id"]
+    server.api("DELETE", f"conversations/{group}/members/{bob_id}", token=bob.token())  # from his phone
+    first = bob.page
+    expect(first.locator(".chat-item", has_text="Hiking club")).to_contain_text("Bob Two Tabs left")
+    second = bob.context.new_page()
+    errors = []
+    second.on("pageerror", lambda exc: errors.append(str(exc)))
+    second.goto(first.url.split("#")[0])
+    second.locator("body[data-connection='open']").wait_for(state="attached", timeout=20_000)
+    open_chat(bob, "Hiking club")
+    second.locator(".chat-item", has_text="Hiking club").click()
+    expect(second.locator("#conversation-title")).to_have_text("Hiking club")
+
+    notice = first.locator("#composer-notice")
+    notice.get_by_role("button", name="Delete chat").click()
+    notice.get_by_role("button", name="Delete", exact=True).click()
+
+    expect(first.locator(".chat-item", has_text="Hiking club")).to_have_count(0)
+    expect(second.locator(".chat-item", has_text="Hiking club")).to_have_count(0)
+    expect(second.locator("#chat-welcome")).to_be_visible()  # it was open there: closed
+    expect(second.locator("#chat-list-empty")).to_be_visible()
+    assert errors == [] and bob.console_errors == []
+
+
 def test_the_group_info_panel_keeps_what_is_typed_there_while_messages_come_in(people, server):
     """The group info panel was rebuilt at every message and receipt in the group: a number an admin
     was typing to add someone vanished, and the keyboard focus with it. It is now rebuilt only when

@@ -3,9 +3,9 @@
 import pytest
 
 from broker.services import conversations
-from tests.factories import direct_conversation, group_conversation, saved_contacts
+from tests.factories import direct_conversation, group_conversation, saved_contacts, sent_message
 from tests.openapi import SchemaCheckedClient
-from tests.ws import db, people, sockets  # noqa: F401  (sockets is a fixture)
+from tests.ws import another_device, db, people, sockets  # noqa: F401  (sockets is a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,6 +200,30 @@ async def test_someone_added_back_is_sent_from_their_return_not_what_they_missed
     # (at least once on the wire); nothing from before his return, neither way.
     assert [m["seq"] for m in news] in ([4, 5], [4, 5, 5])
     assert system_event({"type": "message.new", "message": news[0]})["action"] == "member_added"
+
+
+async def test_deleting_a_left_group_takes_it_off_the_users_other_devices_at_once_and_tells_nobody_else(sockets):
+    """"Delete chat" on one device: another open there kept showing the group until it next fetched
+    the list. Every socket of the user's now hears of it; the group's members hear nothing."""
+    (alice, alice_token), (bob, phone_token), (carol, carol_token) = await people(3)
+    group = await db(group_conversation)(alice, bob, carol, title="Climbing")
+    await db(conversations.remove_member)(actor=bob, conversation_id=group.pk, user_id=bob.pk)
+    phone, laptop = await sockets(phone_token), await sockets(await another_device(bob))
+    a, c = await sockets(alice_token), await sockets(carol_token)
+    for device in (phone, laptop, a, c):
+        await device.drain()
+
+    deleted = await db(lambda: SchemaCheckedClient(phone_token).delete(f"/api/v1/conversations/{group.pk}"))()
+
+    assert deleted.status_code == 204
+    for device in (laptop, phone):
+        assert await device.receive_type("conversation.deleted") == {"type": "conversation.deleted",
+                                                                      "conversation": group.pk}
+    # Events reach a socket in the order they were published: this comes after any about the deletion.
+    later = await db(sent_message)(alice, group, "still climbing")
+    for member in (a, c):
+        assert "conversation.deleted" not in [e["type"] for e in await member.receive_until_new({"id": later.pk})]
+    assert [e for e in await laptop.drain() if e["type"] == "conversation.deleted"] == []  # told once
 
 
 def history_statuses(token: str, conversation_id: int) -> dict[int, str]:

@@ -321,11 +321,26 @@ async function refreshConversation(id) {
 
 /** A conversation gone from my list (a left group deleted, here or on another device): off the page. */
 function forget(c) {
+  // Deleted on another device, it goes while the keyboard may be anywhere (or nowhere) in this page:
+  // the focus moves only if it was on something that goes with the chat.
+  const focused = !focusWasLost();
   state.gone.add(c.id);
   if (isOpen(c)) closeConversation();
   state.conversations.delete(c.id);
   renderChatList();
-  if (focusWasLost()) els.filter.focus(); // its row, where closing it put the focus, is gone too
+  if (focused && focusWasLost()) els.filter.focus(); // its row, where closing it put the focus, is gone too
+}
+
+/** A group I had left, deleted from my list on this device or another (conversation.deleted). */
+async function onConversationDeleted(id) {
+  // A fetch of it may be on its way (a message of it just came): what it brings is from before this.
+  const c = state.conversations.get(id) || (state.fetching.has(id) ? await state.fetching.get(id) : null);
+  if (!c) return;
+  // Only a group I have left is deleted. This page may not know yet that I left it (the fetch its
+  // notice started is still out), or the event may be older than what the page holds (added back
+  // since): the server says which.
+  if (c.left) forget(c);
+  else refreshConversation(id);
 }
 
 /** Keep a message (deduplicated by seq); true if it is new to this page. */
@@ -861,6 +876,7 @@ function onEvent(ev) {
     case "typing": onTyping(ev); break;
     case "presence": onPresence(ev); break;
     case "user.updated": onUserUpdated(ev.user); break;
+    case "conversation.deleted": onConversationDeleted(ev.conversation); break;
     case "error": onError(ev); break;
     case "conversation.muted": onMuted(ev); break;
     case "session.revoked": leave("/login/"); break;
