@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -278,8 +279,11 @@ def presence_audience_query(*, user_id: int) -> tuple[str, list]:
 
 
 def profile_audience_ids(*, user_id: int) -> list[int]:
-    """Who shows this user's name, about and photo: the people in a conversation with them, those who
-    saved them as a contact, and the user themselves (their other devices)."""
+    """Who shows this user's name, about and photo, to be told when they change: the people in a
+    conversation with them, those who saved them as a contact, and the user themselves (their other
+    devices). Not those who keep a group they have left that lists the user (`profiles_seen_by`):
+    finding them would read every departure's members, unindexed JSON, at each change; they see it
+    at their next fetch of that group."""
     fellows = Membership.objects.filter(conversation__memberships__user_id=user_id).values_list("user_id", flat=True)
     savers = Contact.objects.filter(contact_id=user_id).values_list("owner_id", flat=True)
     return sorted({user_id, *fellows, *savers})
@@ -287,14 +291,31 @@ def profile_audience_ids(*, user_id: int) -> list[int]:
 
 def profiles_seen_by(*, user_id: int) -> QuerySet[User]:
     """Whose name, about and photo this user is shown: the other side of `profile_audience_ids`
-    (themselves, the people they saved as contacts, the people in a conversation with them)."""
+    (themselves, the people they saved as contacts, the people in a conversation with them), and
+    the others in a group they have left as it was when they went, whom its listing shows
+    (`conversation_summaries`, `Departure.members`) until they delete it."""
     # Correlated EXISTS, each a probe of a unique index (owner, contact), (user, conversation) and
     # (conversation, user) for the person asked about, however many people the user knows.
     return User.objects.filter(
         Q(pk=user_id)
         | Exists(Contact.objects.filter(owner_id=user_id, contact_id=OuterRef("pk")))
         | Exists(Membership.objects.filter(user_id=OuterRef("pk"), conversation__memberships__user_id=user_id))
+        | Q(pk__in=_former_fellow_ids(user_id))
     )
+
+
+def _former_fellow_ids(user_id: int) -> RawSQL:
+    """The ids in `Departure.members` of the user's departures, as a subquery: those rows are JSON,
+    which the ORM cannot look into portably. It reads the user's departures only (unique_departure
+    starts with the user), however many groups others have left."""
+    departures = sql.table(Departure)
+    if connection.vendor == "postgresql":
+        statement = (f"SELECT (m.value ->> 'user')::bigint FROM {departures} d "
+                     "CROSS JOIN LATERAL jsonb_array_elements(d.members) m WHERE d.user_id = %s")
+    else:
+        statement = (f"SELECT json_extract(m.value, '$.user') FROM {departures} d, json_each(d.members) m "
+                     "WHERE d.user_id = %s")
+    return RawSQL(statement, [user_id])
 
 
 def presence_audience_ids(*, user_id: int) -> list[int]:

@@ -245,6 +245,34 @@ def test_a_group_photo_is_no_longer_readable_by_someone_who_left():
     assert bob_client.get(conversation_url(group.pk)).json()["photo"] is None
 
 
+def test_a_former_member_downloads_the_photos_of_those_the_left_group_lists_and_nobody_else_does():
+    """A group one has left lists the people it had then, with their names and photos as they are
+    now; the photos were 404 for the former member, whose page showed initials instead."""
+    alice, alice_client = api_user()
+    bob, bob_client = api_user()
+    carol, carol_client = api_user()
+    stranger, stranger_client = api_user()
+    group = group_conversation(alice, bob)  # Bob knows Alice through the group alone
+    alice_photo = set_photo(alice_client, upload(alice_client, red())["id"]).json()["photo"]
+    bob_client.delete(f"{conversation_url(group.pk)}/members/{bob.pk}")
+    saved_contacts(alice, carol)
+    conversations.add_members(actor=alice, conversation_id=group.pk, user_ids=[carol.pk])  # after he went
+    carol_photo = set_photo(carol_client, upload(carol_client, blue())["id"]).json()["photo"]
+
+    listed = bob_client.get(conversation_url(group.pk)).json()
+    assert listed["left"] is True and member_user(listed, alice.pk)["photo"] == alice_photo
+    assert downloads(bob_client, alice_photo) == (200, 200)
+    assert downloads(stranger_client, alice_photo) == (404, 404)
+    assert downloads(bob_client, carol_photo) == (404, 404)  # not in the group as he left it: not listed
+    # Her photo as it is now, as the listing shows it.
+    new_photo = set_photo(alice_client, upload(alice_client, red(size=(120, 120)))["id"]).json()["photo"]
+    assert member_user(bob_client.get(conversation_url(group.pk)).json(), alice.pk)["photo"] == new_photo
+    assert downloads(bob_client, new_photo) == (200, 200)
+    # Deleted from his list, the group shows him nobody.
+    bob_client.delete(conversation_url(group.pk))
+    assert downloads(bob_client, new_photo) == (404, 404)
+
+
 def test_removing_the_group_photo_tells_the_members_and_releases_it():
     alice, alice_client = api_user(display_name="Alice")
     bob, bob_client = api_user()
