@@ -458,8 +458,8 @@ def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = No
     """Post the lane's due events in order, stopping at the first that fails or is not yet due.
 
     Returns how many were delivered. Safe to run in several workers at once: each event is
-    claimed with a conditional UPDATE before it is posted, and only a lane's oldest pending event is
-    ever attempted.
+    claimed with a conditional UPDATE before it is posted (and its outcome recorded only while that
+    claim holds: `attempt`), and only a lane's oldest pending event is ever attempted.
     """
     app = DeveloperApp.objects.select_related("owner", "bot").filter(pk=app_id).first()
     if app is None or not app.in_service:
@@ -478,6 +478,7 @@ def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = No
         ).update(locked_until=moment + LEASE)
         if not claimed:
             return delivered  # another worker is posting it and will carry on with the lane
+        head.locked_until = moment + LEASE  # the claim: attempt() records its outcome only while it holds
         if attempt(delivery=head, now=moment):
             delivered += 1
         elif head.status == WebhookDelivery.Status.PENDING:
@@ -487,8 +488,18 @@ def deliver_lane(*, app_id: int, conversation_id: int, now: datetime | None = No
 
 
 def attempt(*, delivery: WebhookDelivery, now: datetime | None = None) -> bool:
-    """Post one event once, log the attempt, and record success or schedule the retry."""
+    """Post one event once, log the attempt, and record success or schedule the retry.
+
+    `delivery` is claimed (deliver_lane): its `locked_until` is the lease taken. The post takes up
+    to WEBHOOK_TIMEOUT, during which others may write the row: an operator's resend and an app's
+    reinstatement (`_due_now`: due at once, unlocked), a take-down or an edit (the body; a take-down
+    also gives up one not being posted, or whose lease ran out), the webhook's removal (gives up
+    what is pending), the app's deletion (the row goes). So the outcome is written only if the row
+    is still as claimed (pending, under this lease), read again under a row lock; else what was done
+    meanwhile stands, and the attempt only counts and is logged. The body is never written here.
+    """
     now = now or timezone.now()
+    lease = delivery.locked_until
     app = DeveloperApp.objects.select_related("bot").get(pk=delivery.app_id)
     body = delivery.body.encode()
     started = time.monotonic()
@@ -504,26 +515,44 @@ def attempt(*, delivery: WebhookDelivery, now: datetime | None = None) -> bool:
         })
     latency_ms = int((time.monotonic() - started) * 1000)
     ok = not error and status_code is not None
-    WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, url=app.webhook_url[:500] or "-",
-                                  status_code=status_code, latency_ms=latency_ms, error=error[:300], ok=ok)
-    delivery.attempts += 1
-    delivery.locked_until = None
-    if ok:
-        delivery.status = WebhookDelivery.Status.DELIVERED
-        delivery.delivered_at = now
-        delivery.last_error = ""
-    elif (now - delivery.retry_started_at).total_seconds() >= options()["WEBHOOK_RETRY_FOR"] or not app.webhook_url:
-        delivery.status = WebhookDelivery.Status.FAILED  # given up; the lane moves on
-        delivery.last_error = error[:300]
-    else:
-        delivery.next_attempt_at = now + timedelta(seconds=backoff_delay(delivery.attempts))
-        delivery.last_error = error[:300]
-    delivery.save(update_fields=["attempts", "locked_until", "status", "delivered_at", "last_error", "next_attempt_at"])
+    with transaction.atomic():
+        row = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if row is None:
+            return ok  # the app was deleted meanwhile, and its events with it: nothing to record
+        WebhookAttempt.objects.create(delivery=row, attempted_at=now, url=app.webhook_url[:500] or "-",
+                                      status_code=status_code, latency_ms=latency_ms, error=error[:300], ok=ok)
+        row.attempts += 1
+        recorded = row.status == WebhookDelivery.Status.PENDING and lease is not None and row.locked_until == lease
+        if recorded:
+            _record_outcome(row, app=app, ok=ok, error=error, now=now)
+            row.save(update_fields=["attempts", "locked_until", "status", "delivered_at", "last_error",
+                                    "next_attempt_at"])
+        else:
+            row.save(update_fields=["attempts"])
+    for field in row._meta.concrete_fields:  # the caller (deliver_lane) goes by the row as it now is
+        setattr(delivery, field.attname, getattr(row, field.attname))
     if ok and delivery.event == WebhookDelivery.Event.MESSAGE and delivery.seq:
-        _delivered_to_app(app=app, delivery=delivery)
-    if not ok and delivery.status == WebhookDelivery.Status.PENDING:
+        _delivered_to_app(app=app, delivery=delivery)  # the app has it, whatever its row says now
+    if recorded and not ok and delivery.status == WebhookDelivery.Status.PENDING:
+        # (Had the row changed meanwhile, whoever changed it scheduled what it needs: a resend its lane.)
         schedule_lane(app_id=app.pk, conversation_id=delivery.conversation_id, run_after=delivery.next_attempt_at)
     return ok
+
+
+def _record_outcome(row: WebhookDelivery, *, app: DeveloperApp, ok: bool, error: str, now: datetime) -> None:
+    """The claimed row after its attempt: delivered, given up (past WEBHOOK_RETRY_FOR, or there is no
+    webhook), or due again after the backoff; unlocked."""
+    row.locked_until = None
+    if ok:
+        row.status = WebhookDelivery.Status.DELIVERED
+        row.delivered_at = now
+        row.last_error = ""
+    elif (now - row.retry_started_at).total_seconds() >= options()["WEBHOOK_RETRY_FOR"] or not app.webhook_url:
+        row.status = WebhookDelivery.Status.FAILED  # given up; the lane moves on
+        row.last_error = error[:300]
+    else:
+        row.next_attempt_at = now + timedelta(seconds=backoff_delay(row.attempts))
+        row.last_error = error[:300]
 
 
 def _delivered_to_app(*, app: DeveloperApp, delivery: WebhookDelivery) -> None:

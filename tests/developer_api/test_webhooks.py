@@ -474,6 +474,86 @@ def test_removing_the_webhook_gives_up_what_is_pending(receiver, django_capture_
     assert WebhookDelivery.objects.get().status == "failed"
 
 
+# --- changes made while an event is being posted -----------------------------------------------
+def meanwhile(monkeypatch, change):
+    """Run `change` once, while the worker posts its first event: the receiver has answered, and the
+    worker has yet to record the outcome (as if the receiver took its time, up to the timeout)."""
+    post = webhooks._request
+    done = []
+
+    def posting(method, url, **kwargs):
+        answer = post(method, url, **kwargs)
+        if method == "POST" and not done:
+            done.append(change())
+        return answer
+
+    monkeypatch.setattr(webhooks, "_request", posting)
+    return done
+
+
+def test_an_operators_resend_made_while_the_event_is_being_posted_is_not_undone(
+        receiver, monkeypatch, django_capture_on_commit_callbacks, admin_user):
+    """A day of retries is nearly up when the developer fixes their receiver and asks the operator to
+    send the event again. The worker is making what would have been its last attempt, which fails:
+    the operator's resend stands (due at once, a fresh day of retries) and the event goes out, where
+    the worker's record of its attempt would have given it up."""
+    app = with_webhook(receiver)
+    user_writes(app, UserFactory(), "my order never came", django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(retry_started_at=timezone.now() - timedelta(hours=24, minutes=1))
+    receiver.responses = [503]
+    meanwhile(monkeypatch, lambda: webhooks.resend(delivery=delivery, actor=admin_user))
+
+    assert webhooks.deliver_due() == 0
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.next_attempt_at <= timezone.now()
+    assert delivery.retry_started_at > timezone.now() - timedelta(minutes=1)
+    assert webhooks.deliver_due() == 1
+
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and delivery.attempts == 2 and delivery.last_error == ""
+    assert [(a.status_code, a.ok) for a in WebhookAttempt.objects.filter(delivery=delivery)] == [(503, False), (200, True)]
+    assert [e["message"]["text"]["body"] for e in receiver.events()] == ["my order never came"] * 2
+
+
+def test_an_event_given_up_while_being_posted_stays_given_up(receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """The developer removes the webhook while an event is being posted, and that attempt fails: the
+    event stays given up, and is not posted to the webhook they set up later (only what comes after)."""
+    app = with_webhook(receiver)
+    user = UserFactory()
+    user_writes(app, user, "before the move", django_capture_on_commit_callbacks)
+    receiver.responses = [500]
+    meanwhile(monkeypatch, lambda: webhooks.clear_webhook(app=app))
+
+    webhooks.deliver_due()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "failed" and delivery.last_error == "webhook removed" and delivery.attempts == 1
+
+    with_webhook(receiver, app)
+    user_writes(app, user, "after the move", django_capture_on_commit_callbacks)
+    assert webhooks.deliver_due(now=timezone.now() + timedelta(minutes=5)) == 1
+    assert [e["message"]["text"]["body"] for e in receiver.events()] == ["before the move", "after the move"]
+
+
+def test_an_app_deleted_while_its_event_is_being_posted_holds_up_no_other_app(
+        receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """An operator deletes an app while its event is being posted: the worker finds nothing left to
+    record and goes on to the other apps' events (the sweep does not stop at an error)."""
+    doomed, other = with_webhook(receiver), with_webhook(receiver)
+    user = UserFactory()
+    user_writes(doomed, user, "hello doomed", django_capture_on_commit_callbacks)
+    user_writes(other, user, "hello other", django_capture_on_commit_callbacks)
+    meanwhile(monkeypatch, lambda: DeveloperApp.objects.get(
+        pk=json.loads(receiver.posts[0]["raw"])["app_id"]).delete())
+
+    webhooks.deliver_due()
+
+    gone, kept = [e["app_id"] for e in receiver.events()], {doomed.pk, other.pk}
+    assert len(gone) == 2 and set(gone) == kept  # whichever went first was deleted; the other was posted
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == "delivered" and delivery.app_id == gone[1]
+
+
 def test_a_suspended_app_hears_nothing_until_it_is_reinstated(receiver, django_capture_on_commit_callbacks, admin_user):
     """Suspended for spam, an app must not go on reading what people write to it: its events wait,
     in order, and go out once an operator reinstates it, however long that took."""
