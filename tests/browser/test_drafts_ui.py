@@ -1,5 +1,6 @@
 """Drafts: what is typed in a chat and not sent survives a reload of the page, shows in the chat
-list, goes once sent, stays the author's own on a shared browser and goes with the logout."""
+list, goes once sent, stays the author's own on a shared browser and goes with the logout, or with
+the session ended elsewhere (not with a dropped connection)."""
 
 import re
 
@@ -127,3 +128,57 @@ def test_a_draft_sent_in_one_tab_is_not_kept_in_another(people):
     expect(preview(second, "Bob Tabbed")).not_to_contain_text("Draft:")
     second.locator(".chat-item", has_text="Bob Tabbed").click()
     expect(composer(second)).to_have_value("")
+
+
+def stored_drafts(page) -> list[str]:
+    """The drafts this browser keeps (drafts.js), whoever's."""
+    return page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('messenger.draft.'))"
+                         ".map((k) => localStorage.getItem(k))")
+
+
+def test_a_session_ended_elsewhere_takes_the_drafts_with_it_but_a_dropped_connection_does_not(people, server):
+    """Alice writes on a shared computer and walks away without logging out. Losing the network
+    there ends nothing: the draft stays. Then, from her phone, she sets a new password, which ends
+    that browser's session: its page goes to the login page, and her draft is no longer in the
+    browser for the next person at that computer to read (with its developer tools)."""
+    alice, bob = people("Alice Walks Away"), people("Bob Nearby")
+    start_chat(alice, bob)
+    send(alice, "see you later")
+    page = alice.page
+    composer(page).fill("the door code is 4711")
+    assert stored_drafts(page) == ["the door code is 4711"]
+
+    alice.context.set_offline(True)  # the page closes its socket and waits for the network
+    page.locator("body[data-connection='waiting']").wait_for(state="attached", timeout=10_000)
+    alice.context.set_offline(False)
+    alice.wait_until_connected()
+    assert stored_drafts(page) == ["the door code is 4711"]
+    expect(composer(page)).to_have_value("the door code is 4711")
+
+    server.api("POST", "me/password", {"current_password": PASSWORD, "new_password": "a new passphrase, from my phone"},
+               token=alice.token())
+
+    expect(page).to_have_url(re.compile(r"/login/"), timeout=10_000)
+    assert stored_drafts(page) == []
+
+
+def test_a_session_that_ended_while_the_page_loaded_takes_the_drafts_with_it(people, server):
+    """Alice's session ends (logged out from her phone) just as her page is opening: its first
+    request is refused as not logged in, and the page goes to the login page without her drafts."""
+    alice, bob = people("Alice Late Start"), people("Bob Waiting")
+    start_chat(alice, bob)
+    send(alice, "hello")
+    page = alice.page
+    composer(page).fill("half a sentence")
+    token = alice.token()
+
+    def logged_out_meanwhile(route):
+        server.api("POST", "me/password", {"current_password": PASSWORD, "new_password": "another new passphrase"},
+                   token=token)
+        route.continue_()
+
+    page.route("**/api/v1/conversations", logged_out_meanwhile)
+    page.reload()
+
+    expect(page).to_have_url(re.compile(r"/login/"), timeout=10_000)
+    assert stored_drafts(page) == []

@@ -2650,12 +2650,16 @@ conn.addEventListener("open", () => {
 conn.addEventListener("event", (event) => onEvent(event.detail));
 // Logging out (here or elsewhere) ends the session's sockets too (session.revoked, then close 4001):
 // the first way out wins, so the logout form's own redirect is not overtaken by the socket's.
+// Leaving for the login page means the session is over (logged out elsewhere, a new password, an
+// operator, expiry): the drafts go as at a logout, since whoever sits here next may not be this
+// user. A socket that merely drops (the network, a restarted server) is no way out: it reconnects.
 let leaving = false;
 let renewingSession = false;
 function leave(url) {
   if (renewingSession) return; // the old socket of a session given a new key (passwordForm)
   if (!leaving) {
     leaving = true;
+    drafts.clear();
     location.assign(url);
   }
 }
@@ -2713,7 +2717,7 @@ async function start() {
       list = await api.conversations();
     } catch (exc) {
       if (exc instanceof ApiError && exc.status === 401) {
-        location.assign("/login/");
+        leave("/login/"); // the session ended between the page and its first request
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(10000, 500 * 2 ** attempt)));

@@ -1,6 +1,7 @@
 // What was typed in a chat and not sent yet, kept in this browser across reloads (localStorage).
 // Each draft is stored under the logged-in user's id and the conversation's, so another account
-// logged in on the same browser never sees it; logging out removes all of the user's.
+// logged in on the same browser never sees it; logging out, or the page finding its session ended
+// (chat.js leave()), removes all of the user's.
 // Storage may be unavailable (disabled, full, a private window that refuses it): drafts then
 // last as long as the page, as before, and nothing fails.
 
@@ -39,7 +40,7 @@ export class Drafts {
     }
   }
 
-  /** Remove every draft of this user (logging out). */
+  /** Remove every draft of this user (logged out, or the session ended otherwise). */
   clear() {
     try {
       const mine = [];
