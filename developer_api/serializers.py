@@ -62,6 +62,11 @@ class MediaRef(serializers.Serializer):
                                     help_text="image, video and document only.")
 
 
+class ReplyContext(serializers.Serializer):
+    message_id = StringField(max_length=64, help_text="The message quoted: one the app sent to this user "
+                                                      "(msg_...), or one the user wrote to it (in_..., from its event).")
+
+
 class SendMessageRequest(serializers.Serializer):
     to = serializers.CharField(max_length=32, help_text="The user's phone number, in international form.")
     type = serializers.CharField(max_length=32, help_text='"text", "image", "video", "audio" or "document".')
@@ -73,6 +78,8 @@ class SendMessageRequest(serializers.Serializer):
     client_id = StringField(max_length=64, required=False, trim_whitespace=False,
                             help_text="Optional, a string unique per message (a number is refused): a retry returns "
                                       "the same message.")
+    context = ReplyContext(required=False, help_text="Optional: send it as a reply quoting that message of your "
+                                                     "chat with the user.")
 
 
 class MediaUploadRequest(serializers.Serializer):
@@ -190,6 +197,10 @@ class MessageMediaSchema(serializers.Serializer):
     filename = serializers.CharField(required=False, help_text="documents: the file's name as uploaded, when it had one")
 
 
+class MessageContextSchema(serializers.Serializer):
+    id = serializers.CharField(help_text="msg_... (the app's own) or in_... (the user's)")
+
+
 class MessageStatusSchema(serializers.Serializer):
     id = serializers.CharField()
     to = serializers.CharField()
@@ -201,6 +212,7 @@ class MessageStatusSchema(serializers.Serializer):
     video = MessageMediaSchema(required=False, help_text='type "video": its media (absent once deleted).')
     audio = MessageMediaSchema(required=False, help_text='type "audio": its media (absent once deleted).')
     document = MessageMediaSchema(required=False, help_text='type "document": its media (absent once deleted).')
+    context = MessageContextSchema(required=False, help_text="Only for a reply: the message it quotes.")
     error = MessageErrorSchema(required=False, help_text="Only when failed.")
 
 

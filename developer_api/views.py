@@ -230,7 +230,8 @@ class MessagesView(AppApiView):
             "whose media the app uploaded with POST /developer/v1/media (or received from a user) as that kind: "
             "another app's media is 404, media of another kind 400 (field <type>.id); any other type is 400 "
             "unsupported_type. 201 for a new message; 200 with the earlier one for a repeated client_id. A "
-            "recipient who blocked the app makes a message with status \"failed\"."
+            "recipient who blocked the app makes a message with status \"failed\". context: {\"message_id\"} makes it "
+            "a reply quoting that message of the app's chat with the user (404 on context.message_id for none there)."
         ),
     )
     def post(self, request):
@@ -239,7 +240,7 @@ class MessagesView(AppApiView):
         record, created = messaging.send_message(
             api_key=request.auth, to=data["to"], message_type=message_type, text=data.get("text"),
             media=data.get(message_type) if message_type in messaging.MEDIA_TYPES else None,
-            client_id=data.get("client_id"),
+            client_id=data.get("client_id"), context=data.get("context"),
         )
         item = {k: v for k, v in messaging.message_payload(record).items() if k in ("id", "status", "error")}
         return Response({"messages": [item]}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

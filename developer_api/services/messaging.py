@@ -15,7 +15,7 @@ from broker.phone import normalize_phone_number
 from broker.services import conversations, send
 from developer_api.errors import NotOptedIn, UnsupportedType
 from developer_api.models import ApiKey, DeveloperApp, OutboundMessage
-from developer_api.services import keys, usage, webhooks
+from developer_api.services import keys, replies, usage, webhooks
 from developer_api.services import media as app_media
 from developer_api.services.apps import has_opted_in
 from storage import selectors
@@ -74,12 +74,13 @@ def _direct_conversation_id(*, app: DeveloperApp, user_id: int) -> int:
 
 
 def send_message(*, api_key: ApiKey, to: object, message_type: object, text: object = None,
-                 media: object = None, client_id: object = None) -> tuple[OutboundMessage, bool]:
+                 media: object = None, client_id: object = None, context: object = None) -> tuple[OutboundMessage, bool]:
     """Send a message from the key's app to the user with phone number `to`; (record, created).
 
     `text` is the `{"body"}` of a text message; `media` the `{"id", "caption"?}` of an image, video,
     audio or document message, whose media the app uploaded (or received) and stored as that type.
     A `client_id` the app used before returns the earlier message instead of sending another.
+    `context`, `{"message_id"}`, makes it a reply quoting that message of the app's chat with the user.
     A recipient who blocked the app makes a `failed` message (nothing reaches them).
     """
     if message_type not in SUPPORTED_TYPES:
@@ -93,9 +94,10 @@ def send_message(*, api_key: ApiKey, to: object, message_type: object, text: obj
         media_id, body = _clean_media_ref(message_type, media)
     phone = normalize_phone_number(to, field="to")
     client_id = _clean_client_id(client_id)
+    quoted_id = replies.clean_context(context)
     try:
         return _send(api_key=api_key, phone=phone, message_type=message_type, body=body, media_id=media_id,
-                     client_id=client_id)
+                     client_id=client_id, quoted_id=quoted_id)
     except IntegrityError:
         # The same client_id sent twice at the same moment: the other request stored it.
         existing = OutboundMessage.objects.filter(app_id=api_key.app_id, client_id=client_id).first()
@@ -105,7 +107,7 @@ def send_message(*, api_key: ApiKey, to: object, message_type: object, text: obj
 
 
 def _send(*, api_key: ApiKey, phone: str, message_type: str, body: str, media_id: object,
-          client_id: str | None) -> tuple[OutboundMessage, bool]:
+          client_id: str | None, quoted_id: str | None) -> tuple[OutboundMessage, bool]:
     with transaction.atomic():
         # Checked again here, inside the transaction that stores the message: a key revoked (or an
         # app suspended) after this request authenticated stops it all the same.
@@ -123,6 +125,10 @@ def _send(*, api_key: ApiKey, phone: str, message_type: str, body: str, media_id
         # learn who uses messenger by trying numbers.
         if recipient is None or recipient.is_business or not has_opted_in(app=app, user_id=recipient.pk):
             raise NotOptedIn(f"{phone} has not opted in to messages from this app.", field="to")
+        reply_to = None
+        if quoted_id is not None:
+            reply_to = replies.quoted_seq(app=app, conversation_id=_direct_conversation_id(app=app, user_id=recipient.pk)
+                                          or None, user_id=recipient.pk, message_id=quoted_id)
         billable = app.tier == DeveloperApp.Tier.COMMERCIAL
         record = OutboundMessage(public_id=new_public_id(), app=app, api_key=key, recipient=recipient, to=phone,
                                  client_id=client_id, tier=app.tier, billable=billable, month=usage.month_of(),
@@ -137,7 +143,7 @@ def _send(*, api_key: ApiKey, phone: str, message_type: str, body: str, media_id
                 record.month = usage.count_message(app=app, billable=billable)
                 message, _ = send.send_message(sender=app.bot, conversation_id=conversation.pk,
                                                client_id=record.public_id, text=body,
-                                               media_id=media.pk if media is not None else None)
+                                               media_id=media.pk if media is not None else None, reply_to=reply_to)
         except Blocked:  # blocked between the check above and the send
             return _failed(record, app=app, code="recipient_unavailable",
                            reason="The recipient does not accept messages from this app."), True
@@ -190,6 +196,9 @@ def message_payload(record: OutboundMessage, *, status: str | None = None) -> di
     }
     if not removed and record.message_type in MEDIA_TYPES and record.media is not None:  # null once deleted
         payload[record.message_type] = app_media.media_object(record.media)
+    context = replies.context_of(app=record.app, message=record.message) if record.message is not None else None
+    if context is not None:
+        payload["context"] = context
     if record.failed:
         payload["error"] = {"code": record.error_code, "reason": record.error_reason}
     return payload

@@ -40,6 +40,7 @@ from developer_api.models import (
     WebhookDelivery,
 )
 from developer_api.services import media as app_media
+from developer_api.services import replies
 from storage.models import Membership, Message, User
 
 logger = logging.getLogger(__name__)
@@ -319,6 +320,9 @@ def message_received(*, app: DeveloperApp, message: Message, sender: User) -> No
         body.update({"type": message_type, message_type: app_media.media_object(message.media, caption=message.text)})
     else:
         body.update({"type": "text", "text": {"body": message.text}})
+    context = replies.context_of(app=app, message=message)
+    if context is not None:  # a reply: the message it quotes
+        body["context"] = context
     body["created_at"] = events.timestamp(message.created_at)
     _queue(app=app, conversation_id=message.conversation_id, event=WebhookDelivery.Event.MESSAGE, seq=message.seq,
            payload={"message": body})
