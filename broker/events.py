@@ -106,6 +106,7 @@ def message_payload(message: Message, *, status: str = "sent") -> dict:
         "created_at": timestamp(message.created_at),
         "reply_to": message.reply_to_seq,
         "edited_at": timestamp(message.edited_at),
+        "forwarded": bool(message.forwarded),
         "status": status,
     }
 

@@ -259,6 +259,9 @@ class Message(models.Model):
     # When its sender last edited its text (broker.services.editing); null if never. Not set by a
     # send: its INSERT leaves the column out (broker.services.send), so it is NULL.
     edited_at = models.DateTimeField(null=True, blank=True)
+    # Sent on from another chat (broker.services.forwarding): shown "Forwarded". The database's own
+    # default too, for statements that leave it out (bench/seed.py's bulk history).
+    forwarded = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

@@ -29,7 +29,8 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
                    kind: str = Message.Kind.TEXT, event: dict | None = None, media: Media | None = None,
                    origin_channel: str | None = None, member_ids: list[int] | None = None,
                    context: selectors.ConversationContext | None = None,
-                   author_membership_id: int | None = None, reply_to_seq: int | None = None) -> Message:
+                   author_membership_id: int | None = None, reply_to_seq: int | None = None,
+                   forwarded: bool = False) -> Message:
     """Store a message under the conversation's next seq. Must run inside a transaction.
 
     The UPDATE takes the conversation's row lock (the database's write lock on SQLite) until
@@ -42,7 +43,8 @@ def append_message(*, conversation_id: int, sender: User | None, text: str = "",
     given: the caller has checked it.
     """
     message = Message(conversation_id=conversation_id, sender=sender, client_id=client_id, kind=kind,
-                      text=text, event=event, media=media, created_at=timezone.now(), reply_to_seq=reply_to_seq)
+                      text=text, event=event, media=media, created_at=timezone.now(), reply_to_seq=reply_to_seq,
+                      forwarded=forwarded)
     _store(message, author_membership_id=author_membership_id,
            members_version=context.members_version if context is not None else None)
     if member_ids is None and context is not None:
@@ -68,7 +70,8 @@ _WATERMARKS_TO_SEQ = (  # never backwards; read_seq <= delivered_seq holds after
 @functools.cache
 def _message_fields() -> list:
     """What a message's INSERT writes, but its seq (which each statement takes its own way)."""
-    names = ("conversation_id", "sender_id", "client_id", "kind", "text", "event", "media", "created_at", "reply_to_seq")
+    names = ("conversation_id", "sender_id", "client_id", "kind", "text", "event", "media", "created_at", "reply_to_seq",
+             "forwarded")
     return [Message._meta.get_field(name) for name in names]
 
 
@@ -302,7 +305,7 @@ def _check_not_blocked(context: selectors.ConversationContext) -> None:
 
 def send_message(*, sender: User, conversation_id: object, client_id: object, text: object = None,
                  media_id: object = None, origin_channel: str | None = None,
-                 device_id: int | None = None, reply_to: object = None) -> tuple[Message, bool]:
+                 device_id: int | None = None, reply_to: object = None, forwarded: bool = False) -> tuple[Message, bool]:
     """Store a message (text, or media uploaded before with an optional caption) and announce it;
     returns (message, created).
 
@@ -310,14 +313,15 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
     reply never makes a second message. Given the `device_id` it comes from (a websocket's), the
     device must still be logged in (accounts.check_device), or nothing is stored. `reply_to`: the
     seq of the message it quotes, one of a person's the sender can see in the conversation
-    (`_check_reply_target`), checked within the send's own statement.
+    (`_check_reply_target`), checked within the send's own statement. `forwarded`: a copy of a
+    message of another chat (broker.services.forwarding, which has checked it), marked so.
     """
     conversation_id = parse_id(conversation_id, field="conversation")
     client_id = _clean_client_id(client_id)
     text = clean_message_text(text, optional=media_id is not None)
     reply_to = clean_reply_to(reply_to)
 
-    if media_id is None:
+    if media_id is None and not forwarded:  # the hot path: a text typed here
         if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
             return _check_and_store(sender=sender, conversation_id=conversation_id, client_id=client_id, text=text,
                                     origin_channel=origin_channel, device_id=device_id, reply_to=reply_to)
@@ -349,7 +353,7 @@ def send_message(*, sender: User, conversation_id: object, client_id: object, te
                 message = append_message(
                     conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, media=media,
                     origin_channel=origin_channel, context=context, author_membership_id=context.membership_id,
-                    reply_to_seq=reply_to,
+                    reply_to_seq=reply_to, forwarded=forwarded,
                 )
                 _announce_read_by_author(author=sender, conversation_id=conversation_id, seq=message.seq,
                                          read_seq_before=context.read_seq, member_ids=context.member_ids,
@@ -416,7 +420,7 @@ def _store_text_on_driver(*, sender: User, conversation_id: int, client_id: str,
             cursor.close()  # an UPDATE ... RETURNING is complete only once its cursor is done
             # _message_fields()' order; what their get_db_prep_save gives for a text message.
             cursor = driver.execute(sql.qmark(statements["insert"]), [
-                conversation_id, sender.pk, client_id, Message.Kind.TEXT.value, text, None, None, now, reply_to,
+                conversation_id, sender.pk, client_id, Message.Kind.TEXT.value, text, None, None, now, reply_to, False,
                 message.seq])
             message.pk = cursor.fetchone()[0]
             cursor.close()

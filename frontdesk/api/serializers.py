@@ -116,6 +116,18 @@ class MessageSendRequest(serializers.Serializer):
                                                   "for none there, 400 for a system message.")
 
 
+class ForwardSource(serializers.Serializer):
+    conversation = serializers.IntegerField(min_value=1, max_value=2**62, help_text="The chat it is in.")
+    seq = serializers.IntegerField(min_value=1, max_value=2**62, help_text="Its seq there.")
+
+
+class ForwardRequest(serializers.Serializer):
+    client_id = StringField(max_length=64, trim_whitespace=False,
+                            help_text="A string unique per message, as for any send: a retry returns the same copy.")
+    forward = ForwardSource(help_text="The message to send on: a person's message you can see, not a system "
+                                      "notice nor one deleted.")
+
+
 class MessageEditRequest(serializers.Serializer):
     text = StringField(trim_whitespace=False, allow_blank=True,
                                  help_text="The message's new text; for a message with media, its new caption (may "
@@ -189,6 +201,7 @@ class MessageSchema(serializers.Serializer):
     created_at = serializers.DateTimeField()
     reply_to = serializers.IntegerField(allow_null=True, help_text="the seq of the message this one replies to "
                                                                     "(quotes), in the same conversation; null for none")
+    forwarded = serializers.BooleanField(help_text="sent on from another chat (POST conversations/{id}/forward)")
     edited_at = serializers.DateTimeField(allow_null=True, help_text="when its sender last edited its text (PATCH "
                                                                      "conversations/{id}/messages/{seq}); null if never")
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import accounts, conversations, deletion, editing, muting, people, receipts, send
+from broker.services import accounts, conversations, deletion, editing, forwarding, muting, people, receipts, send
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -269,6 +269,24 @@ class MessagesView(APIView):
             sender=request.user, conversation_id=conversation_id, client_id=data["client_id"], text=data.get("text"),
             media_id=data.get("media_id"), reply_to=data.get("reply_to"),
         )
+        if created:
+            return Response(events.message_payload(message), status=status.HTTP_201_CREATED)
+        return Response(events.message_payload(message, status=send.current_status(message)))
+
+
+class ForwardView(APIView):
+    @extend_schema(
+        tags=["messages"], request=s.ForwardRequest, responses={201: s.MessageSchema, 200: s.MessageSchema, **ERRORS},
+        description="Send on to this conversation a message you can see in another (or this one): a new message of "
+                    "yours with its text and media, `forwarded: true`. 201 for a new message; 200 with the earlier "
+                    "one for a client_id sent before. 404 on forward.conversation for a chat you are not in, on "
+                    "forward.seq for no message there you can see; 400 on forward.seq for a system notice or a "
+                    "deleted message. The rest as any send (membership, blocks, limits).",
+    )
+    def post(self, request, conversation_id: int):
+        data = validated(s.ForwardRequest, request.data)
+        message, created = forwarding.forward_message(sender=request.user, conversation_id=conversation_id,
+                                                      client_id=data["client_id"], source=data["forward"])
         if created:
             return Response(events.message_payload(message), status=status.HTTP_201_CREATED)
         return Response(events.message_payload(message, status=send.current_status(message)))

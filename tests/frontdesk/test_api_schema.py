@@ -231,7 +231,7 @@ def test_the_schema_check_refuses_an_error_in_another_shape():
 def test_the_schema_check_refuses_a_timestamp_without_a_timezone():
     message = {
         "id": 1, "conversation": 1, "seq": 1, "sender": 1, "kind": "text", "text": "hi", "event": None, "media": None,
-        "client_id": "c1", "created_at": "2025-01-01T12:00:00", "reply_to": None, "edited_at": None,
+        "client_id": "c1", "created_at": "2025-01-01T12:00:00", "reply_to": None, "edited_at": None, "forwarded": False,
         "status": "sent",
     }
     path = "/api/v1/conversations/{conversation_id}/messages"

@@ -1297,7 +1297,12 @@ function editable(c, m, { own, pending }) {
   return Boolean(m.seq && !pending && mayEdit(c, m, own));
 }
 
-/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, Edit and Delete where allowed. */
+/** A person's message stored here (not pending, not deleted): it can be sent on, also from a group I left. */
+function forwardable(m, { pending }) {
+  return Boolean(m.seq && m.kind === "text" && !pending);
+}
+
+/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, Forward, Edit and Delete where allowed. */
 function messageActions(c, m, entry) {
   const reply = replyable(c, m, entry)
     ? h("button", { type: "button", class: "msg-reply", title: "Reply", "aria-label": "Reply to message", onclick: () => startReply(c, m.seq) },
@@ -1307,9 +1312,66 @@ function messageActions(c, m, entry) {
     ? h("button", { type: "button", class: "msg-edit", title: "Edit", "aria-label": "Edit message", onclick: () => startEdit(c, m.seq) },
       icon("edit", { size: 16 }))
     : null;
+  const forward = forwardable(m, entry)
+    ? h("button", { type: "button", class: "msg-forward", title: "Forward", "aria-label": "Forward message", onclick: () => askForward(c, m.seq) },
+      icon("forward", { size: 16 }))
+    : null;
   const remove = deletable(c, m, entry) ? deleteButton(c, m.seq) : null;
-  if (!reply && !edit && !remove) return null;
-  return h("span", { class: "msg-actions" }, reply, edit, remove);
+  if (!reply && !forward && !edit && !remove) return null;
+  return h("span", { class: "msg-actions" }, reply, forward, edit, remove);
+}
+
+// --- forwarding ------------------------------------------------------------------------------
+
+/** Ask which chats to send the message at `seq` on to (a modal dialog), then forward it to each
+ * (POST conversations/{id}/forward): a copy of mine there, marked "Forwarded". With one chat
+ * chosen, that chat opens, as WhatsApp does; a chat it could not go to says why and stays chosen. */
+function askForward(c, seq) {
+  const opener = document.activeElement;
+  const titleId = `forward-title-${uuid4().slice(0, 8)}`;
+  const list = h("div", { class: "checklist forward-list", role: "group", "aria-label": "Chats" });
+  for (const target of sortedConversations()) {
+    if (target.left) continue;
+    const id = `fw-${target.id}-${uuid4().slice(0, 4)}`;
+    list.append(h("div", { class: "check-row" },
+      h("input", { type: "checkbox", id, value: target.id }),
+      h("label", { for: id }, conversationAvatar(target, { size: "sm" }), h("span", { class: "person-name", text: titleOf(target) }))));
+  }
+  const error = formError();
+  const send = h("button", { type: "submit", class: "button button-primary", text: "Forward" });
+  const form = h("form", { method: "dialog", class: "forward-form", novalidate: true },
+    h("h2", { id: titleId, text: "Forward message to" }), list, error,
+    h("div", { class: "button-row forward-buttons" },
+      h("button", { type: "button", class: "button", text: "Cancel", onclick: () => dialog.close() }), send));
+  const dialog = h("dialog", { class: "forward-dialog", "aria-labelledby": titleId }, form);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (opener && opener.isConnected) opener.focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const chosen = [...list.querySelectorAll("input:checked")];
+    if (!chosen.length) return showError(error, "Choose a chat to forward it to.");
+    send.disabled = true;
+    const failed = [];
+    for (const box of chosen) {
+      const target = state.conversations.get(Number(box.value));
+      try {
+        const copy = await api.post(`conversations/${target.id}/forward`, { client_id: uuid4(), forward: { conversation: c.id, seq } });
+        addMessage(target, copy);
+        box.checked = false;
+      } catch (exc) {
+        failed.push(`${titleOf(target)}: ${errorText(exc)}`);
+      }
+    }
+    send.disabled = false;
+    if (failed.length) return showError(error, `Not forwarded to ${failed.join("; ")}`);
+    dialog.close();
+    if (chosen.length === 1) openConversation(Number(chosen[0].value));
+  });
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 // --- replies ---------------------------------------------------------------------------------
@@ -1580,7 +1642,10 @@ function messageElement(c, m, { own, first, status, pending, quote }) {
     : [m.media ? mediaElement(m.media) : null, m.text ? h("span", { class: "msg-text", text: m.text }) : null];
   const actions = messageActions(c, m, { own, pending });
   const remove = actions && actions.querySelector(".msg-delete");
-  const bubble = h("div", { class: "bubble" }, author, quote ? quoteElement(c, quote) : null, ...content, meta, actions);
+  const forwarded = m.forwarded && m.kind === "text"
+    ? h("div", { class: "msg-forwarded" }, icon("forward", { size: 14 }), h("span", { text: "Forwarded" }))
+    : null;
+  const bubble = h("div", { class: "bubble" }, author, forwarded, quote ? quoteElement(c, quote) : null, ...content, meta, actions);
   const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
   if (remove && c.confirmDelete === m.seq) {
     row.append(h("div", { class: "delete-confirm", role: "group", "aria-label": "Delete this message for everyone?" },
@@ -2686,6 +2751,7 @@ document.addEventListener("visibilitychange", () => {
 
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
+  if (document.querySelector("dialog[open]")) return; // the dialog's own Escape closes it, and only it
   const open = openChat();
   if (open && open.confirmDelete) confirmDelete(open, null, { focus: "trash" });
   else if (open && state.confirmDeleteChat === open.id) askDeleteChat(open, false);
