@@ -527,6 +527,39 @@ def member_history_page(
     return MemberHistoryPage(messages=messages, has_more=has_more, members=members)
 
 
+def search_history(*, user_id: int, conversation_id: int, query: str, before_seq: int | None = None,
+                   limit: int = 20) -> MemberHistoryPage | None:
+    """The messages of the conversation the user can see (as `member_history_page`) whose text, or
+    caption, contains `query` in any case; newest first, below `before_seq` when given. None if
+    they are not in it and it is no group they have left.
+
+    No index serves the match: it reads the conversation's messages newest first, by
+    unique_message_seq, until it has a page, so a search costs what the history it goes through
+    costs (docs/performance.md has no target for it)."""
+    member = Membership.objects.filter(user_id=user_id, conversation_id=conversation_id).first()
+    departure = None
+    if member is None:
+        departure = Departure.objects.filter(user_id=user_id, conversation_id=conversation_id).first()
+        if departure is None:
+            return None
+    found = Message.objects.filter(conversation_id=conversation_id, kind=Message.Kind.TEXT, text__icontains=query,
+                                   seq__gt=(member or departure).joined_after_seq)
+    if departure is not None:
+        found = found.filter(seq__lte=departure.through_seq)
+    if before_seq is not None:
+        found = found.filter(seq__lt=before_seq)
+    page = list(found.order_by("-seq")[:limit + 1])
+    _attach_media(page[:limit])
+    members = _former_members(departure) if departure else list(members_for_statuses(conversation_id=conversation_id))
+    return MemberHistoryPage(messages=page[:limit], has_more=len(page) > limit, members=members)
+
+
+def members_for_statuses(*, conversation_id: int) -> QuerySet[Membership]:
+    """The conversation's members with what a message's status needs (events.Watermarks)."""
+    return Membership.objects.filter(conversation_id=conversation_id).only(
+        "id", "conversation_id", "user_id", "joined_after_seq", "delivered_seq", "read_seq").order_by("id")
+
+
 def behind_conversations_query(*, user_id: int) -> tuple[str, list]:
     """The user's conversations with messages above their delivered watermark, and the groups they
     left or were removed from before receiving everything up to the notice of it (`Departure`): a

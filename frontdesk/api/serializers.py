@@ -150,6 +150,14 @@ class HistoryQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=200, required=False, default=50)
 
 
+class SearchQuery(serializers.Serializer):
+    q = serializers.CharField(max_length=100, help_text="What to look for in the messages' texts and captions, in any "
+                                                        "case (1 to 100 characters, not only spaces).")
+    before_seq = serializers.IntegerField(min_value=1, max_value=2**62, required=False,
+                                          help_text="The next page: matches older than this seq.")
+    limit = serializers.IntegerField(min_value=1, max_value=50, required=False, default=20)
+
+
 # --- Responses (documentation of the shapes built in broker.events and api.payloads) ----------
 class PhotoSchema(serializers.Serializer):
     id = serializers.IntegerField(help_text="the image's media id; a new photo has a new id")

@@ -20,6 +20,7 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/messages", views.MessagesView.as_view(), name="api-messages"),
     path("conversations/<int:conversation_id>/messages/<int:seq>", views.MessageDetailView.as_view(), name="api-message"),
     path("conversations/<int:conversation_id>/mute", views.MuteView.as_view(), name="api-mute"),
+    path("conversations/<int:conversation_id>/search", views.SearchView.as_view(), name="api-search"),
     path("conversations/<int:conversation_id>/forward", views.ForwardView.as_view(), name="api-forward"),
     path("conversations/<int:conversation_id>/read", views.ReadView.as_view(), name="api-read"),
     path("conversations/<int:conversation_id>/delivered", views.DeliveredView.as_view(), name="api-delivered"),

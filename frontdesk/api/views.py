@@ -274,6 +274,29 @@ class MessagesView(APIView):
         return Response(events.message_payload(message, status=send.current_status(message)))
 
 
+class SearchView(APIView):
+    @extend_schema(
+        tags=["messages"],
+        parameters=[OpenApiParameter("q", str, required=True, description="What to look for (1 to 100 characters)."),
+                    OpenApiParameter("before_seq", int, description="The next page: matches older than this seq."),
+                    OpenApiParameter("limit", int, description="At most this many (1 to 50; 20)")],
+        responses={200: s.MessagePageSchema, **ERRORS},
+        description="The messages of the conversation you can see whose text or caption contains q, in any case, "
+                    "newest first, as GET messages gives them (of a group you have left, up to your going); "
+                    "has_more: older ones match too (ask again with before_seq: the last one's seq).",
+    )
+    def get(self, request, conversation_id: int):
+        query = validated(s.SearchQuery, request.query_params)
+        conversation_id = conversation_id_of(conversation_id)
+        page = selectors.search_history(user_id=request.user.pk, conversation_id=conversation_id, query=query["q"],
+                                        before_seq=query.get("before_seq"), limit=query["limit"])
+        if page is None:
+            raise NotFound(f"You are not in conversation {conversation_id}.", field="conversation")
+        watermarks = events.Watermarks(page.members)
+        return Response({"results": [events.message_payload(m, status=watermarks.status_of(m)) for m in page.messages],
+                         "has_more": page.has_more})
+
+
 class ForwardView(APIView):
     @extend_schema(
         tags=["messages"], request=s.ForwardRequest, responses={201: s.MessageSchema, 200: s.MessageSchema, **ERRORS},

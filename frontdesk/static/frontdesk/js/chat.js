@@ -85,6 +85,7 @@ const els = {
   composerNotice: $("composer-notice"),
   sideDrawer: $("side-drawer"),
   infoDrawer: $("info-drawer"),
+  searchDrawer: $("search-drawer"),
   profileButton: $("open-profile"),
   attachPanel: $("attach-panel"),
   replyBar: $("reply-bar"),
@@ -1725,6 +1726,7 @@ async function openConversation(id, { focus = true } = {}) {
   els.welcome.hidden = true;
   els.conversation.hidden = false;
   closeInfo();
+  closeSearch();
   messageNodes.clear();
   clear(els.messagesInner);
   els.input.value = c.draft || "";
@@ -1763,6 +1765,7 @@ function closeConversation() {
   els.conversation.hidden = true;
   els.welcome.hidden = false;
   closeInfo();
+  closeSearch();
   renderChatList();
   const item = c && listItems.get(c.id);
   if (item) item.firstChild.focus();
@@ -2441,6 +2444,101 @@ function devicesSection() {
   return { el: h("div", { class: "drawer-section" }, h("h3", { class: "section-title", text: "Devices" }), list, error), refresh };
 }
 
+// --- searching the open chat -----------------------------------------------------------------
+
+let searchRound = 0; // the newest search asked for: an older one's answer, arriving late, is dropped
+
+/** The panel that searches the open chat's messages (GET conversations/{id}/search): each match with
+ * who wrote it, when, and its text with the words marked; a click goes to it in the chat. */
+function openSearch() {
+  const c = openChat();
+  if (!c) return;
+  if (!els.infoDrawer.hidden) closeInfo();
+  document.body.classList.add("search-open");
+  els.searchDrawer.dataset.conversation = String(c.id);
+  const body = drawerFrame(els.searchDrawer, "Search messages", { onClose: closeSearch, closeLabel: "Close search" });
+  const input = h("input", { type: "search", placeholder: "Search…", autocomplete: "off", maxlength: 100, "aria-label": "Search messages in this chat" });
+  const status = h("p", { class: "search-status muted small", role: "status" });
+  const list = h("ul", { class: "search-results", "aria-label": "Messages found" });
+  const more = h("button", { type: "button", class: "button button-small search-more", text: "Older matches", hidden: true });
+  const ui = { input, status, list, more, before: null };
+  let timer = null;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => runSearch(c, ui), 300);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    clearTimeout(timer);
+    runSearch(c, ui);
+  });
+  more.addEventListener("click", () => runSearch(c, ui, { older: true }));
+  append(body, [h("div", { class: "search-field" }, input), status, list, more]);
+  input.focus();
+}
+
+async function runSearch(c, ui, { older = false } = {}) {
+  const query = ui.input.value.trim();
+  const round = ++searchRound;
+  if (!query) {
+    clear(ui.list);
+    ui.status.textContent = "";
+    ui.more.hidden = true;
+    return;
+  }
+  ui.status.textContent = "Searching…";
+  try {
+    const page = await api.get(`conversations/${c.id}/search`, { q: query, before_seq: older ? ui.before : undefined });
+    if (round !== searchRound || els.searchDrawer.hidden || els.searchDrawer.dataset.conversation !== String(c.id)) return;
+    if (!older) clear(ui.list);
+    for (const m of page.results) ui.list.append(searchResult(c, m, query));
+    ui.before = page.results.length ? page.results[page.results.length - 1].seq : ui.before;
+    ui.more.hidden = !page.has_more;
+    ui.status.textContent = ui.list.children.length ? "" : "No messages found";
+  } catch (exc) {
+    if (round === searchRound) ui.status.textContent = errorText(exc);
+  }
+}
+
+function searchResult(c, m, query) {
+  return h("li", {}, h("button", { type: "button", class: "search-result", onclick: () => {
+    if (window.matchMedia("(max-width: 759px)").matches) closeSearch(); // the panel covers the chat there
+    jumpTo(c, m.seq);
+  } },
+  h("span", { class: "search-result-top" },
+    h("span", { class: "search-result-author", text: m.sender === me.id ? "You" : nameOf(m.sender) }),
+    h("time", { datetime: m.created_at, text: fmt.listTime(m.created_at) })),
+  h("span", { class: "search-result-text" }, marked(snippetOf(m), query))));
+}
+
+/** `text` as nodes, each occurrence of `query` (in any case) in a <mark>: never as HTML. */
+function marked(text, query) {
+  const lower = text.toLowerCase();
+  const wanted = query.toLowerCase();
+  // Lowercasing changes the length of a few letters (İ): then positions would not match, so no marks.
+  if (lower.length !== text.length || !wanted) return [text];
+  const parts = [];
+  let at = 0;
+  for (let found = lower.indexOf(wanted); found !== -1; found = lower.indexOf(wanted, at)) {
+    if (found > at) parts.push(text.slice(at, found));
+    parts.push(h("mark", { text: text.slice(found, found + wanted.length) }));
+    at = found + wanted.length;
+  }
+  parts.push(text.slice(at));
+  return parts;
+}
+
+function closeSearch() {
+  if (els.searchDrawer.hidden) return;
+  const hadFocus = els.searchDrawer.contains(document.activeElement);
+  els.searchDrawer.hidden = true;
+  document.body.classList.remove("search-open");
+  clear(els.searchDrawer);
+  searchRound += 1;
+  if (hadFocus && !$("open-search").closest("[hidden]")) $("open-search").focus();
+}
+
 function closeInfo() {
   const hadFocus = els.infoDrawer.contains(document.activeElement);
   if (hadFocus) $("open-info").focus();
@@ -2453,6 +2551,7 @@ function closeInfo() {
 function openInfo() {
   const c = state.conversations.get(state.openId);
   if (!c) return;
+  closeSearch();
   els.infoDrawer.dataset.conversation = String(c.id);
   document.body.classList.add("info-open");
   renderInfo(c);
@@ -2756,6 +2855,7 @@ document.addEventListener("keydown", (event) => {
   if (open && open.confirmDelete) confirmDelete(open, null, { focus: "trash" });
   else if (open && state.confirmDeleteChat === open.id) askDeleteChat(open, false);
   else if (!els.sideDrawer.hidden) closeSide();
+  else if (!els.searchDrawer.hidden) closeSearch();
   else if (!els.infoDrawer.hidden) closeInfo();
   else if (open && open.editing) cancelEdit(open);
   else if (open && open.replyTo && !els.replyBar.hidden) cancelReply(open);
@@ -2772,6 +2872,7 @@ $("open-new-group").addEventListener("click", openNewGroup);
 els.profileButton.addEventListener("click", openProfile);
 $("back-to-list").addEventListener("click", closeConversation);
 $("open-info").addEventListener("click", () => (els.infoDrawer.hidden ? openInfo() : closeInfo()));
+$("open-search").addEventListener("click", () => (els.searchDrawer.hidden ? openSearch() : closeSearch()));
 
 async function start() {
   hydrateIcons();
