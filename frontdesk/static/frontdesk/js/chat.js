@@ -805,6 +805,7 @@ function onStatus(ev) {
     if (ev.status === "read") c.read_seq = Math.max(c.read_seq, ev.seq);
   }
   renderConversationEverywhere(c);
+  if (shownMessageInfo && shownMessageInfo.c === c) renderMessageInfo();
 }
 
 function onTyping(ev) {
@@ -1318,8 +1319,59 @@ function messageActions(c, m, entry) {
       icon("forward", { size: 16 }))
     : null;
   const remove = deletable(c, m, entry) ? deleteButton(c, m.seq) : null;
-  if (!reply && !forward && !edit && !remove) return null;
-  return h("span", { class: "msg-actions" }, reply, forward, edit, remove);
+  // Who has it, in a group (in a direct chat the ticks say it all).
+  const info = entry.own && c.kind === "group" && m.seq && m.kind === "text" && !entry.pending
+    ? h("button", { type: "button", class: "msg-info", title: "Message info", "aria-label": "Message info", onclick: () => showMessageInfo(c, m.seq) },
+      icon("info", { size: 16 }))
+    : null;
+  if (!reply && !forward && !edit && !remove && !info) return null;
+  return h("span", { class: "msg-actions" }, reply, forward, info, edit, remove);
+}
+
+// --- message info ----------------------------------------------------------------------------
+
+let shownMessageInfo = null; // {c, seq, body}: the open "Message info" dialog, kept up to date by receipts
+
+/** Who of a group has read my message at `seq`, who has it on a device, and who not yet, from the
+ * members' watermarks (docs/protocol.md: message.status), updated live while the dialog is open. */
+function showMessageInfo(c, seq) {
+  const opener = document.activeElement;
+  const titleId = `info-title-${uuid4().slice(0, 8)}`;
+  const body = h("div", { class: "message-info-body" });
+  const dialog = h("dialog", { class: "forward-dialog message-info-dialog", "aria-labelledby": titleId },
+    h("form", { method: "dialog", class: "forward-form" },
+      h("h2", { id: titleId, text: "Message info" }), body,
+      h("div", { class: "button-row forward-buttons" }, h("button", { type: "submit", class: "button", text: "Close" }))));
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    shownMessageInfo = null;
+    if (opener && opener.isConnected) opener.focus();
+  });
+  shownMessageInfo = { c, seq, body };
+  renderMessageInfo();
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+function renderMessageInfo() {
+  if (!shownMessageInfo) return;
+  const { c, seq, body } = shownMessageInfo;
+  const others = c.members.filter((x) => x.user.id !== me.id);
+  const byName = (a, b) => nameOf(a.user.id).localeCompare(nameOf(b.user.id));
+  const groups = [
+    ["Read by", others.filter((x) => x.read_seq >= seq)],
+    ["Delivered to", others.filter((x) => x.read_seq < seq && x.delivered_seq >= seq)],
+    ["Not delivered yet", others.filter((x) => x.delivered_seq < seq)],
+  ];
+  clear(body);
+  for (const [label, people] of groups) {
+    if (!people.length) continue;
+    body.append(h("section", { class: "message-info-group", "aria-label": label },
+      h("h3", { text: `${label} (${people.length})` }),
+      h("ul", {}, people.sort(byName).map((x) => h("li", {}, avatar(nameOf(x.user.id), { id: x.user.id, size: "sm", photo: photoOf(x.user.id) }),
+        h("span", { class: "message-info-name", text: nameOf(x.user.id) }))))));
+  }
+  if (!others.length) body.append(h("p", { class: "muted", text: "Nobody else is in this group." }));
 }
 
 // --- forwarding ------------------------------------------------------------------------------
