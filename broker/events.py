@@ -20,6 +20,7 @@ ERROR = "error"
 SESSION_REVOKED = "session.revoked"
 USER_UPDATED = "user.updated"
 CONVERSATION_MUTED = "conversation.muted"
+CONVERSATION_PINNED = "conversation.pinned"
 CONVERSATION_DELETED = "conversation.deleted"
 
 
@@ -168,6 +169,11 @@ def mute_payload(muted_until: datetime | None, *, now: datetime | None = None) -
 def conversation_muted(*, conversation_id: int, muted_until: datetime | None) -> dict:
     """To the member's own devices: they muted or unmuted the conversation (on one of them)."""
     return {"type": CONVERSATION_MUTED, "conversation": conversation_id, **mute_payload(muted_until)}
+
+
+def conversation_pinned(*, conversation_id: int, pinned_at: datetime | None) -> dict:
+    """To the member's own devices: they pinned (or unpinned: null) the conversation."""
+    return {"type": CONVERSATION_PINNED, "conversation": conversation_id, "pinned_at": timestamp(pinned_at)}
 
 
 def session_revoked() -> dict:

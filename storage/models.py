@@ -142,6 +142,8 @@ class Membership(models.Model):
     # Until when the member's devices stay silent about this chat (broker.services.muting): null when
     # not muted, MUTED_FOR_GOOD when muted until they unmute it.
     muted_until = models.DateTimeField(null=True, blank=True)
+    # When the member pinned the chat to the top of their list (broker.services.pinning); null: not pinned.
+    pinned_at = models.DateTimeField(null=True, blank=True)
 
     MUTED_FOR_GOOD = datetime(9999, 12, 31, tzinfo=UTC)
 

@@ -349,6 +349,10 @@ class ConversationSummary:
         return self.departure.left_at if self.departure else self.conversation.last_activity_at
 
     @property
+    def pinned_at(self) -> datetime | None:
+        return self.membership.pinned_at if self.membership else None
+
+    @property
     def role(self) -> str | None:
         return None if self.departure else self.membership.role
 
@@ -381,7 +385,8 @@ def _hidden_unread(*, through_departure: bool = False) -> Coalesce:
 
 
 def conversation_summaries(*, user: User, conversation_id: int | None = None) -> list[ConversationSummary]:
-    """The user's conversations, newest activity first, with members and last message, in 4 queries
+    """The user's conversations, those they pinned first (latest pinned at the top), then newest activity
+    first, with members and last message, in 4 queries
     (5 when a last message carries media, 6 when the user has left groups): the groups they have
     left among them, as they last saw them, sorted by the notice of their going."""
     own = (Membership.objects.filter(user=user).select_related("conversation")
@@ -420,7 +425,9 @@ def conversation_summaries(*, user: User, conversation_id: int | None = None) ->
                             last_message=last_messages.get(d.conversation_id), hidden_unread=d.hidden_unread)
         for d in departures
     ]
-    summaries.sort(key=lambda s: (s.last_activity_at, s.conversation.pk), reverse=True)
+    # Pinned first, the latest pinned at the top; then the rest by their newest activity.
+    summaries.sort(key=lambda s: (s.pinned_at is not None, s.pinned_at or s.last_activity_at, s.last_activity_at,
+                                  s.conversation.pk), reverse=True)
     return summaries
 
 

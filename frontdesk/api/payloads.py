@@ -49,6 +49,7 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presen
         "photo": None if summary.left else events.photo_payload(conversation.photo_id),
         # A group one has left is never muted: nothing comes from it any more.
         **events.mute_payload(summary.membership.muted_until if summary.membership else None),
+        "pinned_at": events.timestamp(summary.pinned_at),
     }
 
 

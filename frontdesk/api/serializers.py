@@ -257,6 +257,8 @@ class ConversationSchema(serializers.Serializer):
                                                    "(show the other member's user photo)")
     muted = serializers.BooleanField(help_text="You muted it (PUT conversations/{id}/mute): your devices do not "
                                                "notify you of its messages. Never in a group you have left.")
+    pinned_at = serializers.DateTimeField(allow_null=True, help_text="When you pinned it to the top of your list "
+                                                                     "(PUT conversations/{id}/pin); null: not pinned")
     muted_until = serializers.DateTimeField(allow_null=True, help_text="When your mute ends; null when muted until "
                                                                        "you unmute it, or not muted")
 

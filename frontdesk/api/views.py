@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import accounts, conversations, deletion, editing, forwarding, muting, people, receipts, send
+from broker.services import (accounts, conversations, deletion, editing, forwarding, muting, people, pinning, receipts,
+                             send)
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -353,6 +354,22 @@ class MuteView(APIView):
                    description="Unmute the conversation (again, 204 and nothing changes); your other devices are told.")
     def delete(self, request, conversation_id: int):
         muting.unmute(user=request.user, conversation_id=conversation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PinView(APIView):
+    @extend_schema(tags=["conversations"], request=None, responses={200: s.ConversationSchema, **ERRORS},
+                   description="Pin the conversation to the top of your list (again: it stays where it is), on all "
+                               "your devices (conversation.pinned). At most 3 at once: 409 on conversation for a "
+                               "fourth. A group you have left: 403.")
+    def put(self, request, conversation_id: int):
+        pinning.pin(user=request.user, conversation_id=conversation_id)
+        return ConversationsView._one(request, conversation_id)
+
+    @extend_schema(tags=["conversations"], responses={204: None, **ERRORS},
+                   description="Unpin it (again: 204 and nothing changes); your devices are told.")
+    def delete(self, request, conversation_id: int):
+        pinning.unpin(user=request.user, conversation_id=conversation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,7 +1,8 @@
 """Desktop notifications and muted chats in the browser: the chat list offers to turn notifications
 on; once allowed, a message from someone else in a chat I am not looking at shows one (clicking it
 opens the chat); muting a chat (for 8 hours, a week, always) silences it on every device of mine,
-greys its badge and leaves it out of the tab title's count, until I unmute it or the time is up.
+greys its badge and leaves it out of the tab title's count, until I unmute it or the time is up; a
+chat pinned from the same panel heads the list on every device of mine until I unpin it.
 
 The browser's own notifications go to the desktop, out of a test's sight: the page's Notification
 API is replaced (before any script of the page runs) by a recorder that keeps what the page asked
@@ -158,3 +159,33 @@ def test_in_a_group_the_notification_names_the_group_and_the_writer_and_a_mute_f
                token=bob.token())
     expect(alice.page.locator(".chat-item", has_text="Book club")).to_contain_text("or tomorrow")
     assert len(notified(alice)) == 0  # a new page, and nothing since: muted
+
+
+def test_a_chat_pinned_from_its_info_heads_the_list_on_every_device_until_unpinned(people, server):
+    alice = with_notifications(people, "Alice Pinner", "denied")
+    bob, carol = people("Bob First"), people("Carol Later")
+    start_chat(bob, alice)
+    send(bob, "from Bob")
+    start_chat(carol, alice)
+    send(carol, "from Carol")
+    titles = alice.page.locator(".chat-item .chat-item-title")
+    expect(titles).to_have_text(["Carol Later", "Bob First"])
+
+    open_chat(alice, "Bob First")
+    alice.page.get_by_role("button", name="Conversation info").click()
+    alice.page.locator("#info-drawer").get_by_role("button", name="Pin chat").click()
+    expect(alice.page.locator("#info-drawer").get_by_role("button", name="Unpin chat")).to_be_visible()
+    send(carol, "more from Carol")  # newer activity does not move a pinned chat down
+    expect(alice.page.locator(".chat-item", has_text="Carol Later")).to_contain_text("more from Carol")
+    expect(titles).to_have_text(["Bob First", "Carol Later"])
+    expect(alice.page.locator(".chat-item", has_text="Bob First").get_by_role("img", name="Pinned")).to_be_visible()
+    alice.page.reload()
+    alice.wait_until_connected()
+    expect(titles).to_have_text(["Bob First", "Carol Later"])
+
+    # Unpinned on her phone: this page follows at once.
+    [chat] = [c for c in server.api("GET", "conversations", token=alice.token()) if c["title"] == "Bob First"]
+    server.api("DELETE", f"conversations/{chat['id']}/pin", token=alice.token())
+    expect(titles).to_have_text(["Carol Later", "Bob First"])
+    expect(alice.page.get_by_role("img", name="Pinned")).to_have_count(0)
+    assert alice.console_errors == []

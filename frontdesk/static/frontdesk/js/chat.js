@@ -185,6 +185,14 @@ function setMuted(c, { muted, muted_until }) {
   if (left > 0 && left < 2 ** 31 - 1) c.muteEnds = setTimeout(() => renderConversationEverywhere(c, { messages: false }), left + 50);
 }
 
+function onPinned(ev) {
+  const c = state.conversations.get(ev.conversation);
+  if (!c) return;
+  c.pinned_at = ev.pinned_at || null;
+  renderConversationEverywhere(c, { messages: false });
+  if (isOpen(c) && !els.infoDrawer.hidden) refreshInfo(c);
+}
+
 function onMuted(ev) {
   const c = state.conversations.get(ev.conversation);
   if (!c) return;
@@ -272,6 +280,7 @@ function upsertConversation(p) {
   c.read_seq = Math.max(c.read_seq, p.read_seq);
   c.summarized = { read_seq: p.read_seq, last_seq: p.last_seq, hidden: p.last_seq - p.read_seq - p.unread_count };
   setMuted(c, p);
+  c.pinned_at = p.pinned_at || null;
   c.delivered_seq = Math.max(c.delivered_seq, p.delivered_seq);
   if (p.last_message && (!c.last_message || p.last_message.seq >= c.last_message.seq)) c.last_message = p.last_message;
   if (time(p.last_activity_at) > time(c.last_activity_at)) c.last_activity_at = p.last_activity_at;
@@ -881,6 +890,7 @@ function onEvent(ev) {
     case "conversation.deleted": onConversationDeleted(ev.conversation); break;
     case "error": onError(ev); break;
     case "conversation.muted": onMuted(ev); break;
+    case "conversation.pinned": onPinned(ev); break;
     case "session.revoked": leave("/login/"); break;
     default: break;
   }
@@ -937,9 +947,11 @@ async function resync() {
 
 const listItems = new Map(); // conversation id -> li
 
+/** Pinned chats first, the latest pinned at the top (docs/protocol.md), then by newest activity. */
 function sortedConversations() {
   return [...state.conversations.values()]
-    .sort((a, b) => time(b.last_activity_at) - time(a.last_activity_at) || b.id - a.id);
+    .sort((a, b) => Boolean(b.pinned_at) - Boolean(a.pinned_at) || time(b.pinned_at) - time(a.pinned_at)
+      || time(b.last_activity_at) - time(a.last_activity_at) || b.id - a.id);
 }
 
 function typingText(c) {
@@ -1023,6 +1035,7 @@ function renderChatItem(c) {
       h("span", { class: "chat-item-bottom" },
         h("span", { class: "chat-item-preview" }, previewOf(c)),
         muted ? icon("muted", { size: 18, label: "Muted" }) : null,
+        c.pinned_at ? icon("pin", { size: 18, label: "Pinned" }) : null,
         badge)),
   ]);
   return li;
@@ -2645,12 +2658,12 @@ function infoSignature(c) {
   };
   if (c.kind === "direct") {
     const peer = peerOf(c);
-    return JSON.stringify(peer ? [person(peer.id), state.blocked.has(peer.id), Boolean(contactOf(peer.id)), isMuted(c), c.muted_until, Boolean(c.choosingMute)] : null);
+    return JSON.stringify(peer ? [person(peer.id), state.blocked.has(peer.id), Boolean(contactOf(peer.id)), isMuted(c), c.muted_until, Boolean(c.choosingMute), c.pinned_at] : null);
   }
   const admin = c.role === "admin" && !c.left;
   const candidates = admin ? knownPeople(new Set(c.members.map((m) => m.user.id))).map((user) => person(user.id)) : null;
   return JSON.stringify([c.title, (c.photo || {}).id, c.role, c.left, me.display_name, c.members.map((m) => [...person(m.user.id), m.role]), candidates,
-    isMuted(c), c.muted_until, Boolean(c.choosingMute)]);
+    isMuted(c), c.muted_until, Boolean(c.choosingMute), c.pinned_at]);
 }
 
 function refreshInfo(c) {
@@ -2717,6 +2730,10 @@ function muteSection(c, error) {
     section.append(h("button", { type: "button", class: "action-row", dataset: { keep: "mute" },
       onclick: () => { c.choosingMute = true; refreshInfo(c); } }, icon("muted"), "Mute notifications"));
   }
+  // Pinned or not: to the top of my list, on all my devices (at most 3; the server says so).
+  section.append(h("button", { type: "button", class: "action-row", dataset: { keep: "pin" },
+    onclick: () => save(() => (c.pinned_at ? api.delete(`conversations/${c.id}/pin`) : api.put(`conversations/${c.id}/pin`))) },
+  icon("pin"), c.pinned_at ? "Unpin chat" : "Pin chat"));
   return section;
 }
 
