@@ -22,6 +22,7 @@ USER_UPDATED = "user.updated"
 CONVERSATION_MUTED = "conversation.muted"
 CONVERSATION_PINNED = "conversation.pinned"
 CONVERSATION_DELETED = "conversation.deleted"
+MESSAGE_REACTION = "message.reaction"
 
 
 def to_frame(event: dict) -> str:
@@ -109,7 +110,21 @@ def message_payload(message: Message, *, status: str = "sent") -> dict:
         "edited_at": timestamp(message.edited_at),
         "forwarded": bool(message.forwarded),
         "status": status,
+        "reactions": reactions_payload(message.loaded_reactions),
     }
+
+
+def reactions_payload(reactions) -> list[dict]:
+    """A message's reactions as (user id, emoji) pairs, oldest first: one `{emoji, user}` each.
+    Flat rather than grouped by emoji, so a `message.reaction` event (one person's change) updates it
+    by replacing that person's entry; clients group them to show."""
+    return [{"emoji": emoji, "user": user_id} for user_id, emoji in reactions]
+
+
+def message_reaction(*, conversation_id: int, seq: int, user_id: int, emoji: str | None) -> dict:
+    """`user_id` reacted to the message at `seq` with `emoji`, replacing any reaction of theirs to it,
+    or (`emoji` None) took their reaction away."""
+    return {"type": MESSAGE_REACTION, "conversation": conversation_id, "seq": seq, "user": user_id, "emoji": emoji}
 
 
 def media_payload(media: Media) -> dict:

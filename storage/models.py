@@ -265,6 +265,10 @@ class Message(models.Model):
     # default too, for statements that leave it out (bench/seed.py's bulk history).
     forwarded = models.BooleanField(default=False, db_default=False)
 
+    # Not a column: the reactions a selector loaded with the message (storage.selectors.attach_reactions),
+    # as (user id, emoji) pairs, oldest first. A message just sent has none, so its payload needs no query.
+    loaded_reactions: tuple[tuple[int, str], ...] = ()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="unique_message_seq"),
@@ -286,3 +290,21 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.conversation_id}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One person's reaction to a message: a single emoji, one per person per message, replaced when
+    they react again (broker.services.reactions). Gone with the message's content when it is deleted
+    for everyone or taken down."""
+
+    # unique_reaction begins with the message and serves the history page's lookup by message.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="unique_reaction")]
+
+    def __str__(self):
+        return f"{self.emoji} by {self.user_id} on message {self.message_id}"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from storage import sql
-from storage.models import Block, Contact, Conversation, Departure, Device, Media, Membership, Message, User
+from storage.models import Block, Contact, Conversation, Departure, Device, Media, Membership, Message, Reaction, User
 
 
 def user_by_phone(*, phone_number: str) -> User | None:
@@ -433,7 +433,7 @@ def conversation_summaries(*, user: User, conversation_id: int | None = None) ->
 
 def history_page(
     *, membership: Membership, before_seq: int | None = None, after_seq: int | None = None, limit: int = 50,
-    through_seq: int | None = None,
+    through_seq: int | None = None, reactions_until: datetime | None = None,
 ) -> tuple[list[Message], bool]:
     """A page of messages the member may see, in seq order, and whether more lie beyond it.
 
@@ -443,7 +443,8 @@ def history_page(
 
     Hand-written (`raw`): building this query through the ORM took longer than running it on
     1,000,000 stored messages (docs/performance.md, change 44). A page's media, rare, come in a
-    second query, only when there are some.
+    second query, only when there are some; its reactions in another, when it has people's messages
+    (those made after `reactions_until` left out).
     """
     after = membership.joined_after_seq if after_seq is None else max(after_seq, membership.joined_after_seq)
     where, params = ["conversation_id = %s", "seq > %s"], [membership.conversation_id, after]
@@ -462,7 +463,25 @@ def history_page(
     if newest_first:
         page.reverse()
     _attach_media(page)
+    attach_reactions(page, until=reactions_until)
     return page, has_more
+
+
+def attach_reactions(messages: list[Message], *, until: datetime | None = None) -> None:
+    """Load the reactions to these messages (`Message.loaded_reactions`) in one query, asked only if
+    some of them are people's messages: notices and removed messages have none. `until`: leave out
+    those made after it (in a group someone has left, what was done after they went is not theirs)."""
+    ids = [m.pk for m in messages if m.kind == Message.Kind.TEXT]
+    if not ids:
+        return
+    found = Reaction.objects.filter(message_id__in=ids)
+    if until is not None:
+        found = found.filter(created_at__lte=until)
+    by_message: dict[int, list[tuple[int, str]]] = {}
+    for message_id, user_id, emoji in found.order_by("pk").values_list("message_id", "user_id", "emoji"):
+        by_message.setdefault(message_id, []).append((user_id, emoji))
+    for message in messages:
+        message.loaded_reactions = tuple(by_message.get(message.pk, ()))
 
 
 def _attach_media(messages: list[Message]) -> None:
@@ -528,7 +547,7 @@ def member_history_page(
             return None
         former = Membership(conversation_id=conversation_id, user_id=user_id, joined_after_seq=departure.joined_after_seq)
         messages, has_more = history_page(membership=former, before_seq=before_seq, after_seq=after_seq, limit=limit,
-                                          through_seq=departure.through_seq)
+                                          through_seq=departure.through_seq, reactions_until=departure.left_at)
         return MemberHistoryPage(messages=messages, has_more=has_more, members=_former_members(departure))
     messages, has_more = history_page(membership=member, before_seq=before_seq, after_seq=after_seq, limit=limit)
     return MemberHistoryPage(messages=messages, has_more=has_more, members=members)
@@ -588,11 +607,15 @@ def undelivered_messages(*, user: User, batch_size: int = 500) -> Iterator[Messa
     """Every message above the user's delivered watermark, conversation by conversation, in seq
     order; of a conversation they have left, those up to the notice of it."""
     for conversation_id, after, through in sql.rows(*behind_conversations_query(user_id=user.pk)):
+        left_at = None if through is None else (
+            Departure.objects.filter(user=user, conversation_id=conversation_id).values_list("left_at", flat=True).first())
         while True:
             messages = Message.objects.filter(conversation_id=conversation_id, seq__gt=after)
             if through is not None:
                 messages = messages.filter(seq__lte=through)
             batch = list(messages.select_related("media").order_by("seq")[:batch_size])
+            # A backlog's messages may have been reacted to before this device got them.
+            attach_reactions(batch, until=left_at)
             yield from batch
             if len(batch) < batch_size:
                 break

@@ -18,7 +18,7 @@ from broker import signals
 from broker.errors import NotFound
 from broker.services.media import release_media
 from broker.services.send import append_message
-from storage.models import Message
+from storage.models import Message, Reaction
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ def remove_message(message: Message, *, notice_text: str, notice_event: dict, ma
                                                  edited_at=None)
     message.kind, message.text, message.media, message.event = Message.Kind.REMOVED, "", None, mark
     message.edited_at = None
+    # Its reactions go with its content: they were to what it said. Members' devices drop them on
+    # the notice, as they drop its text; no `message.reaction` is sent for each.
+    Reaction.objects.filter(message_id=message.pk).delete()
+    message.loaded_reactions = ()
     # Others holding copies of it drop them too (developer_api: the apps' webhook events).
     signals.message_taken_down.send(sender=Message, message=message)
     notice = append_message(

@@ -134,6 +134,12 @@ class MessageEditRequest(serializers.Serializer):
                                            "be \"\").")
 
 
+class ReactionRequest(serializers.Serializer):
+    # Checked to be one emoji by the service (broker.services.reactions), which the websocket would share.
+    emoji = StringField(trim_whitespace=False, help_text="One emoji, such as \"👍\": your reaction, replacing any "
+                                                         "you had on this message.")
+
+
 class MediaUploadRequest(serializers.Serializer):
     file = serializers.FileField(help_text="The file; its type is decided from its content, not its name.")
     kind = serializers.ChoiceField(choices=["image", "video", "voice", "document"], required=False,
@@ -193,6 +199,11 @@ class MediaSchema(serializers.Serializer):
     thumbnail_url = serializers.CharField(allow_null=True, help_text="images: a small JPEG")
 
 
+class ReactionSchema(serializers.Serializer):
+    emoji = serializers.CharField()
+    user = serializers.IntegerField(help_text="who reacted")
+
+
 class MessageSchema(serializers.Serializer):
     id = serializers.IntegerField()
     conversation = serializers.IntegerField()
@@ -213,6 +224,8 @@ class MessageSchema(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True, help_text="when its sender last edited its text (PATCH "
                                                                      "conversations/{id}/messages/{seq}); null if never")
     status = serializers.ChoiceField(choices=["sent", "delivered", "read"])
+    reactions = ReactionSchema(many=True, help_text="one per person who reacted, oldest first; [] in a message just "
+                                                    "sent and in a conversation's last_message")
 
 
 class MessagePageSchema(serializers.Serializer):

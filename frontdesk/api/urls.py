@@ -19,6 +19,8 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/members/<int:user_id>", views.MemberDetailView.as_view(), name="api-member"),
     path("conversations/<int:conversation_id>/messages", views.MessagesView.as_view(), name="api-messages"),
     path("conversations/<int:conversation_id>/messages/<int:seq>", views.MessageDetailView.as_view(), name="api-message"),
+    path("conversations/<int:conversation_id>/messages/<int:seq>/reaction", views.ReactionView.as_view(),
+         name="api-reaction"),
     path("conversations/<int:conversation_id>/pin", views.PinView.as_view(), name="api-pin"),
     path("conversations/<int:conversation_id>/mute", views.MuteView.as_view(), name="api-mute"),
     path("conversations/<int:conversation_id>/search", views.SearchView.as_view(), name="api-search"),

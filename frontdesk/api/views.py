@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 
 from broker import events
 from broker.errors import NotFound
-from broker.services import (accounts, conversations, deletion, editing, forwarding, muting, people, pinning, receipts,
-                             send)
+from broker.services import (accounts, conversations, deletion, editing, forwarding, muting, people, pinning, reactions,
+                             receipts, send)
 from frontdesk.api import serializers as s
 from frontdesk.api.payloads import contact_payload, conversation_payloads
 from storage import selectors
@@ -272,6 +272,7 @@ class MessagesView(APIView):
         )
         if created:
             return Response(events.message_payload(message), status=status.HTTP_201_CREATED)
+        selectors.attach_reactions([message])  # a retry's message may have some by now
         return Response(events.message_payload(message, status=send.current_status(message)))
 
 
@@ -327,6 +328,7 @@ class MessageDetailView(APIView):
     def patch(self, request, conversation_id: int, seq: int):
         text = validated(s.MessageEditRequest, request.data)["text"]
         message, _ = editing.edit_message(user=request.user, conversation_id=conversation_id, seq=seq, text=text)
+        selectors.attach_reactions([message])
         return Response(events.message_payload(message, status=send.current_status(message)))
 
     @extend_schema(tags=["messages"], responses={204: None, **ERRORS}, operation_id="v1_conversations_message_destroy",
@@ -336,6 +338,24 @@ class MessageDetailView(APIView):
                                "`{action: message_deleted, seq, by}`. Again: 204, nothing changes.")
     def delete(self, request, conversation_id: int, seq: int):
         deletion.delete_for_everyone(user=request.user, conversation_id=conversation_id, seq=seq)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReactionView(APIView):
+    @extend_schema(tags=["messages"], request=s.ReactionRequest, responses={200: s.MessageSchema, **ERRORS},
+                   description="React to a person's message with one emoji, replacing your reaction to it if any: "
+                               "200 with the message and its reactions. Every member's devices are told "
+                               "(message.reaction). 400 on emoji for anything but a single emoji; 403 on seq for a "
+                               "system message or a deleted one; 403 on conversation in a group you have left.")
+    def put(self, request, conversation_id: int, seq: int):
+        emoji = validated(s.ReactionRequest, request.data)["emoji"]
+        message = reactions.react(user=request.user, conversation_id=conversation_id, seq=seq, emoji=emoji)
+        return Response(events.message_payload(message, status=send.current_status(message)))
+
+    @extend_schema(tags=["messages"], responses={204: None, **ERRORS}, operation_id="v1_conversations_reaction_destroy",
+                   description="Take your reaction away (none: 204 and nothing changes); the members are told.")
+    def delete(self, request, conversation_id: int, seq: int):
+        reactions.unreact(user=request.user, conversation_id=conversation_id, seq=seq)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from broker.services import conversations, deletion, editing, moderation, receipts, send
+from broker.services import conversations, deletion, editing, moderation, reactions, receipts, send
 from storage import selectors
 from storage.models import Conversation, Departure, Media
 from tests.factories import UserFactory, direct_conversation, group_conversation, membership, saved_contacts, sent_message
@@ -84,7 +84,7 @@ def test_a_members_page_comes_with_everyones_watermarks_and_outsiders_get_none(c
 
 def test_a_page_loads_its_media_in_one_query_and_only_when_it_has_some(chat, django_assert_num_queries):
     alice, bob, conversation = chat
-    with django_assert_num_queries(2):  # the members, the page
+    with django_assert_num_queries(3):  # the members, the page, its reactions
         plain = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk)
     assert all(m.media_id is None for m in plain.messages)
 
@@ -92,9 +92,27 @@ def test_a_page_loads_its_media_in_one_query_and_only_when_it_has_some(chat, dja
         media = Media.objects.create(uploader=alice, kind="image", mime_type="image/png", size=n + 1,
                                      sha256=f"{n}" * 64, file=f"media/{n}.png")
         send.send_message(sender=alice, conversation_id=conversation.pk, client_id=f"photo-{n}", media_id=media.pk)
-    with django_assert_num_queries(3):  # and the media of both
+    with django_assert_num_queries(4):  # and the media of both
         page = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk)
         assert [(m.media.size, m.media.mime_type) for m in page.messages[-2:]] == [(1, "image/png"), (2, "image/png")]
+
+
+def test_a_page_loads_its_reactions_in_one_query_and_none_without_peoples_messages(chat, django_assert_num_queries):
+    alice, bob, conversation = chat
+    for n, person in enumerate((alice, bob)):
+        reactions.react(user=person, conversation_id=conversation.pk, seq=n + 1, emoji="👍")
+    reactions.react(user=alice, conversation_id=conversation.pk, seq=2, emoji="😂")
+    with django_assert_num_queries(3):  # the members, the page, the reactions of all its messages
+        page = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk)
+    assert [m.loaded_reactions for m in page.messages] == [
+        ((alice.pk, "👍"),), ((bob.pk, "👍"), (alice.pk, "😂")), (), (), ()]
+
+    with django_assert_num_queries(2):  # past the newest: no messages, no reactions asked for
+        assert selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk, after_seq=5).messages == []
+    notice = deletion.delete_for_everyone(user=alice, conversation_id=conversation.pk, seq=5)
+    with django_assert_num_queries(2):  # a removed message and a notice have none to ask for
+        page = selectors.member_history_page(user_id=bob.pk, conversation_id=conversation.pk, after_seq=4)
+    assert [m.seq for m in page.messages] == [5, notice.seq]
 
 
 # --- conversation_summaries ---------------------------------------------------------------------
