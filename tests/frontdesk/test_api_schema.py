@@ -232,7 +232,7 @@ def test_the_schema_check_refuses_a_timestamp_without_a_timezone():
     message = {
         "id": 1, "conversation": 1, "seq": 1, "sender": 1, "kind": "text", "text": "hi", "event": None, "media": None,
         "client_id": "c1", "created_at": "2025-01-01T12:00:00", "reply_to": None, "edited_at": None, "forwarded": False,
-        "status": "sent",
+        "status": "sent", "reactions": [],
     }
     path = "/api/v1/conversations/{conversation_id}/messages"
     assert_matches_schema(JsonResponse({**message, "created_at": "2025-01-01T12:00:00Z"}, status=201), "post", path)
