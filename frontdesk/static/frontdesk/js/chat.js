@@ -19,6 +19,10 @@
 // `message_edited` notice, which is not shown and carries no text: a page holding an older copy of
 // the message (or of a quote of it) fetches it again, and an older copy arriving late does not
 // undo the edit.
+//
+// Reactions: React beside a bubble opens six emojis; a click reacts (PUT), a click on mine takes it
+// away (DELETE). Each message keeps its `reactions` as the server lists them (history), changed in
+// place by `message.reaction` events; a chip under the bubble groups them by emoji.
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
@@ -246,7 +250,7 @@ function upsertConversation(p) {
   let c = state.conversations.get(p.id);
   if (!c) {
     c = {
-      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Map(), deleteErrors: new Map(),
+      id: p.id, msgs: new Map(), pending: new Map(), typing: new Map(), removed: new Map(), deleteErrors: new Map(), reactingTo: null, reactionErrors: new Map(),
       held: p.delivered_seq, ackSent: p.delivered_seq, readSent: p.read_seq,
       last_seq: 0, read_seq: 0, delivered_seq: 0, last_message: null, last_activity_at: null,
       loaded: false, hasMoreBefore: true, left: false, draft: drafts.get(p.id), staged: null, members: [],
@@ -359,7 +363,7 @@ function addMessage(c, m) {
   // Taken down is for good: a copy from before (a history page asked for before the notice came,
   // a late live event) does not bring it back.
   if (m.kind === "removed") c.removed.set(m.seq, m.event);
-  else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null, event: c.removed.get(m.seq) };
+  else if (c.removed.has(m.seq)) m = { ...m, kind: "removed", text: "", media: null, event: c.removed.get(m.seq), reactions: [] };
   // So is an edit: a copy from before it (a late live event, an older page) keeps the edited text.
   if (existing && editedLater(existing, m)) m = { ...m, text: existing.text, edited_at: existing.edited_at };
   c.msgs.set(m.seq, existing ? { ...m, status: maxStatus(existing.status, m.status) } : m);
@@ -489,7 +493,8 @@ function takeDown(c, notice) {
   if (c.editing && c.editing.seq === notice.seq) stopEditing(c); // nothing left to edit
   const held = c.msgs.get(notice.seq);
   if (!held) return; // not loaded here yet: it comes removed, or addMessage removes it
-  c.msgs.set(notice.seq, { ...held, kind: "removed", text: "", media: null, event: mark });
+  c.msgs.set(notice.seq, { ...held, kind: "removed", text: "", media: null, event: mark, reactions: [] });
+  if (c.reactingTo === notice.seq) c.reactingTo = null;
   if (c.last_message && c.last_message.seq === notice.seq) c.last_message = c.msgs.get(notice.seq);
 }
 
@@ -891,6 +896,7 @@ function onEvent(ev) {
     case "error": onError(ev); break;
     case "conversation.muted": onMuted(ev); break;
     case "conversation.pinned": onPinned(ev); break;
+    case "message.reaction": onReaction(ev); break;
     case "session.revoked": leave("/login/"); break;
     default: break;
   }
@@ -1209,7 +1215,8 @@ function messageItems(c) {
     const quote = quoteFor(c, m);
     if (quote && quote.state === "loading") fetchQuoted(c, m.reply_to);
     const edit = `${m.edited_at || ""}|${mayEdit(c, m, entry.own)}|${c.editing && c.editing.seq === m.seq ? "editing" : ""}`;
-    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}|${edit}`;
+    const reacting = `${reactionsSig(m)}|${c.reactingTo === m.seq}|${(m.seq && c.reactionErrors.get(m.seq)) || ""}`;
+    const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}|${edit}|${reacting}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status,
       seq: m.seq, createdAt: m.created_at, actions: () => messageActions(c, m, entry),
@@ -1317,8 +1324,13 @@ function forwardable(m, { pending }) {
   return Boolean(m.seq && m.kind === "text" && !pending);
 }
 
-/** The buttons beside a bubble (shown on hover or keyboard focus): Reply, Forward, Edit and Delete where allowed. */
+/** The buttons beside a bubble (shown on hover or keyboard focus): React, Reply, Forward, Edit and Delete where allowed. */
 function messageActions(c, m, entry) {
+  // Whoever may reply may react: a person's stored message, in a chat I can still write in.
+  const react = replyable(c, m, entry)
+    ? h("button", { type: "button", class: "msg-react", title: "React", "aria-label": "React to message",
+      "aria-expanded": String(c.reactingTo === m.seq), onclick: () => togglePalette(c, m.seq) }, icon("smile", { size: 16 }))
+    : null;
   const reply = replyable(c, m, entry)
     ? h("button", { type: "button", class: "msg-reply", title: "Reply", "aria-label": "Reply to message", onclick: () => startReply(c, m.seq) },
       icon("reply", { size: 16 }))
@@ -1337,8 +1349,8 @@ function messageActions(c, m, entry) {
     ? h("button", { type: "button", class: "msg-info", title: "Message info", "aria-label": "Message info", onclick: () => showMessageInfo(c, m.seq) },
       icon("info", { size: 16 }))
     : null;
-  if (!reply && !forward && !edit && !remove && !info) return null;
-  return h("span", { class: "msg-actions" }, reply, forward, info, edit, remove);
+  if (!react && !reply && !forward && !edit && !remove && !info) return null;
+  return h("span", { class: "msg-actions" }, react, reply, forward, info, edit, remove);
 }
 
 // --- message info ----------------------------------------------------------------------------
@@ -1438,6 +1450,104 @@ function askForward(c, seq) {
   });
   document.body.append(dialog);
   dialog.showModal();
+}
+
+// --- reactions -------------------------------------------------------------------------------
+
+// The palette's choices, as WhatsApp offers them first; the server takes any single emoji.
+const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+/** A message's reactions (one per person), as the server lists them: oldest first. */
+function reactionsOf(m) {
+  return m.reactions || [];
+}
+
+function reactionsSig(m) {
+  return reactionsOf(m).map((r) => `${r.user}:${r.emoji}`).join(",");
+}
+
+function myReaction(m) {
+  const mine = reactionsOf(m).find((r) => r.user === me.id);
+  return mine ? mine.emoji : null;
+}
+
+/** Open (or close) the palette of reactions under the message at `seq`; one at a time. */
+function togglePalette(c, seq) {
+  c.reactingTo = c.reactingTo === seq ? null : seq;
+  renderMessages(c);
+  if (c.reactingTo !== null) {
+    const first = els.messagesInner.querySelector(`.msg[data-seq="${seq}"] .reaction-palette button`);
+    if (first) first.focus({ preventScroll: true });
+  }
+}
+
+/** React to the message at `seq` with `emoji`, or take my reaction away when it is that one already. */
+async function react(c, seq, emoji) {
+  c.reactingTo = null;
+  const held = c.msgs.get(seq);
+  const removing = held && myReaction(held) === emoji;
+  try {
+    if (removing) {
+      await api.delete(`conversations/${c.id}/messages/${seq}/reaction`);
+      setReaction(c, seq, me.id, null);
+    } else {
+      const message = await api.put(`conversations/${c.id}/messages/${seq}/reaction`, { emoji });
+      const now = c.msgs.get(seq);
+      if (now) c.msgs.set(seq, { ...now, reactions: message.reactions });
+    }
+    c.reactionErrors.delete(seq);
+  } catch (exc) {
+    c.reactionErrors.set(seq, exc.message || "The reaction could not be sent.");
+  }
+  renderMessages(c);
+}
+
+/** `message.reaction`: someone (perhaps me, on another device) reacted, or took theirs away. */
+function onReaction(ev) {
+  const c = state.conversations.get(ev.conversation);
+  if (!c) return;
+  if (setReaction(c, ev.seq, ev.user, ev.emoji)) renderMessages(c);
+}
+
+/** Put `user`'s reaction to the message at `seq` (null: none); a message not held here has its
+ * reactions in the history when it is loaded. Whether anything changed. */
+function setReaction(c, seq, user, emoji) {
+  const held = c.msgs.get(seq);
+  if (!held || held.kind !== "text") return false;
+  const reactions = reactionsOf(held);
+  const at = reactions.findIndex((r) => r.user === user);
+  if (at >= 0 ? reactions[at].emoji === emoji : emoji === null) return false;
+  const next = reactions.filter((r) => r.user !== user);
+  if (emoji !== null) {
+    if (at >= 0) next.splice(at, 0, { emoji, user }); // replaced in its place, as the server keeps it
+    else next.push({ emoji, user });
+  }
+  c.msgs.set(seq, { ...held, reactions: next });
+  return true;
+}
+
+/** The chip under a bubble: each emoji once, in the order first used, and how many reacted; who
+ * reacted with what in its title and label. */
+function reactionChip(m) {
+  const reactions = reactionsOf(m);
+  if (!reactions.length || m.kind !== "text") return null;
+  const byEmoji = new Map();
+  for (const r of reactions) byEmoji.set(r.emoji, [...(byEmoji.get(r.emoji) || []), nameOf(r.user)]);
+  const who = [...byEmoji].map(([emoji, names]) => `${emoji} ${names.join(", ")}`).join("; ");
+  return h("div", { class: "msg-reactions", role: "img", title: who, "aria-label": `Reactions: ${who}` },
+    h("span", { class: "msg-reactions-emojis", text: [...byEmoji.keys()].join("") }),
+    h("span", { class: "msg-reactions-count", text: String(reactions.length) }));
+}
+
+function reactionPalette(c, m) {
+  const mine = myReaction(m);
+  return h("div", { class: "reaction-palette", role: "group", "aria-label": "Choose a reaction" },
+    REACTIONS.map((emoji) => h("button", {
+      type: "button", class: `reaction-choice${emoji === mine ? " reaction-mine" : ""}`, text: emoji,
+      title: emoji === mine ? "Remove your reaction" : `React with ${emoji}`,
+      "aria-label": emoji === mine ? `Remove your reaction ${emoji}` : `React with ${emoji}`,
+      "aria-pressed": String(emoji === mine), onclick: () => react(c, m.seq, emoji),
+    })));
 }
 
 // --- replies ---------------------------------------------------------------------------------
@@ -1712,7 +1822,8 @@ function messageElement(c, m, { own, first, status, pending, quote }) {
     ? h("div", { class: "msg-forwarded" }, icon("forward", { size: 14 }), h("span", { text: "Forwarded" }))
     : null;
   const bubble = h("div", { class: "bubble" }, author, forwarded, quote ? quoteElement(c, quote) : null, ...content, meta, actions);
-  const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } }, bubble);
+  const row = h("div", { class: classes.join(" "), dataset: { seq: m.seq ?? "", clientId: m.client_id || "", status: own ? status : "" } },
+    bubble, reactionChip(m), actions && actions.querySelector(".msg-react") && c.reactingTo === m.seq ? reactionPalette(c, m) : null);
   if (remove && c.confirmDelete === m.seq) {
     row.append(h("div", { class: "delete-confirm", role: "group", "aria-label": "Delete this message for everyone?" },
       h("span", { text: "Delete for everyone?" }),
@@ -1721,6 +1832,8 @@ function messageElement(c, m, { own, first, status, pending, quote }) {
   }
   const deleteError = m.seq ? c.deleteErrors.get(m.seq) : null;
   if (deleteError) row.append(h("div", { class: "msg-failed-note", role: "alert" }, h("span", { class: "msg-failed-reason", text: deleteError })));
+  const reactionError = m.seq ? c.reactionErrors.get(m.seq) : null;
+  if (reactionError) row.append(h("div", { class: "msg-failed-note", role: "alert" }, h("span", { class: "msg-failed-reason", text: reactionError })));
   if (status === "failed" && pending) {
     row.append(h("div", { class: "msg-failed-note" },
       h("span", { class: "msg-failed-reason", text: pending.error || "Not sent." }),
