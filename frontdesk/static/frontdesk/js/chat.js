@@ -1215,7 +1215,8 @@ function messageItems(c) {
     const quote = quoteFor(c, m);
     if (quote && quote.state === "loading") fetchQuoted(c, m.reply_to);
     const edit = `${m.edited_at || ""}|${mayEdit(c, m, entry.own)}|${c.editing && c.editing.seq === m.seq ? "editing" : ""}`;
-    const reacting = `${reactionsSig(m)}|${c.reactingTo === m.seq}|${(m.seq && c.reactionErrors.get(m.seq)) || ""}`;
+    // Pending (no seq yet) and stored alike when nothing is open on it, so that a message of mine keeps its row (retick).
+    const reacting = `${reactionsSig(m)}|${Boolean(m.seq) && c.reactingTo === m.seq}|${(m.seq && c.reactionErrors.get(m.seq)) || ""}`;
     const shape = `${first}|${m.kind}|${m.kind !== "system" && c.kind === "group" && !entry.own ? nameOf(m.sender) : ""}|${removal}|${deleting}|${!entry.own && deletable(c, m, entry)}|${canReply(c)}|${quote ? quote.sig : ""}|${edit}|${reacting}`;
     items.push({
       key, sig: `${status}|${m.seq}|${shape}`, shape, status,
