@@ -576,6 +576,7 @@ def search_history(*, user_id: int, conversation_id: int, query: str, before_seq
         found = found.filter(seq__lt=before_seq)
     page = list(found.order_by("-seq")[:limit + 1])
     _attach_media(page[:limit])
+    attach_reactions(page[:limit], until=departure.left_at if departure else None)
     members = _former_members(departure) if departure else list(members_for_statuses(conversation_id=conversation_id))
     return MemberHistoryPage(messages=page[:limit], has_more=len(page) > limit, members=members)
 

@@ -4,7 +4,7 @@ of before one joined, of after one left, nor what was deleted."""
 
 import pytest
 
-from broker.services import conversations, deletion
+from broker.services import conversations, deletion, reactions
 from broker.services import media as media_service
 from broker.services.send import send_message
 from tests import media_samples as samples
@@ -88,3 +88,15 @@ def test_a_search_that_is_not_one_is_refused_naming_the_field(query):
     expected = "q" if set(query) <= {"q"} else next(k for k in query if k != "q")
     assert (response.status_code, response.json()["error"]["code"], response.json()["error"]["field"]) == (
         400, "invalid", expected)
+
+
+def test_a_match_carries_its_reactions_as_history_does():
+    alice, alice_token = user_with_token()
+    bob, _ = user_with_token()
+    chat = direct_conversation(alice, bob)
+    party = sent_message(alice, chat, "party at mine")
+    reactions.react(user=bob, conversation_id=chat.pk, seq=party.seq, emoji="🎉")
+
+    [match] = search(alice_token, chat.pk, q="party").json()["results"]
+
+    assert match["reactions"] == [{"emoji": "🎉", "user": bob.pk}]
