@@ -38,6 +38,7 @@ def conversation_payload(summary: ConversationSummary, *, viewer_id: int, presen
             {
                 "user": events.user_payload(m.user),
                 "role": m.role,
+                "joined_after_seq": m.joined_after_seq,
                 "delivered_seq": m.delivered_seq,
                 "read_seq": m.read_seq,
                 "online": presence_seen.get(m.user_id),

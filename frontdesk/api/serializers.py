@@ -242,6 +242,8 @@ class ContactSchema(serializers.Serializer):
 class MemberSchema(serializers.Serializer):
     user = UserSchema()
     role = serializers.ChoiceField(choices=["admin", "member"])
+    joined_after_seq = serializers.IntegerField(help_text="Their history starts after this seq: someone added later "
+                                                          "has none of what came before (0 for a founding member)")
     delivered_seq = serializers.IntegerField()
     read_seq = serializers.IntegerField()
     online = serializers.BooleanField(

@@ -18,6 +18,14 @@ def test_message_info_names_who_read_who_received_and_who_not_yet_live(people, s
     send(alice, "Meeting at 3")
     expect(bubble(carol.page, "Meeting at 3")).to_have_count(1)
 
+    # Erin, added after it, never had it: she is in none of its lists.
+    erin = people("Erin Newcomer", register=False).register_by_api()
+    server.api("POST", "contacts", {"phone_number": erin.phone}, token=alice.token())
+    [team] = server.api("GET", "conversations", token=alice.token())
+    erin_id = server.api("GET", "me", token=erin.token())["id"]
+    server.api("POST", f"conversations/{team['id']}/members", {"user_ids": [erin_id]}, token=alice.token())
+    expect(alice.page.locator("#messages .msg-system", has_text="Erin Newcomer")).to_have_count(1)
+
     mine = bubble(alice.page, "Meeting at 3")
     mine.hover()
     mine.get_by_role("button", name="Message info").click()
@@ -26,6 +34,7 @@ def test_message_info_names_who_read_who_received_and_who_not_yet_live(people, s
     expect(dialog.get_by_role("region", name="Delivered to")).to_contain_text("Bob Busy")  # his page holds it
     expect(dialog.get_by_role("region", name="Not delivered yet")).to_contain_text("Dave Offline")
 
+    expect(dialog).not_to_contain_text("Erin Newcomer")
     open_chat(bob, "Team")  # he reads it: the open dialog follows
     read_by = dialog.get_by_role("region", name="Read by")
     expect(read_by.get_by_role("heading")).to_have_text("Read by (2)")

@@ -1382,7 +1382,8 @@ function showMessageInfo(c, seq) {
 function renderMessageInfo() {
   if (!shownMessageInfo) return;
   const { c, seq, body } = shownMessageInfo;
-  const others = c.members.filter((x) => x.user.id !== me.id);
+  // Those it was sent to: not someone added since, whose history starts after it.
+  const others = c.members.filter((x) => x.user.id !== me.id && (x.joined_after_seq || 0) < seq);
   const byName = (a, b) => nameOf(a.user.id).localeCompare(nameOf(b.user.id));
   const groups = [
     ["Read by", others.filter((x) => x.read_seq >= seq)],
@@ -2815,8 +2816,8 @@ function renderInfo(c) {
 
 const MUTE_CHOICES = [["8 hours", 8 * 3600], ["1 week", 7 * 24 * 3600], ["Always", null]];
 
-/** Mute notifications of the chat (for 8 hours, a week, or until unmuted), or unmute them. */
-function muteSection(c, error) {
+/** Mute notifications of the chat (for 8 hours, a week, or until unmuted) or unmute them; pin it or unpin it. */
+function preferencesSection(c, error) {
   const muted = isMuted(c);
   const save = async (request) => {
     error.hidden = true;
@@ -2880,7 +2881,7 @@ function buildInfo(c) {
         h("h3", { text: nameOf(peer.id) }), businessBadge(peer.id),
         h("p", { class: "muted", text: isBusiness(peer.id) ? "Business account" : peer.phone_number })),
       peer.about ? h("div", { class: "drawer-section" }, h("h4", { class: "section-title", text: "About" }), h("p", { text: peer.about })) : null,
-      muteSection(c, error), actions, error,
+      preferencesSection(c, error), actions, error,
     ]);
     return;
   }
@@ -2936,7 +2937,7 @@ function buildInfo(c) {
     });
     sections.push(form);
   }
-  if (!c.left) sections.push(muteSection(c, error));
+  if (!c.left) sections.push(preferencesSection(c, error));
   if (!c.left) {
     sections.push(h("div", { class: "drawer-section actions" },
       h("button", { type: "button", class: "action-row danger", dataset: { keep: "exit-group" }, onclick: async () => {
