@@ -189,18 +189,11 @@ function setMuted(c, { muted, muted_until }) {
   if (left > 0 && left < 2 ** 31 - 1) c.muteEnds = setTimeout(() => renderConversationEverywhere(c, { messages: false }), left + 50);
 }
 
-function onPinned(ev) {
+/** `conversation.muted` or `conversation.pinned`: a setting of mine changed on some device. */
+function onOwnSetting(ev, apply) {
   const c = state.conversations.get(ev.conversation);
   if (!c) return;
-  c.pinned_at = ev.pinned_at || null;
-  renderConversationEverywhere(c, { messages: false });
-  if (isOpen(c) && !els.infoDrawer.hidden) refreshInfo(c);
-}
-
-function onMuted(ev) {
-  const c = state.conversations.get(ev.conversation);
-  if (!c) return;
-  setMuted(c, ev);
+  apply(c);
   renderConversationEverywhere(c, { messages: false });
   if (isOpen(c) && !els.infoDrawer.hidden) refreshInfo(c);
 }
@@ -894,8 +887,8 @@ function onEvent(ev) {
     case "user.updated": onUserUpdated(ev.user); break;
     case "conversation.deleted": onConversationDeleted(ev.conversation); break;
     case "error": onError(ev); break;
-    case "conversation.muted": onMuted(ev); break;
-    case "conversation.pinned": onPinned(ev); break;
+    case "conversation.muted": onOwnSetting(ev, (c) => setMuted(c, ev)); break;
+    case "conversation.pinned": onOwnSetting(ev, (c) => { c.pinned_at = ev.pinned_at || null; }); break;
     case "message.reaction": onReaction(ev); break;
     case "session.revoked": leave("/login/"); break;
     default: break;
@@ -1361,22 +1354,30 @@ let shownMessageInfo = null; // {c, seq, body}: the open "Message info" dialog, 
 /** Who of a group has read my message at `seq`, who has it on a device, and who not yet, from the
  * members' watermarks (docs/protocol.md: message.status), updated live while the dialog is open. */
 function showMessageInfo(c, seq) {
-  const opener = document.activeElement;
-  const titleId = `info-title-${uuid4().slice(0, 8)}`;
   const body = h("div", { class: "message-info-body" });
-  const dialog = h("dialog", { class: "forward-dialog message-info-dialog", "aria-labelledby": titleId },
-    h("form", { method: "dialog", class: "forward-form" },
-      h("h2", { id: titleId, text: "Message info" }), body,
-      h("div", { class: "button-row forward-buttons" }, h("button", { type: "submit", class: "button", text: "Close" }))));
-  dialog.addEventListener("close", () => {
-    dialog.remove();
-    shownMessageInfo = null;
-    if (opener && opener.isConnected) opener.focus();
-  });
   shownMessageInfo = { c, seq, body };
   renderMessageInfo();
+  modal("Message info", { onClose: () => { shownMessageInfo = null; } }, () => [
+    body, h("div", { class: "button-row forward-buttons" }, h("button", { type: "submit", class: "button", text: "Close" }))]);
+}
+
+/** A modal dialog titled `title`, its form's contents made by `build(dialog)`; Escape or a submit
+ * without preventDefault closes it. Gone when closed, the focus back where it was. */
+function modal(title, { onClose = null, form = {} } = {}, build) {
+  const opener = document.activeElement;
+  const titleId = `dialog-title-${uuid4().slice(0, 8)}`;
+  const dialog = h("dialog", { class: "forward-dialog", "aria-labelledby": titleId });
+  const content = h("form", { method: "dialog", class: "forward-form", ...form }, h("h2", { id: titleId, text: title }));
+  append(content, build(dialog));
+  dialog.append(content);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (onClose) onClose();
+    if (opener && opener.isConnected) opener.focus();
+  });
   document.body.append(dialog);
   dialog.showModal();
+  return dialog;
 }
 
 function renderMessageInfo() {
@@ -1407,8 +1408,6 @@ function renderMessageInfo() {
  * (POST conversations/{id}/forward): a copy of mine there, marked "Forwarded". With one chat
  * chosen, that chat opens, as WhatsApp does; a chat it could not go to says why and stays chosen. */
 function askForward(c, seq) {
-  const opener = document.activeElement;
-  const titleId = `forward-title-${uuid4().slice(0, 8)}`;
   const list = h("div", { class: "checklist forward-list", role: "group", "aria-label": "Chats" });
   for (const target of sortedConversations()) {
     if (target.left) continue;
@@ -1419,15 +1418,10 @@ function askForward(c, seq) {
   }
   const error = formError();
   const send = h("button", { type: "submit", class: "button button-primary", text: "Forward" });
-  const form = h("form", { method: "dialog", class: "forward-form", novalidate: true },
-    h("h2", { id: titleId, text: "Forward message to" }), list, error,
+  const dialog = modal("Forward message to", { form: { novalidate: true } }, (opened) => [list, error,
     h("div", { class: "button-row forward-buttons" },
-      h("button", { type: "button", class: "button", text: "Cancel", onclick: () => dialog.close() }), send));
-  const dialog = h("dialog", { class: "forward-dialog", "aria-labelledby": titleId }, form);
-  dialog.addEventListener("close", () => {
-    dialog.remove();
-    if (opener && opener.isConnected) opener.focus();
-  });
+      h("button", { type: "button", class: "button", text: "Cancel", onclick: () => opened.close() }), send)]);
+  const form = dialog.querySelector("form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.hidden = true;
@@ -1450,8 +1444,6 @@ function askForward(c, seq) {
     dialog.close();
     if (chosen.length === 1) openConversation(Number(chosen[0].value));
   });
-  document.body.append(dialog);
-  dialog.showModal();
 }
 
 // --- reactions -------------------------------------------------------------------------------
